@@ -1,0 +1,200 @@
+"""Image preprocessing, defined once for training and for the device.
+
+The device side is numpy + Pillow only. Training (train/) decodes images with
+the same ``load_image`` and resizes with ``tf.image.resize(..., "bilinear")``;
+``resize`` here reproduces that op in numpy (half-pixel centres, no
+antialiasing), which matches TensorFlow to about 0.004/255 per pixel. Tests in
+tests/test_preprocess_parity.py prove it on real photos.
+
+Why not Pillow's resize: Pillow's BILINEAR antialiases when downscaling and
+differs from tf.image.resize by up to 106/255 on 500 -> 160 px photos, a
+silent accuracy killer. Why not antialias=True in TF: still 4/255 off Pillow.
+"""
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Union
+
+import numpy as np
+
+from .errors import ImageError
+
+if TYPE_CHECKING:  # Pillow is imported lazily: a tensor-only caller never pays for it
+    from PIL import Image as PILImage
+
+    from .manifest import Manifest
+
+# 50 megapixels: larger than any camera frame a Pi sees, far smaller than a
+# decompression bomb (Pillow's own warning starts at 89 MP, its error at 179 MP).
+DEFAULT_MAX_PIXELS = 50_000_000
+
+ImageSource = Union[str, os.PathLike, bytes, "PILImage.Image", np.ndarray]
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+
+
+def load_image(source: ImageSource, channels: int = 3, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode an image to a uint8 array of shape (H, W, channels), RGB order.
+
+    Args:
+        source: a path, encoded bytes, a PIL image, or a uint8 numpy array of
+            shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4).
+        channels: 3 for RGB, 1 for grayscale.
+        max_pixels: refuse images with more pixels than this (decompression bombs).
+
+    Returns:
+        ``np.ndarray`` of dtype uint8 and shape (H, W, channels).
+
+    Raises:
+        ImageError: the file is missing, empty, corrupt, truncated, not an
+            image, or larger than ``max_pixels``.
+    """
+    if isinstance(source, np.ndarray):
+        return _from_array(source, channels)
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    name = "<bytes>"
+    if isinstance(source, (str, os.PathLike)):
+        name = str(source)
+        p = Path(source)
+        if not p.exists():
+            raise ImageError(f"image not found: {name}")
+        if p.is_dir():
+            raise ImageError(f"expected an image file, got a directory: {name}")
+        if p.stat().st_size == 0:
+            raise ImageError(f"image file is empty (0 bytes): {name}")
+        data = p.read_bytes()
+    elif isinstance(source, bytes):
+        if not source:
+            raise ImageError("image data is empty (0 bytes)")
+        data = source
+    elif isinstance(source, Image.Image):
+        img = source
+        data = None
+    else:
+        raise ImageError(f"cannot read an image from {type(source).__name__}; expected a path, bytes, PIL image or uint8 array")
+
+    try:
+        if data is not None:
+            img = Image.open(io.BytesIO(data))
+        w, h = img.size
+        if w * h > max_pixels:
+            raise ImageError(f"image has {w}x{h} = {w * h} pixels, more than the limit of {max_pixels}: {name}")
+        img.load()  # decode now so truncation surfaces here, not later
+        img = ImageOps.exif_transpose(img)  # the photo as the camera meant it
+        return _to_channels(img, channels)
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageError(f"not a recognised image file: {name}") from None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise ImageError(f"corrupt or truncated image {name}: {exc}") from None
+
+
+def _to_channels(img: "PILImage.Image", channels: int) -> np.ndarray:
+    """Convert any Pillow mode to uint8 RGB (or L), the way TF's decoders do."""
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        # 16-bit (or 32-bit int) grayscale: keep the high byte, as libpng's
+        # strip_16 (and so tf.io.decode_png with dtype=uint8) does.
+        a = np.asarray(img).astype(np.int64)
+        if mode == "I" and a.max(initial=0) <= 255:
+            a8 = a.astype(np.uint8)
+        else:
+            a8 = np.clip(a >> 8, 0, 255).astype(np.uint8)
+        arr = a8[..., None]
+        return _from_array(arr, channels)
+    if mode == "F":
+        arr = np.clip(np.asarray(img), 0, 255).astype(np.uint8)[..., None]
+        return _from_array(arr, channels)
+    # Alpha is dropped, not composited, matching tf.io.decode_png(channels=3).
+    target = "L" if channels == 1 else "RGB"
+    if mode in ("RGBA", "LA", "PA") and target == "RGB":
+        img = img.convert("RGBA") if mode != "RGBA" else img
+        return np.ascontiguousarray(np.asarray(img)[..., :3])
+    return _from_array(np.asarray(img.convert(target)), channels)
+
+
+def _from_array(arr: np.ndarray, channels: int) -> np.ndarray:
+    if arr.dtype != np.uint8:
+        raise ImageError(f"image arrays must be uint8 (0..255), got dtype {arr.dtype}")
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4) or arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise ImageError(f"image arrays must have shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got {arr.shape}")
+    if arr.shape[2] == 4:
+        arr = arr[..., :3]
+    if channels == 3 and arr.shape[2] == 1:
+        arr = np.repeat(arr, 3, axis=2)
+    elif channels == 1 and arr.shape[2] == 3:
+        # ITU-R 601-2 luma, as Pillow's convert("L")
+        arr = np.round(arr @ np.array([0.299, 0.587, 0.114])).astype(np.uint8)[..., None]
+    return np.ascontiguousarray(arr)
+
+
+def _bilinear_axis(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    # TensorFlow's HalfPixelScaler: in = (out + 0.5) * scale - 0.5
+    scale = in_size / out_size
+    pos = (np.arange(out_size, dtype=np.float32) + 0.5) * np.float32(scale) - 0.5
+    floor = np.floor(pos)
+    lo = np.clip(floor, 0, in_size - 1).astype(np.intp)
+    hi = np.clip(np.ceil(pos), 0, in_size - 1).astype(np.intp)
+    frac = (pos - floor).astype(np.float32)
+    return lo, hi, frac
+
+
+def resize(image: np.ndarray, height: int, width: int, method: str = "bilinear") -> np.ndarray:
+    """Resize like ``tf.image.resize(image, (height, width), method)`` (antialias off).
+
+    Args:
+        image: array of shape (H, W, C), any numeric dtype.
+        height, width: output size.
+        method: "bilinear" or "nearest".
+
+    Returns:
+        float32 array of shape (height, width, C). Values are not rounded,
+        exactly as TensorFlow returns them.
+    """
+    x = image.astype(np.float32, copy=False)
+    in_h, in_w = x.shape[:2]
+    if method == "nearest":
+        # tf.image.resize "nearest" uses half-pixel centres and floor.
+        # Computed in float32, as TensorFlow does, so ties fall the same way.
+        ys = np.minimum(np.floor((np.arange(height, dtype=np.float32) + 0.5) * np.float32(in_h / height)), in_h - 1).astype(np.intp)
+        xs = np.minimum(np.floor((np.arange(width, dtype=np.float32) + 0.5) * np.float32(in_w / width)), in_w - 1).astype(np.intp)
+        return np.ascontiguousarray(x[ys][:, xs])
+    if method != "bilinear":
+        raise ImageError(f"unknown resize method {method!r}; expected 'bilinear' or 'nearest'")
+    if (in_h, in_w) == (height, width):
+        return x.copy()
+    y0, y1, fy = _bilinear_axis(in_h, height)
+    x0, x1, fx = _bilinear_axis(in_w, width)
+    fx = fx[None, :, None]
+    # Same operation order as TensorFlow's kernel: lerp along x, then along y.
+    top = x[y0]
+    bot = x[y1]
+    top = top[:, x0] + (top[:, x1] - top[:, x0]) * fx
+    bot = bot[:, x0] + (bot[:, x1] - bot[:, x0]) * fx
+    return top + (bot - top) * fy[:, None, None]
+
+
+def normalize(x: np.ndarray, manifest: "Manifest") -> np.ndarray:
+    """Reorder channels and apply the manifest's normalization to 0..255 float pixels."""
+    if manifest.color_order == "BGR" and x.shape[-1] == 3:
+        x = x[..., ::-1]
+    n = manifest.normalization
+    if not n.in_graph:
+        x = (x - np.asarray(n.mean, np.float32)) / np.asarray(n.std, np.float32)
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def preprocess(source: ImageSource, manifest: "Manifest", max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode, resize and normalize one image into a float32 (H, W, C) model input."""
+    img = load_image(source, manifest.input_channels, max_pixels)
+    x = resize(img, manifest.input_height, manifest.input_width, manifest.resize_method)
+    return normalize(x, manifest)
+
+
+def is_image_path(path: Any) -> bool:
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
