@@ -1,0 +1,57 @@
+"""ONNX Runtime, for .onnx files (CPU execution provider)."""
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+
+from ..errors import ModelError
+from .base import BACKENDS, Backend, TensorInfo
+from .onnx_check import read_onnx_metadata
+
+_ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(uint8)": np.uint8, "tensor(int8)": np.int8}
+
+
+def _info(arg) -> TensorInfo:
+    if arg.type not in _ORT_TYPES:
+        raise ModelError(f"unsupported ONNX tensor type {arg.type} for {arg.name}")
+    shape = tuple(d if isinstance(d, int) and d > 0 else -1 for d in arg.shape)
+    return TensorInfo(arg.name, shape, np.dtype(_ORT_TYPES[arg.type]))
+
+
+@BACKENDS.register("onnxruntime")
+class OnnxRuntimeBackend(Backend):
+    name = "onnxruntime"
+    suffixes = (".onnx",)
+    install_hint = "pip install onnxruntime"
+    priority = 10
+
+    @classmethod
+    def available(cls) -> bool:
+        return importlib.util.find_spec("onnxruntime") is not None
+
+    def _open(self) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3  # errors only; warnings about unused initialisers are noise
+        try:
+            self._sess = ort.InferenceSession(str(self.path), sess_options=opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... classes
+            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"onnxruntime could not load {self.path}: {msg}") from None
+        ins, outs = self._sess.get_inputs(), self._sess.get_outputs()
+        if len(ins) != 1 or len(outs) != 1:
+            raise ModelError(f"expected a model with one input and one output, got {len(ins)} and {len(outs)}: {self.path}")
+        self.input, self.output = _info(ins[0]), _info(outs[0])
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        try:
+            return self._sess.run([self.output.name], {self.input.name: batch})[0]
+        except Exception as exc:
+            raise ModelError(f"onnxruntime failed on input {batch.shape}: {str(exc).strip().splitlines()[0]}") from None
+
+    def embedded_metadata(self) -> dict[str, str]:
+        return read_onnx_metadata(self.path)

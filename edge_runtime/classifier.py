@@ -1,0 +1,171 @@
+"""ImageClassifier: images in, probabilities out, on any registered backend.
+
+    from edge_runtime import ImageClassifier
+    clf = ImageClassifier("model.tflite", threads=4)   # manifest read from the file
+    pred = clf.predict("cat.jpg")                      # path, bytes, PIL image or uint8 array
+    pred.label, pred.score, pred.top_k
+
+Quantized (uint8/int8) inputs and outputs are handled here from the model's
+own scale and zero point, so a caller always passes images and gets
+probabilities.
+"""
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from .backends import Backend, backend_for
+from .errors import EdgeDeployError, ManifestError, ModelError
+from .manifest import EMBED_KEY, Manifest, default_manifest
+from .preprocess import DEFAULT_MAX_PIXELS, ImageSource, preprocess
+
+
+@dataclass
+class Prediction:
+    """The answer for one image."""
+
+    label: str
+    score: float
+    index: int
+    top_k: list[tuple[str, float]] = field(default_factory=list)
+    probabilities: np.ndarray | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict:
+        return {"label": self.label, "score": self.score, "top_k": [{"label": lab, "score": s} for lab, s in self.top_k]}
+
+
+def load_manifest_for(model_path: str | os.PathLike, backend: Backend | None = None) -> Manifest | None:
+    """The manifest embedded in a model file, else its sidecar ``MODEL.json``, else None."""
+    path = Path(model_path)
+    if backend is not None:
+        meta = backend.embedded_metadata()
+        if EMBED_KEY in meta:
+            return Manifest.from_json(meta[EMBED_KEY], source=f"manifest embedded in {path.name}")
+    sidecar = path.with_suffix(".json")
+    if sidecar.is_file():
+        return Manifest.from_json(sidecar.read_bytes(), source=str(sidecar))
+    return None
+
+
+class ImageClassifier:
+    """Run an exported image classifier with the preprocessing it was trained with.
+
+    Args:
+        model_path: a ``.tflite`` or ``.onnx`` file exported by edgedeploy (or any
+            single-input, single-output image classifier).
+        threads: CPU threads for the runtime; default all cores.
+        backend: a registered backend name or "auto" (by file type and what is installed).
+        manifest: override the manifest found in the file.
+        xnnpack: use the XNNPACK delegate (TFLite backends).
+        max_pixels: refuse larger images (decompression bombs).
+        top_k: how many (label, score) pairs each prediction carries.
+    """
+
+    def __init__(self, model_path: str | os.PathLike, threads: int | None = None, backend: str = "auto",
+                 manifest: Manifest | None = None, xnnpack: bool = True,
+                 max_pixels: int = DEFAULT_MAX_PIXELS, top_k: int = 5):
+        if not isinstance(top_k, int) or top_k < 1:
+            raise EdgeDeployError(f"Received top_k={top_k!r}, expected an integer >= 1")
+        self.path = Path(model_path)
+        self.backend = backend_for(self.path, backend, threads=threads, xnnpack=xnnpack)
+        self.manifest = manifest or load_manifest_for(self.path, self.backend)
+        self.max_pixels = max_pixels
+        self.top_k = top_k
+        self.manifest_found = self.manifest is not None
+        if self.manifest is None:
+            self.manifest = self._manifest_from_model()
+        self._check_manifest_matches_model()
+
+    # -- construction helpers -------------------------------------------------
+    def _manifest_from_model(self) -> Manifest:
+        shape, classes = self.backend.input.shape, self.backend.output.shape[-1]
+        if len(shape) != 4 or min(shape[1:3]) < 1 or classes < 1:
+            raise ManifestError(f"{self.path.name} has no manifest and its input shape {shape} does not tell the image size")
+        warnings.warn(f"{self.path.name} carries no manifest: using class indices as labels and raw 0..255 RGB input", stacklevel=3)
+        return default_manifest(int(classes), int(shape[1]), int(shape[2]))
+
+    def _check_manifest_matches_model(self) -> None:
+        m, shape = self.manifest, self.backend.input.shape
+        if len(shape) != 4:
+            raise ModelError(f"expected an image model with input (N, H, W, C), got shape {shape}: {self.path}")
+        want = (m.input_height, m.input_width, m.input_channels)
+        got = tuple(shape[1:])
+        if all(g > 0 for g in got) and got != want:
+            raise ModelError(f"model input is {got[0]}x{got[1]}x{got[2]} but its manifest says {want[0]}x{want[1]}x{want[2]}: {self.path}")
+        classes = self.backend.output.shape[-1]
+        if classes > 0 and classes != m.num_classes:
+            raise ModelError(f"model has {classes} outputs but its manifest lists {m.num_classes} labels: {self.path}")
+
+    # -- the tensor path ------------------------------------------------------
+    def quantize_input(self, x: np.ndarray) -> np.ndarray:
+        """float32 model input -> the model's input dtype (scale/zero point if integer)."""
+        info = self.backend.input
+        if info.quantized:
+            lim = np.iinfo(info.dtype)
+            q = np.round(x / np.float32(info.scale) + info.zero_point)
+            return np.clip(q, lim.min, lim.max).astype(info.dtype)
+        return x.astype(info.dtype, copy=False)
+
+    def dequantize_output(self, y: np.ndarray) -> np.ndarray:
+        info = self.backend.output
+        if info.quantized:
+            return (y.astype(np.float32) - info.zero_point) * np.float32(info.scale)
+        return y.astype(np.float32, copy=False)
+
+    def predict_tensor(self, x: np.ndarray, batch_size: int = 32) -> np.ndarray:
+        """Probabilities (N, classes) for already-preprocessed float32 input (N, H, W, C).
+
+        Batches go through in one call where the model's batch dimension is
+        dynamic, and one image at a time where it is fixed.
+        """
+        if x.ndim == 3:
+            x = x[None]
+        step = batch_size if self.backend.dynamic_batch else max(1, self.backend.input.shape[0])
+        outs = [self.dequantize_output(self.backend.run(self.quantize_input(x[i:i + step]))) for i in range(0, len(x), step)]
+        return np.concatenate(outs, axis=0) if outs else np.zeros((0, self.manifest.num_classes), np.float32)
+
+    # -- the image path -------------------------------------------------------
+    def preprocess(self, image: ImageSource) -> np.ndarray:
+        return preprocess(image, self.manifest, self.max_pixels)
+
+    def _prediction(self, probs: np.ndarray) -> Prediction:
+        labels = self.manifest.labels
+        order = np.argsort(-probs, kind="stable")[: self.top_k]
+        top = [(labels[i], float(probs[i])) for i in order]
+        return Prediction(label=top[0][0], score=top[0][1], index=int(order[0]), top_k=top, probabilities=probs)
+
+    def predict(self, image: ImageSource) -> Prediction:
+        """Classify one image (path, bytes, PIL image or uint8 array)."""
+        return self._prediction(self.predict_tensor(self.preprocess(image)[None])[0])
+
+    def predict_batch(self, images: Sequence[ImageSource] | Iterable[ImageSource], batch_size: int = 8) -> list[Prediction]:
+        """Classify many images; they are preprocessed and run ``batch_size`` at a time."""
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise EdgeDeployError(f"Received batch_size={batch_size!r}, expected an integer >= 1")
+        images = list(images)
+        preds: list[Prediction] = []
+        for i in range(0, len(images), batch_size):
+            x = np.stack([self.preprocess(im) for im in images[i:i + batch_size]])
+            preds.extend(self._prediction(p) for p in self.predict_tensor(x, batch_size))
+        return preds
+
+    def describe(self) -> dict:
+        d = self.backend.describe()
+        d.update(model=str(self.path), manifest_found=self.manifest_found, labels=self.manifest.labels)
+        return d
+
+    def __repr__(self) -> str:
+        return f"ImageClassifier({str(self.path)!r}, backend={self.backend.name!r}, threads={self.backend.threads})"
+
+
+def dumps_prediction(path: str, pred: Prediction, latency_ms: float | None = None) -> str:
+    d = {"path": path, **pred.to_dict()}
+    if latency_ms is not None:
+        d["latency_ms"] = round(latency_ms, 3)
+    return json.dumps(d)
