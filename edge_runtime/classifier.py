@@ -65,15 +65,20 @@ class ImageClassifier:
         xnnpack: use the XNNPACK delegate (TFLite backends).
         max_pixels: refuse larger images (decompression bombs).
         top_k: how many (label, score) pairs each prediction carries.
+        probe: "auto" (default), "always" or "never": load an unseen model file
+            in a throwaway process first, so a damaged file that would crash
+            the native runtime raises ModelError instead (backends/probe.py).
     """
 
     def __init__(self, model_path: str | os.PathLike, threads: int | None = None, backend: str = "auto",
                  manifest: Manifest | None = None, xnnpack: bool = True,
-                 max_pixels: int = DEFAULT_MAX_PIXELS, top_k: int = 5):
+                 max_pixels: int = DEFAULT_MAX_PIXELS, top_k: int = 5, probe: str | None = None):
         if not isinstance(top_k, int) or top_k < 1:
             raise EdgeDeployError(f"Received top_k={top_k!r}, expected an integer >= 1")
         self.path = Path(model_path)
-        self.backend = backend_for(self.path, backend, threads=threads, xnnpack=xnnpack)
+        if not isinstance(max_pixels, int) or max_pixels < 1:
+            raise EdgeDeployError(f"Received max_pixels={max_pixels!r}, expected an integer >= 1")
+        self.backend = backend_for(self.path, backend, threads=threads, xnnpack=xnnpack, probe=probe)
         self.manifest = manifest or load_manifest_for(self.path, self.backend)
         self.max_pixels = max_pixels
         self.top_k = top_k
@@ -119,20 +124,56 @@ class ImageClassifier:
         return y.astype(np.float32, copy=False)
 
     def predict_tensor(self, x: np.ndarray, batch_size: int = 32) -> np.ndarray:
-        """Probabilities (N, classes) for already-preprocessed float32 input (N, H, W, C).
+        """Probabilities for already-preprocessed float32 input.
 
-        Batches go through in one call where the model's batch dimension is
-        dynamic, and one image at a time where it is fixed.
+        Batches go through ``batch_size`` at a time where the model's batch
+        dimension is dynamic (the runtime's input is resized), and in chunks of
+        the model's fixed batch where it is not; a short last chunk is padded
+        and the padding dropped from the answer.
+
+        Args:
+            x: float32 array (N, H, W, C), or one image (H, W, C).
+            batch_size: largest batch handed to a dynamic-batch model.
+
+        Returns:
+            float32 array (N, classes).
         """
         if x.ndim == 3:
             x = x[None]
-        step = batch_size if self.backend.dynamic_batch else max(1, self.backend.input.shape[0])
-        outs = [self.dequantize_output(self.backend.run(self.quantize_input(x[i:i + step]))) for i in range(0, len(x), step)]
+        n = len(x)
+        if n == 0:
+            return np.zeros((0, self.manifest.num_classes), np.float32)
+        backend = self.backend
+        if backend.dynamic_batch:
+            step, fixed = max(1, batch_size), 0
+        else:
+            step = fixed = max(1, backend.input.shape[0])
+        if n == step or (n < step and not fixed):  # the common case: one call
+            return self.dequantize_output(backend.run(self.quantize_input(x)))
+        outs = []
+        for i in range(0, n, step):
+            chunk = x[i:i + step]
+            short = step - len(chunk) if fixed else 0
+            if short:
+                chunk = np.concatenate([chunk, np.zeros((short,) + chunk.shape[1:], chunk.dtype)])
+            y = self.dequantize_output(backend.run(self.quantize_input(chunk)))
+            outs.append(y[: len(y) - short] if short else y)
         return np.concatenate(outs, axis=0) if outs else np.zeros((0, self.manifest.num_classes), np.float32)
 
     # -- the image path -------------------------------------------------------
     def preprocess(self, image: ImageSource) -> np.ndarray:
         return preprocess(image, self.manifest, self.max_pixels)
+
+    def prediction(self, probs: np.ndarray) -> Prediction:
+        """Turn one row of probabilities into a ``Prediction`` (label, score, top_k).
+
+        Args:
+            probs: float array (classes,), as one row of ``predict_tensor``.
+
+        Returns:
+            The ``Prediction``; ``top_k`` holds at most ``self.top_k`` pairs.
+        """
+        return self._prediction(probs)
 
     def _prediction(self, probs: np.ndarray) -> Prediction:
         labels = self.manifest.labels

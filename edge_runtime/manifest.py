@@ -88,7 +88,7 @@ class Manifest:
 
     # -- validation ---------------------------------------------------------
     def __post_init__(self) -> None:
-        if not self.labels or not all(isinstance(x, str) for x in self.labels):
+        if not isinstance(self.labels, list) or not self.labels or not all(isinstance(x, str) for x in self.labels):
             raise ManifestError(f"manifest labels must be a non-empty list of strings, got {self.labels!r}")
         for name in ("input_height", "input_width", "input_channels"):
             v = getattr(self, name)

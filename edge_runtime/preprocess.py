@@ -88,8 +88,13 @@ def load_image(source: ImageSource, channels: int = 3, max_pixels: int = DEFAULT
         raise
     except UnidentifiedImageError:
         raise ImageError(f"not a recognised image file: {name}") from None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise ImageError(f"corrupt or truncated image {name}: {exc}") from None
+    except Image.DecompressionBombError as exc:  # Pillow's own cap, checked in open()
+        raise ImageError(f"image has more pixels than allowed, more than the limit of {max_pixels} (a decompression bomb?): {name}: {exc}") from None
+    except MemoryError:
+        raise ImageError(f"image is too large to decode in the memory available: {name}") from None
+    except Exception as exc:  # noqa: BLE001  Pillow's decoders raise many types on damaged files
+        # (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError, ...): all mean "bad image".
+        raise ImageError(f"corrupt or truncated image {name}: {type(exc).__name__}: {exc}") from None
 
 
 def _to_channels(img: "PILImage.Image", channels: int) -> np.ndarray:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import BackendError
+from ..errors import BackendError, ModelError
 from .base import BACKENDS, Backend, TensorInfo
 
 # Importing these modules registers them; each defers its runtime import
@@ -32,7 +32,12 @@ def resolve_backend(model_path: str | Path, name: str = "auto") -> type[Backend]
     Raises:
         BackendError: unknown name, wrong file type, or nothing installed.
     """
-    suffix = Path(model_path).suffix.lower()
+    path = Path(model_path)
+    if not path.exists():
+        raise ModelError(f"model file not found: {path}")
+    if path.is_dir():
+        raise ModelError(f"expected a model file (.tflite or .onnx), got a directory: {path}")
+    suffix = path.suffix.lower()
     if name != "auto":
         cls = BACKENDS.get(name)
         if suffix not in cls.suffixes:

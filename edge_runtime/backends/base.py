@@ -50,13 +50,26 @@ class Backend:
     install_hint: ClassVar[str] = ""
     priority: ClassVar[int] = 100  # lower wins for --backend auto
 
-    def __init__(self, model_path: str | os.PathLike, threads: int | None = None, xnnpack: bool = True):
-        if threads is not None and (not isinstance(threads, int) or threads < 1):
+    def __init__(self, model_path: str | os.PathLike, threads: int | None = None, xnnpack: bool = True,
+                 probe: str | None = None):
+        """Open ``model_path``.
+
+        Args:
+            model_path: the model file.
+            threads: runtime threads (default: all cores).
+            xnnpack: apply the XNNPACK delegate where the runtime has it.
+            probe: "auto", "always" or "never": whether to load the file in a
+                throwaway process first (see ``backends/probe.py``).
+        """
+        if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
             raise EdgeDeployError(f"Received threads={threads!r}, expected an integer >= 1")
         self.path = Path(model_path)
         self.threads = threads or default_threads()
         self.xnnpack = xnnpack
         check_model_file(self.path, self.suffixes)
+        from .probe import probe_model
+
+        self.probed = probe_model(self.path, self.name, self.threads, self.xnnpack, probe)
         self.input: TensorInfo
         self.output: TensorInfo
         self._open()

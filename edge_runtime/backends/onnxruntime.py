@@ -42,16 +42,20 @@ class OnnxRuntimeBackend(Backend):
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... classes
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"onnxruntime could not load {self.path}: {msg}") from None
-        ins, outs = self._sess.get_inputs(), self._sess.get_outputs()
-        if len(ins) != 1 or len(outs) != 1:
-            raise ModelError(f"expected a model with one input and one output, got {len(ins)} and {len(outs)}: {self.path}")
-        self.input, self.output = _info(ins[0]), _info(outs[0])
+        try:  # names and types come from the file: a damaged one can fail to decode
+            ins, outs = self._sess.get_inputs(), self._sess.get_outputs()
+            if len(ins) != 1 or len(outs) != 1:
+                raise ModelError(f"expected a model with one input and one output, got {len(ins)} and {len(outs)}: {self.path}")
+            self.input, self.output = _info(ins[0]), _info(outs[0])
+        except (UnicodeDecodeError, ValueError, RuntimeError) as exc:
+            raise ModelError(f"onnxruntime could not read the inputs/outputs of {self.path}: {exc}") from None
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         try:
             return self._sess.run([self.output.name], {self.input.name: batch})[0]
-        except Exception as exc:
-            raise ModelError(f"onnxruntime failed on input {batch.shape}: {str(exc).strip().splitlines()[0]}") from None
+        except Exception as exc:  # onnxruntime's own Fail/InvalidArgument/RuntimeException classes
+            msg = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ModelError(f"onnxruntime failed to run {self.path.name} on input {tuple(batch.shape)}: {msg[:300]}") from None
 
     def embedded_metadata(self) -> dict[str, str]:
         return read_onnx_metadata(self.path)

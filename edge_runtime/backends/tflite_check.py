@@ -11,7 +11,10 @@ it also serves tflite-runtime installs.
 Schema field ids (tensorflow/lite/schema/schema.fbs):
   Model: 1 operator_codes, 2 subgraphs, 4 buffers, 6 metadata
   SubGraph: 0 tensors, 1 inputs, 2 outputs, 3 operators
-  Tensor: 0 shape, 2 buffer      Operator: 0 opcode_index, 1 inputs, 2 outputs
+  Tensor: 0 shape, 1 type, 2 buffer, 4 quantization, 7 shape_signature
+  QuantizationParameters: 2 scale, 3 zero_point, 6 quantized_dimension
+  OperatorCode: 0 deprecated_builtin_code, 3 builtin_code
+  Operator: 0 opcode_index, 1 inputs, 2 outputs
   Buffer: 0 data, 1 offset, 2 size      Metadata: 0 name, 1 buffer
 """
 from __future__ import annotations
@@ -82,6 +85,18 @@ class _Reader:
             raise ValueError("vector out of bounds")
         return [self.table(self.deref(start + 4 * i)) for i in range(length)]
 
+    def floats(self, tab, idx: int) -> list[float]:
+        start, length = self.vector(tab, idx)
+        if start + 4 * length > self.n:
+            raise ValueError("vector out of bounds")
+        return list(struct.unpack_from(f"<{length}f", self.buf, start)) if length else []
+
+    def longs(self, tab, idx: int) -> list[int]:
+        start, length = self.vector(tab, idx)
+        if start + 8 * length > self.n:
+            raise ValueError("vector out of bounds")
+        return list(struct.unpack_from(f"<{length}q", self.buf, start)) if length else []
+
     def string(self, tab, idx: int) -> str:
         start, length = self.vector(tab, idx)
         return self.buf[start:start + length].decode("utf-8", "replace")
@@ -98,33 +113,102 @@ def _parse(buf: bytes) -> tuple[_Reader, tuple[int, int, int]]:
     return r, r.table(r._u("<I", 0))
 
 
+# TensorType enum -> bytes per element (STRING, RESOURCE, VARIANT, INT4 and
+# INT2 have no fixed size and are not size-checked).
+_TYPE_SIZE = {0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 6: 1, 7: 2, 8: 8, 9: 1, 10: 8, 11: 16, 12: 8, 15: 4, 16: 2, 18: 2}
+_MAX_TYPE = 20
+# Integer types a quantized tensor may have, with their value range.
+_QRANGE = {3: (0, 255), 9: (-128, 127), 7: (-32768, 32767), 2: (-(2**31), 2**31 - 1), 4: (-(2**63), 2**63 - 1),
+           16: (0, 65535), 17: (-8, 7)}
+# Scales outside this range are not produced by any converter; fuzzing found
+# that denormal, zero, negative and huge scales crash LiteRT's kernels.
+_SCALE_MIN, _SCALE_MAX = 1e-20, 1e20
+_MAX_DIM, _MAX_ELEMENTS = 1 << 24, 1 << 31
+
+
+def _check_tensor(r: _Reader, t, n_buffers: int, buffer_sizes: list[int]) -> None:
+    shape = r.ints(t, 0)
+    signature = r.ints(t, 7)
+    ttype = r.scalar(t, 1, "<b")
+    if not 0 <= ttype <= _MAX_TYPE:
+        raise ValueError(f"tensor type {ttype} unknown")
+    if any(d < 0 or d > _MAX_DIM for d in shape) or any(d < -1 or d > _MAX_DIM for d in signature):
+        raise ValueError(f"tensor shape {shape} / signature {signature} out of range")
+    if signature and len(signature) != len(shape):
+        raise ValueError("tensor shape_signature rank differs from its shape")
+    elements = 1
+    for d in shape:
+        elements *= d
+    if elements > _MAX_ELEMENTS:
+        raise ValueError(f"tensor of {elements} elements is too large")
+    b = r.scalar(t, 2, "<I")
+    if b >= max(n_buffers, 1):
+        raise ValueError("tensor buffer index out of range")
+    if b and n_buffers and buffer_sizes[b] and ttype in _TYPE_SIZE and buffer_sizes[b] != elements * _TYPE_SIZE[ttype]:
+        raise ValueError(f"constant tensor of shape {shape} does not match its buffer of {buffer_sizes[b]} bytes")
+    qp = r.field(t, 4)
+    if qp is None:
+        return
+    q = r.table(r.deref(qp))
+    scales = r.floats(q, 2)
+    zeros = r.longs(q, 3)
+    if not scales and not zeros:
+        return
+    if any(not (_SCALE_MIN <= s <= _SCALE_MAX) for s in scales):  # also rejects NaN
+        raise ValueError(f"quantization scale out of range: {scales[:4]}")
+    if zeros and len(zeros) != len(scales):
+        raise ValueError("quantization has different numbers of scales and zero points")
+    lo, hi = _QRANGE.get(ttype, (-(2**63), 2**63 - 1))
+    if any(not lo <= z <= hi for z in zeros):
+        raise ValueError(f"quantization zero point out of range for the tensor type: {zeros[:4]}")
+    if len(scales) > 1:
+        dim = r.scalar(q, 6, "<i")
+        if not 0 <= dim < len(shape) or shape[dim] != len(scales):
+            raise ValueError("per-channel quantization does not match the tensor's shape")
+
+
 def verify_tflite_bytes(buf: bytes) -> None:
-    """Raise ValueError unless every index the interpreter follows is in bounds."""
+    """Raise ValueError unless the file is structurally sound and its values sane.
+
+    Checks every offset and index the interpreter follows (tables, vectors,
+    buffers, tensors, operators, metadata), plus tensor types, shapes,
+    constant-buffer sizes and quantization parameters: the values fuzzing
+    showed can crash LiteRT's kernels.
+    """
     r, model = _parse(buf)
-    n_codes = len(r.tables(model, 1))
+    codes = r.tables(model, 1)
+    for c in codes:
+        if not 0 <= max(r.scalar(c, 0, "<b"), r.scalar(c, 3, "<i")) < 1000:
+            raise ValueError("operator builtin code out of range")
     buffers = r.tables(model, 4)
+    sizes = []
     for b in buffers:
-        r.bytes_(b, 0)
+        _, length = r.vector(b, 0)
         offset, size = r.scalar(b, 1, "<Q"), r.scalar(b, 2, "<Q")
         if offset and offset + size > len(buf):
             raise ValueError("external buffer out of bounds")
+        sizes.append(length or (size if offset else 0))
     subgraphs = r.tables(model, 2)
     if not subgraphs:
         raise ValueError("no subgraphs")
     for sg in subgraphs:
         tensors = r.tables(sg, 0)
         for t in tensors:
-            r.ints(t, 0)
-            if r.scalar(t, 2, "<I") >= max(len(buffers), 1):
-                raise ValueError("tensor buffer index out of range")
-        ok = lambda i: -1 <= i < len(tensors)  # noqa: E731  (-1 marks an optional input)
-        if not all(0 <= i < len(tensors) for i in r.ints(sg, 1) + r.ints(sg, 2)):
+            _check_tensor(r, t, len(buffers), sizes)
+        sg_inputs = r.ints(sg, 1)
+        if not all(0 <= i < len(tensors) for i in sg_inputs + r.ints(sg, 2)):
             raise ValueError("subgraph input/output index out of range")
+        produced = set(sg_inputs)  # a tensor is written by one operator at most, never a graph input
         for op in r.tables(sg, 3):
-            if r.scalar(op, 0, "<I") >= n_codes:
+            if r.scalar(op, 0, "<I") >= len(codes):
                 raise ValueError("operator code index out of range")
-            if not all(ok(i) for i in r.ints(op, 1) + r.ints(op, 2)):
-                raise ValueError("operator tensor index out of range")
+            ins, outs = r.ints(op, 1), r.ints(op, 2)
+            # -1 marks an optional input (a bias, say), never the first one.
+            if not all(-1 <= i < len(tensors) for i in ins) or (ins and ins[0] < 0):
+                raise ValueError("operator input index out of range")
+            if not all(0 <= i < len(tensors) for i in outs) or produced.intersection(outs) or len(set(outs)) != len(outs):
+                raise ValueError("operator output index out of range or written twice")
+            produced.update(outs)
     for m in r.tables(model, 6):
         if r.scalar(m, 1, "<I") >= len(buffers):
             raise ValueError("metadata buffer index out of range")

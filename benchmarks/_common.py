@@ -1,0 +1,489 @@
+"""What the benchmark scripts share: path set-up, errors, discovery, RSS, environment, output.
+
+The scripts run as ``python benchmarks/<name>.py`` on a laptop or on the Pi
+itself, with only the ``edge`` extra installed (numpy, Pillow, a runtime).
+They import ``edge_runtime`` and the standard library, numpy, and matplotlib
+when it happens to be installed; never tensorflow, keras, train or export.
+psutil is not on a Pi: memory comes from ``resource.getrusage`` and /proc.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as _dt
+import io
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+try:  # installed (pip install .[edge]) or on PYTHONPATH
+    import edge_runtime  # noqa: F401
+except ImportError:  # running from a checkout without installing
+    sys.path.insert(0, str(ROOT))
+    import edge_runtime  # noqa: F401
+
+from edge_runtime.errors import EdgeDeployError, ModelError  # noqa: E402
+
+REPORT_SCHEMA = 1
+MODEL_SUFFIXES = (".tflite", ".onnx")
+DEFAULT_SEED = 0
+# The modules a backend imports when it opens a model: timed apart from the load.
+RUNTIME_MODULES = {"litert": "ai_edge_litert.interpreter", "tflite-runtime": "tflite_runtime.interpreter",
+                   "onnxruntime": "onnxruntime"}
+PLOT_HINT = "pip install matplotlib"
+
+
+# -- command line -----------------------------------------------------------------
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that reports usage mistakes as one-line EdgeDeployErrors (exit 2)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise EdgeDeployError(f"{self.prog}: {message} (see --help)")
+
+
+def add_common_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quick", action="store_true", help="a short run for smoke tests")
+    p.add_argument("--force", action="store_true", help="overwrite existing report files")
+    p.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+
+
+def run_main(body: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None, prog: str) -> int:
+    """Run a script body: EdgeDeployError -> one line on stderr and its exit code (2)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return body(args)
+    except EdgeDeployError as exc:
+        if "--debug" in args:
+            raise
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        if "--debug" in args:
+            raise
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+
+
+def parse_int_list(text: str, name: str, minimum: int = 1) -> list[int]:
+    """'1,2,4' -> [1, 2, 4], with a one-line error naming the bad value."""
+    out: list[int] = []
+    for part in str(text).split(","):
+        part = part.strip()
+        try:
+            v = int(part)
+        except ValueError:
+            raise EdgeDeployError(f"Received {name}={text!r}, expected comma-separated integers >= {minimum}, e.g. 1,2,4") from None
+        if v < minimum:
+            raise EdgeDeployError(f"Received {name}={text!r}, expected integers >= {minimum}")
+        if v not in out:
+            out.append(v)
+    if not out:
+        raise EdgeDeployError(f"Received {name}={text!r}, expected at least one integer")
+    return out
+
+
+def positive_int(name: str, minimum: int = 1) -> Callable[[str], int]:
+    def conv(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise EdgeDeployError(f"Received {name}={text!r}, expected an integer >= {minimum}") from None
+        if v < minimum:
+            raise EdgeDeployError(f"Received {name}={text!r}, expected an integer >= {minimum}")
+        return v
+
+    return conv
+
+
+def cpu_count() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+# -- models -----------------------------------------------------------------------
+_ORDER = {"none": 0, "float32": 0, "float16": 1, "dynamic": 2, "int16x8": 3, "int8": 4}
+
+
+def discover_models(items: Iterable[str | os.PathLike]) -> list[Path]:
+    """Model files from files and export folders (every .tflite/.onnx inside), in a stable order."""
+    found: list[Path] = []
+    for item in items:
+        p = Path(item)
+        if not p.exists():
+            raise ModelError(f"model file or folder not found: {p}")
+        if p.is_dir():
+            models = sorted(q for q in p.iterdir() if q.suffix.lower() in MODEL_SUFFIXES and q.is_file() and not q.name.startswith("."))
+            if not models:
+                raise ModelError(f"no .tflite or .onnx models in folder {p}")
+            models.sort(key=_variant_order)
+            found.extend(models)
+        elif p.suffix.lower() not in MODEL_SUFFIXES:
+            raise ModelError(f"unsupported model file {p}; expected a .tflite or .onnx file, or an export folder")
+        else:
+            found.append(p)
+    seen: set[Path] = set()
+    unique = []
+    for p in found:
+        if p.resolve() not in seen:
+            seen.add(p.resolve())
+            unique.append(p)
+    return unique
+
+
+def _variant_order(p: Path) -> tuple:
+    # float32 TFLite, then the quantized TFLite modes, then ONNX the same way
+    mode = p.stem.split("_", 1)[1] if p.stem.startswith("model_") else p.stem
+    return (p.suffix.lower() != ".tflite", _ORDER.get(mode, 9), p.name)
+
+
+def read_manifest(path: Path):
+    """The model's manifest (embedded, else sidecar) without opening a runtime; None if absent."""
+    from edge_runtime.backends.onnx_check import read_onnx_metadata
+    from edge_runtime.backends.tflite_check import read_tflite_metadata
+    from edge_runtime.manifest import EMBED_KEY, Manifest
+
+    meta: dict[str, Any] = {}
+    try:
+        if path.suffix.lower() == ".tflite":
+            meta = {k: v.decode("utf-8", "replace") for k, v in read_tflite_metadata(path.read_bytes()).items()}
+        elif path.suffix.lower() == ".onnx":
+            meta = read_onnx_metadata(path)
+    except (ValueError, OSError):
+        meta = {}  # the runtime's own check gives the one-line error later
+    if EMBED_KEY in meta:
+        return Manifest.from_json(meta[EMBED_KEY], source=f"manifest embedded in {path.name}")
+    # export-model writes model_int8.tflite.json; older files and edge_runtime use model_int8.json
+    for sidecar in (path.with_name(path.name + ".json"), path.with_suffix(".json")):
+        if sidecar.is_file():
+            return Manifest.from_json(sidecar.read_bytes(), source=str(sidecar))
+    return None
+
+
+def variant_info(path: Path) -> dict[str, Any]:
+    """Name, format, quantization and size of a model file, from its manifest where it has one."""
+    m = read_manifest(path)
+    fmt = path.suffix.lower().lstrip(".")
+    quant = m.quantize if m is not None else None
+    if quant is None:
+        stem = path.stem
+        quant = stem.split("_", 1)[1] if stem.startswith("model_") else "unknown"
+    mode = "float32" if quant == "none" else quant
+    return {
+        "variant": path.name,
+        "label": f"{'TFLite' if fmt == 'tflite' else 'ONNX'} {mode}",
+        "path": str(path),
+        "format": fmt,
+        "quantize": quant,
+        "is_float": quant in ("none", "float32"),
+        "size_bytes": path.stat().st_size,
+        "sha256": sha256_file(path),
+        "macs": m.macs if m is not None else None,
+        "manifest_found": m is not None,
+        "export_metrics": dict(m.metrics) if m is not None else {},
+    }
+
+
+def sha256_file(path: Path) -> str:
+    from edge_runtime.manifest import sha256_file as _sha
+
+    return _sha(path)
+
+
+def check_backend_names(names: Sequence[str]) -> list[str]:
+    """Validate --backend names against the registry (one-line error listing the known ones)."""
+    from edge_runtime.backends import BACKENDS
+
+    for n in names:
+        if n != "auto":
+            BACKENDS.get(n)
+    return list(names)
+
+
+def backends_for(path: Path, names: Sequence[str]) -> list[str]:
+    """The requested backends that read this file and are installed (by name)."""
+    from edge_runtime.backends import BACKENDS, resolve_backend
+
+    if list(names) == ["auto"]:
+        return [resolve_backend(path, "auto").name]
+    chosen = []
+    for n in names:
+        if n == "auto":
+            chosen.append(resolve_backend(path, "auto").name)
+        elif path.suffix.lower() in BACKENDS.get(n).suffixes:
+            chosen.append(resolve_backend(path, n).name)  # raises if not installed
+    chosen = list(dict.fromkeys(chosen))
+    if not chosen:
+        raise EdgeDeployError(f"none of the backends {', '.join(names)} reads {path.name}")
+    return chosen
+
+
+# -- memory -----------------------------------------------------------------------
+def peak_rss_bytes() -> int:
+    """Peak resident set size of this process (ru_maxrss; KB on Linux, bytes on macOS)."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(r if sys.platform == "darwin" else r * 1024)
+
+
+def current_rss_bytes() -> int:
+    """Current resident set size, from /proc (Linux, the Pi); peak RSS elsewhere."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return peak_rss_bytes()
+
+
+def mb(n: float | None) -> float | None:
+    return None if n is None else round(n / 1e6, 2)
+
+
+# -- statistics --------------------------------------------------------------------
+def latency_stats(seconds: Sequence[float]) -> dict[str, float]:
+    """mean/std/min/max/p50/p90/p99 in milliseconds (numpy's linear percentiles: ordered)."""
+    import numpy as np
+
+    a = np.asarray(seconds, dtype=np.float64) * 1e3
+    if a.size == 0:
+        raise EdgeDeployError("no timed runs")
+    p50, p90, p99 = np.percentile(a, [50, 90, 99])
+    return {"mean_ms": float(a.mean()), "std_ms": float(a.std(ddof=1)) if a.size > 1 else 0.0,
+            "min_ms": float(a.min()), "max_ms": float(a.max()),
+            "p50_ms": float(p50), "p90_ms": float(p90), "p99_ms": float(p99)}
+
+
+# -- environment -------------------------------------------------------------------
+_ARM_PARTS = {"0xd03": "Cortex-A53", "0xd04": "Cortex-A35", "0xd05": "Cortex-A55", "0xd07": "Cortex-A57",
+              "0xd08": "Cortex-A72", "0xd09": "Cortex-A73", "0xd0a": "Cortex-A75", "0xd0b": "Cortex-A76",
+              "0xd0c": "Neoverse-N1", "0xd0d": "Cortex-A77", "0xd41": "Cortex-A78", "0xd46": "Cortex-A510",
+              "0xd47": "Cortex-A710", "0xd4b": "Cortex-A78C", "0xb76": "ARM1176", "0xc07": "Cortex-A7"}
+PACKAGES = ("edgedeploy", "numpy", "pillow", "ai-edge-litert", "tflite-runtime", "onnxruntime", "matplotlib")
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace").replace("\x00", "").strip()
+    except OSError:
+        return None
+
+
+def cpu_model() -> str:
+    info = _read("/proc/cpuinfo") or ""
+    fields: dict[str, str] = {}
+    parts: list[str] = []
+    for line in info.splitlines():
+        if ":" in line:
+            k, v = (s.strip() for s in line.split(":", 1))
+            fields.setdefault(k.lower(), v)
+            if k.lower() == "cpu part":
+                parts.append(v.lower())
+    for key in ("model name", "cpu model", "processor"):
+        v = fields.get(key, "")
+        if v and not v.isdigit():
+            return v
+    if parts:
+        names = sorted({_ARM_PARTS.get(p, f"ARM part {p}") for p in parts})
+        return " + ".join(names)
+    if platform.system() == "Darwin":
+        try:
+            return subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True, timeout=5).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def package_versions() -> dict[str, str | None]:
+    from importlib import metadata
+
+    out: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def environment(device_name: str | None = None) -> dict[str, Any]:
+    """What the figures were measured on: CPU, cores, arch; the Pi's board, clock, heat, throttling; versions."""
+    env: dict[str, Any] = {
+        "cpu_model": cpu_model(),
+        "cpu_cores": os.cpu_count(),
+        "cpu_cores_usable": cpu_count(),
+        "arch": platform.machine(),
+        "os": f"{platform.system()} {platform.release()}",
+        "board_model": _read("/proc/device-tree/model"),
+        "python": platform.python_version(),
+        "python_implementation": platform.python_implementation(),
+        "packages": package_versions(),
+    }
+    cpufreq = "/sys/devices/system/cpu/cpu0/cpufreq"
+    cur, mx = _read(f"{cpufreq}/scaling_cur_freq"), _read(f"{cpufreq}/cpuinfo_max_freq")
+    env["cpu_freq_mhz"] = round(int(cur) / 1000) if cur and cur.isdigit() else None
+    env["cpu_max_freq_mhz"] = round(int(mx) / 1000) if mx and mx.isdigit() else None
+    env["cpu_governor"] = _read(f"{cpufreq}/scaling_governor")
+    temp = _read("/sys/class/thermal/thermal_zone0/temp")
+    env["temperature_c"] = round(int(temp) / 1000, 1) if temp and temp.lstrip("-").isdigit() else None
+    env["throttled"] = _throttled()
+    env["device"] = device_name or env["board_model"] or f"{env['cpu_model']} ({env['arch']}, {env['cpu_cores']} cores)"
+    return env
+
+
+def _throttled() -> str | None:
+    """``vcgencmd get_throttled`` on a Pi (0x0 = never throttled), None where there is no vcgencmd."""
+    exe = shutil.which("vcgencmd")
+    if not exe:
+        return None
+    try:
+        out = subprocess.run([exe, "get_throttled"], capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.split("=", 1)[-1] if out else None
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+# -- output -----------------------------------------------------------------------
+def check_outputs(paths: Iterable[str | os.PathLike | None], force: bool) -> None:
+    """Fail before any work if an output exists (without --force) or cannot be written."""
+    from edge_runtime.io import check_writable
+
+    for p in paths:
+        if p is not None:
+            check_writable(p, force)
+
+
+def readable(path: str | os.PathLike) -> Path:
+    """Give a report the usual permissions (0666 less the umask): atomic writes start as 0600 temp files."""
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        os.chmod(path, 0o666 & ~umask)
+    except OSError:
+        pass
+    return Path(path)
+
+
+def write_json(path: str | os.PathLike, obj: Any, force: bool) -> Path:
+    from edge_runtime.io import atomic_write_json
+
+    return readable(atomic_write_json(path, obj, force=force))
+
+
+def write_text(path: str | os.PathLike, text: str, force: bool) -> Path:
+    from edge_runtime.io import atomic_write_text
+
+    return readable(atomic_write_text(path, text, force=force))
+
+
+def write_csv(path: str | os.PathLike, header: Sequence[str], rows: Iterable[Sequence[Any]], force: bool) -> Path:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    for r in rows:
+        w.writerow(["" if v is None else v for v in r])
+    return write_text(path, buf.getvalue(), force)
+
+
+def load_json_report(path: str | os.PathLike) -> dict:
+    p = Path(path)
+    if not p.is_file():
+        raise EdgeDeployError(f"report not found: {p}" if not p.is_dir() else f"expected a report JSON file, got a directory: {p}")
+    try:
+        data = json.loads(p.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise EdgeDeployError(f"report {p} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict) or "tool" not in data:
+        raise EdgeDeployError(f"{p} is not an edgedeploy benchmark report (no 'tool' field)")
+    return data
+
+
+def fmt(v: Any, digits: int = 2) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[Any]], markdown: bool = False) -> str:
+    """A plain-text (aligned) or markdown table."""
+    cells = [[str(h) for h in header]] + [[str(c) for c in r] for r in rows]
+    if markdown:
+        lines = ["| " + " | ".join(cells[0]) + " |", "|" + "|".join("---" for _ in header) + "|"]
+        lines += ["| " + " | ".join(r) + " |" for r in cells[1:]]
+        return "\n".join(lines)
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    def line(r):
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+    return "\n".join([line(cells[0]), "  ".join("-" * w for w in widths)] + [line(r) for r in cells[1:]])
+
+
+def matplotlib_pyplot():
+    """pyplot on the Agg backend, or None when matplotlib is not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    return plt
+
+
+# -- progress ----------------------------------------------------------------------
+class Progress:
+    """A tiny progress bar on stderr (no tqdm): live on a terminal, one summary line otherwise."""
+
+    def __init__(self, total: int, label: str, enabled: bool = True, stream=None):
+        self.total = max(1, int(total))
+        self.label = label
+        self.stream = stream or sys.stderr
+        self.enabled = enabled
+        self.live = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.n = 0
+        self.start = time.perf_counter()
+        self._last = 0.0
+
+    def update(self, k: int = 1) -> None:
+        self.n += k
+        if not self.live:
+            return
+        t = time.perf_counter()
+        if t - self._last < 0.1 and self.n < self.total:
+            return
+        self._last = t
+        frac = min(1.0, self.n / self.total)
+        bar = "#" * int(frac * 30)
+        elapsed = t - self.start
+        eta = elapsed / frac - elapsed if frac > 0 else 0.0
+        self.stream.write(f"\r{self.label} [{bar:<30}] {self.n}/{self.total} {elapsed:5.1f}s eta {eta:5.1f}s")
+        self.stream.flush()
+
+    def close(self, note: str = "") -> None:
+        if not self.enabled:
+            return
+        elapsed = time.perf_counter() - self.start
+        msg = f"{self.label}: {self.n}/{self.total} in {elapsed:.1f}s{(' ' + note) if note else ''}"
+        if self.live:
+            self.stream.write("\r" + msg.ljust(80) + "\n")
+        else:
+            self.stream.write(msg + "\n")
+        self.stream.flush()

@@ -1,0 +1,131 @@
+"""Prove a model file is safe to load by loading it in a throwaway process first.
+
+Why: LiteRT and ONNX Runtime are C++ and trust the file. A damaged file can
+segfault the process, and no ``try`` catches a segfault. edgedeploy guards in
+two layers (the approach issue 8 asks us to name):
+
+1. **Verify before loading, in Python** (``tflite_check``, ``onnx_check``): every
+   offset, index and length is bounds-checked, and tensor types, shapes,
+   constant-buffer sizes and quantization parameters are checked for sane
+   values. This rejects truncated, foreign and almost all damaged files with a
+   one-line error, at no cost.
+2. **Probe once in a subprocess** (this module): fuzzing showed that a
+   verifier cannot catch everything, e.g. an operator whose code was swapped
+   for another valid one still crashes LiteRT. So, the first time a file is
+   opened, a child process loads it with the same backend and options and
+   runs one inference. If the child dies (a signal) or hangs, the parent
+   raises ``ModelError`` instead of crashing. A successful probe is remembered
+   in ``~/.cache/edgedeploy/probed/`` under a key of the file's real path, size,
+   mtime, inode and the backend options, so later loads (and a Pi's cold
+   start) only pay a ``stat``. A changed file is probed again.
+
+Control with ``ImageClassifier(..., probe=...)`` or ``EDGEDEPLOY_PROBE``:
+``auto`` (default: probe unseen files), ``always``, ``never`` (trusted files,
+or a caller that isolates itself, like the fuzz worker).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from ..errors import EdgeDeployError, ModelError
+
+PROBE_MODES = ("auto", "always", "never")
+PROBE_TIMEOUT_S = 300.0
+_EXIT_USER_ERROR = 3
+
+
+def probe_mode(mode: str | None = None) -> str:
+    """The effective mode: the argument, else ``EDGEDEPLOY_PROBE``, else "auto"."""
+    mode = mode or os.environ.get("EDGEDEPLOY_PROBE") or "auto"
+    if mode not in PROBE_MODES:
+        raise EdgeDeployError(f"Received probe={mode!r}, expected one of {', '.join(PROBE_MODES)}")
+    return mode
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("EDGEDEPLOY_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "edgedeploy")
+    return Path(base) / "probed"
+
+
+def _key(path: Path, backend: str, threads: int, xnnpack: bool) -> str:
+    st = path.stat()
+    ident = [str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino, backend, threads, xnnpack, sys.version_info[:2]]
+    return hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:32]
+
+
+def probe_model(path: Path, backend: str, threads: int, xnnpack: bool, mode: str | None = None,
+                timeout: float = PROBE_TIMEOUT_S) -> bool:
+    """Load and run ``path`` once in a child process unless already proven.
+
+    Args:
+        path: the model file (already verified by the Python checks).
+        backend: registered backend name to probe with.
+        threads, xnnpack: the options the caller will use.
+        mode: "auto", "always" or "never" (None: ``EDGEDEPLOY_PROBE`` or "auto").
+        timeout: seconds before a silent child counts as hung.
+
+    Returns:
+        True if a child process ran, False if skipped (mode or cache).
+
+    Raises:
+        ModelError: the child crashed, hung, or failed in an unexpected way.
+            A plain user error in the child (an ``EdgeDeployError``) is not
+            raised here: loading in-process reproduces it safely.
+    """
+    mode = probe_mode(mode)
+    if mode == "never":
+        return False
+    marker = cache_dir() / _key(path, backend, threads, xnnpack)
+    if mode == "auto" and marker.exists():
+        return False
+    env = dict(os.environ, EDGEDEPLOY_PROBE="never")
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    cmd = [sys.executable, "-m", "edge_runtime.backends.probe", str(path), backend, str(threads), str(int(xnnpack))]
+    try:
+        out = subprocess.run(cmd, env=env, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise ModelError(f"{backend} hung for {timeout:.0f} s loading {path} in a test process; the file looks damaged") from None
+    if out.returncode < 0:
+        raise ModelError(f"{backend} crashed (signal {-out.returncode}) loading {path} in a test process; "
+                         "the file is damaged or not a model this runtime can run") from None
+    if out.returncode == _EXIT_USER_ERROR:
+        return True
+    if out.returncode != 0:
+        tail = (out.stderr.decode("utf-8", "replace").strip().splitlines() or ["no message"])[-1]
+        raise ModelError(f"{backend} failed (exit {out.returncode}) loading {path} in a test process: {tail[:200]}")
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(json.dumps({"path": str(path), "backend": backend}) + "\n")
+    except OSError:
+        pass  # an unwritable cache only means probing again next time
+    return True
+
+
+def _child(argv: list[str]) -> int:
+    path, backend, threads, xnnpack = argv[0], argv[1], int(argv[2]), bool(int(argv[3]))
+    if os.environ.get("EDGEDEPLOY_PROBE_SELFTEST") == "crash":  # tests prove a crash is contained
+        import signal
+
+        os.kill(os.getpid(), signal.SIGSEGV)
+    import numpy as np
+
+    from . import BACKENDS
+
+    try:
+        b = BACKENDS.get(backend)(path, threads=threads, xnnpack=xnnpack, probe="never")
+        shape = tuple(d if d > 0 else 1 for d in b.input.shape)
+        b.run(np.zeros(shape, b.input.dtype))
+    except EdgeDeployError as exc:
+        print(exc, file=sys.stderr)
+        return _EXIT_USER_ERROR
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child(sys.argv[1:]))

@@ -1,0 +1,311 @@
+"""edge-infer: classify images with an exported model, on a laptop or a Pi.
+
+    edge-infer MODEL INPUT... [--top-k K] [--json] [--threads N] [--backend B]
+               [--batch-size B] [--no-xnnpack] [--max-pixels N]
+    edge-infer MODEL --watch DIR [--max-images N] [--duration S]
+    edge-infer MODEL --serve [--host 127.0.0.1] [--port 8080]
+
+INPUT is a file, a folder (searched recursively; hidden files and symlinks
+that leave the folder are skipped) or a glob. An image that cannot be read is
+reported on stderr, one line, and counted; the others still run, and the exit
+code is 1. A user error (missing model, foreign file, bad flag) is one line
+on stderr and exit 2; ``--debug`` shows the traceback instead.
+
+Exit codes: 0 all classified, 1 some inputs failed, 2 usage or model error,
+130 interrupted.
+
+Imports are lazy: ``--help`` loads neither numpy nor a runtime, and nothing
+here ever imports tensorflow, keras, train or export.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+from .errors import EdgeDeployError
+
+if TYPE_CHECKING:
+    from .classifier import ImageClassifier, Prediction
+    from .progress import Progress
+
+PROG = "edge-infer"
+BACKEND_NAMES = ("auto", "litert", "tflite-runtime", "onnxruntime")
+PROGRESS_MIN_TTY = 10  # show a bar on a terminal from this many inputs
+PROGRESS_MIN_LOG = 200  # and in a log file from this many
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, no usage dump
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _int_at_least(low: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"Received {text!r}, expected an integer >= {low}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"Received {value}, expected an integer >= {low}")
+        return value
+
+    return parse
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"Received {text!r}, expected a number > 0") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"Received {text}, expected a number > 0")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (kept import-light so ``--help`` is instant)."""
+    p = _Parser(prog=PROG, description="Classify images with an edgedeploy model (.tflite or .onnx), without TensorFlow.",
+                epilog="Exit codes: 0 ok, 1 some inputs failed, 2 usage/model error, 130 interrupted.")
+    p.add_argument("model", help="exported model file (.tflite or .onnx); its manifest is read from the file")
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="image files, folders (recursive) or globs")
+    p.add_argument("--top-k", type=_int_at_least(1), default=5, metavar="K", help="labels per image (default 5)")
+    p.add_argument("--json", action="store_true", help="one JSON object per line: path, label, score, top_k, latency_ms")
+    p.add_argument("--threads", type=_int_at_least(1), default=None, metavar="N", help="runtime threads (default: all cores)")
+    p.add_argument("--backend", default="auto", metavar="B",
+                   help=f"{' | '.join(BACKEND_NAMES)} (default auto: by file type and what is installed)")
+    p.add_argument("--batch-size", type=_int_at_least(1), default=8, metavar="B", help="images per runtime call (default 8)")
+    p.add_argument("--no-xnnpack", dest="xnnpack", action="store_false", help="do not apply the XNNPACK delegate (TFLite)")
+    p.add_argument("--max-pixels", type=_int_at_least(1), default=None, metavar="N",
+                   help="refuse images with more pixels (default 50,000,000)")
+    p.add_argument("--info", action="store_true", help="print the model, backend and delegate on stderr first")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="never draw a progress bar")
+    w = p.add_argument_group("watch a folder")
+    w.add_argument("--watch", metavar="DIR", help="classify new images as they appear in DIR (Ctrl-C stops)")
+    w.add_argument("--poll-interval", type=_positive_float, default=0.5, metavar="S", help="seconds between scans (default 0.5)")
+    w.add_argument("--max-images", type=_int_at_least(1), default=None, metavar="N", help="stop after N new images")
+    w.add_argument("--duration", type=_positive_float, default=None, metavar="S", help="stop after S seconds")
+    s = p.add_argument_group("serve over HTTP")
+    s.add_argument("--serve", action="store_true", help="POST /predict (image bytes) -> JSON; GET /health")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    s.add_argument("--port", type=_int_at_least(0), default=8080, help="port (default 8080; 0 picks a free one)")
+    s.add_argument("--max-body-mb", type=_positive_float, default=20.0, metavar="MB", help="largest request body (default 20)")
+    s.add_argument("--request-timeout", type=_positive_float, default=10.0, metavar="S", help="socket timeout per request (default 10)")
+    p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    return p
+
+
+# -- inputs ------------------------------------------------------------------------
+def _walk_folder(root: Path) -> list[Path]:
+    from .preprocess import is_image_path
+
+    base = root.resolve()
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):  # never follows symlinked folders
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            if name.startswith(".") or not is_image_path(path):
+                continue
+            if path.is_symlink() and not path.resolve().is_relative_to(base):
+                continue  # a link out of the folder is not followed
+            found.append(path)
+    return found
+
+
+def expand_inputs(items: Sequence[str]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Files, folders and globs -> image paths in order, plus (input, reason) problems.
+
+    Args:
+        items: what the user typed after the model.
+
+    Returns:
+        ``(paths, problems)``: unique paths in the order given, and the inputs
+        that named nothing usable with the reason why.
+    """
+    paths: list[Path] = []
+    problems: list[tuple[str, str]] = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            found = _walk_folder(p)
+            if not found:
+                problems.append((item, "folder holds no images"))
+        elif p.exists():
+            found = [p]
+        elif glob.has_magic(item):
+            found = []
+            for m in sorted(glob.glob(item, recursive=True)):
+                found.extend(_walk_folder(Path(m)) if Path(m).is_dir() else [Path(m)])
+            if not found:
+                problems.append((item, "no file matches this pattern"))
+        else:
+            found = []
+            problems.append((item, "not found"))
+        paths.extend(found)
+    seen: set[Path] = set()
+    unique = [p for p in paths if not (p in seen or seen.add(p))]
+    return unique, problems
+
+
+# -- output ------------------------------------------------------------------------
+def format_prediction(path: str, pred: "Prediction", latency_ms: float, as_json: bool) -> str:
+    """One output line for one image (JSON or human)."""
+    if as_json:
+        d = {"path": path, "label": pred.label, "score": round(pred.score, 6),
+             "top_k": [{"label": lab, "score": round(s, 6)} for lab, s in pred.top_k], "latency_ms": round(latency_ms, 3)}
+        return json.dumps(d)
+    rest = ", ".join(f"{lab} {s:.1%}" for lab, s in pred.top_k[1:])
+    return f"{path}: {pred.label} {pred.score:.1%}" + (f"  (then {rest})" if rest else "") + f"  [{latency_ms:.1f} ms]"
+
+
+class Runner:
+    """Classify paths in batches and print one line per image.
+
+    Args:
+        clf: the opened classifier.
+        as_json: JSON lines instead of human lines.
+        batch_size: images per runtime call.
+        out, err: output streams.
+    """
+
+    def __init__(self, clf: "ImageClassifier", as_json: bool, batch_size: int, out=None, err=None):
+        self.clf, self.as_json, self.batch_size = clf, as_json, batch_size
+        self.out, self.err = out or sys.stdout, err or sys.stderr
+        self.ok = self.failed = 0
+        self.progress: "Progress | None" = None
+
+    def report(self, item: str, reason: str) -> None:
+        """One stderr line for an input that failed; counted."""
+        self.failed += 1
+        line = f"{PROG}: error: {reason}" if item in reason else f"{PROG}: error: {item}: {reason}"
+        (self.progress.write if self.progress else self._err_line)(line)
+
+    def _err_line(self, line: str) -> None:
+        print(line, file=self.err, flush=True)
+
+    def run(self, paths: Sequence[Path]) -> None:
+        """Classify ``paths``; failures are reported and counted, never raised."""
+        import numpy as np
+
+        B = self.batch_size
+        for start in range(0, len(paths), B):
+            xs, ok, prep_s = [], [], []
+            for path in paths[start:start + B]:
+                t0 = time.perf_counter()
+                try:
+                    xs.append(self.clf.preprocess(path))
+                except EdgeDeployError as exc:
+                    self.report(str(path), str(exc))
+                    continue
+                finally:
+                    if self.progress:
+                        self.progress.update()
+                ok.append(path)
+                prep_s.append(time.perf_counter() - t0)
+            if not xs:
+                continue
+            t0 = time.perf_counter()
+            probs = self.clf.predict_tensor(np.stack(xs), batch_size=B)
+            infer_s = (time.perf_counter() - t0) / len(xs)
+            for path, row, tp in zip(ok, probs, prep_s):
+                line = format_prediction(str(path), self.clf.prediction(row), (tp + infer_s) * 1000, self.as_json)
+                if self.progress:
+                    self.progress.write(line) if self.out is self.err else print(line, file=self.out, flush=True)
+                else:
+                    print(line, file=self.out, flush=True)
+                self.ok += 1
+
+
+# -- main --------------------------------------------------------------------------
+def _open_classifier(args: argparse.Namespace) -> "ImageClassifier":
+    import warnings
+
+    from .classifier import ImageClassifier
+    from .preprocess import DEFAULT_MAX_PIXELS
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        clf = ImageClassifier(args.model, threads=args.threads, backend=args.backend, xnnpack=args.xnnpack,
+                              max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS, top_k=args.top_k)
+    for w in caught:
+        print(f"{PROG}: warning: {' '.join(str(w.message).split())}", file=sys.stderr)
+    return clf
+
+
+def run(args: argparse.Namespace) -> int:
+    """Do what the parsed arguments ask. Raises EdgeDeployError on user errors."""
+    if args.backend not in BACKEND_NAMES:
+        raise EdgeDeployError(f"Received --backend {args.backend!r}, expected one of {', '.join(BACKEND_NAMES)}")
+    if args.serve and (args.watch or args.inputs):
+        raise EdgeDeployError("--serve takes no INPUT and no --watch; run them separately")
+    if not (args.inputs or args.watch or args.serve):
+        raise EdgeDeployError("no INPUT given: pass image files, folders or globs, or --watch DIR, or --serve")
+    if args.watch and not Path(args.watch).is_dir():
+        raise EdgeDeployError(f"--watch needs an existing folder, got {args.watch!r}")
+    clf = _open_classifier(args)
+    if args.info:
+        print(f"{PROG}: {json.dumps(clf.describe())}", file=sys.stderr)
+    if args.serve:
+        from .serve import serve
+
+        return serve(clf, host=args.host, port=args.port, max_body=int(args.max_body_mb * 1024 * 1024),
+                     request_timeout=args.request_timeout, log=args.debug)
+    runner = Runner(clf, args.json, args.batch_size)
+    paths, problems = expand_inputs(args.inputs)
+    for item, reason in problems:
+        runner.report(item, reason)
+    if paths:
+        from .progress import Progress
+
+        tty = sys.stderr.isatty()
+        show = args.progress and (len(paths) >= PROGRESS_MIN_LOG or (tty and len(paths) >= PROGRESS_MIN_TTY))
+        runner.progress = Progress(len(paths), "classifying", enabled=show)
+        try:
+            runner.run(paths)
+        finally:
+            runner.progress.close()
+            runner.progress = None
+    if args.watch:
+        from .watch import watch_folder
+
+        print(f"{PROG}: watching {args.watch} for new images (Ctrl-C stops)", file=sys.stderr, flush=True)
+        watch_folder(args.watch, lambda path: runner.run([path]), poll_interval=args.poll_interval,
+                     max_images=args.max_images, duration=args.duration)
+    if runner.failed or len(paths) >= PROGRESS_MIN_TTY:
+        print(f"{PROG}: {runner.ok} classified, {runner.failed} failed", file=sys.stderr)
+    return 1 if runner.failed else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console entry point of ``edge-infer``.
+
+    Args:
+        argv: arguments without the program name; default ``sys.argv[1:]``.
+
+    Returns:
+        The exit code (0, 1, 2 or 130).
+    """
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except EdgeDeployError as exc:
+        if args.debug:
+            raise
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `edge-infer ... | head`: the reader left, that is fine
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,24 @@
+"""export: turn a trained Keras model into TFLite and ONNX files a device can run.
+
+Every file is quantized as asked, carries the run's manifest inside it, and is
+checked by the parity gate: it is run through ``edge_runtime`` (the code the
+device runs) on the held-out test split and compared with the Keras model
+before it is accepted.
+
+    export-model runs/digits --format all
+    export-model runs/digits --format tflite --quantize int8 --io uint8
+
+Heavy imports (tensorflow, tf2onnx, onnx) happen inside the functions that
+need them, so ``import export`` and ``export-model --help`` stay instant.
+"""
+from __future__ import annotations
+
+__all__ = ["run_export", "ExportOptions"]
+
+
+def __getattr__(name: str):
+    if name in ("run_export", "ExportOptions"):
+        from . import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(f"module 'export' has no attribute {name!r}")

@@ -1,0 +1,155 @@
+"""export-model: Keras run folder -> quantized TFLite / ONNX files, each parity-gated.
+
+Exit codes: 0 every file accepted; 2 a usage error (bad flag, path or model);
+3 a file failed the parity gate (kept as ``.rejected``); 1 a converter failed;
+130 interrupted. Errors are one line; ``--debug`` shows the traceback and the
+converters' own output.
+"""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from typing import Sequence
+
+from edge_runtime.errors import EdgeDeployError
+
+from .calibration import DEFAULT_SAMPLES
+from .formats import FORMATS, IO_TYPES, MODES, format_names
+from .parity import DEFAULT_MAX_ACCURACY_DROP, DEFAULT_MAX_PROB_DIFF
+from .pipeline import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, ExportOptions, run_export
+
+PROG = "export-model"
+
+
+class _UsageError(EdgeDeployError):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, no usage block
+        raise _UsageError(f"{message} (see {PROG} --help)")
+
+
+def _formats_help() -> str:
+    lines = ["formats and quantize modes:"]
+    for name in format_names():
+        fmt = FORMATS.get(name)
+        lines.append(f"  {name} (.{fmt.suffix.lstrip('.')}):")
+        for mode, desc in fmt.modes.items():
+            lines.append(f"    {mode:<9} {desc}")
+    lines += [
+        "",
+        "files: OUTPUT/model_<mode>.<ext> (mode 'none' is written as float32), the manifest embedded",
+        "  and beside it as model_<mode>.<ext>.json; export_report.json and export_report.md.",
+        "  A file that fails the parity gate is kept as model_<mode>.<ext>.rejected.",
+        "",
+        "exit codes: 0 all accepted, 2 usage error, 3 parity gate failed, 1 converter failed.",
+        "",
+        "examples:",
+        f"  {PROG} runs/digits --format tflite --quantize int8",
+        f"  {PROG} runs/digits --format all                  # every format and mode, one table",
+        f"  {PROG} runs/digits --format onnx --quantize none,int8 --output dist/",
+    ]
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog=PROG,
+        description="Export a trained Keras model to TFLite and/or ONNX, quantized, with the manifest embedded, "
+        "and prove each file still answers like the Keras model (the parity gate, run through edge_runtime "
+        "on the held-out test split).",
+        epilog=_formats_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("source", metavar="RUN_DIR|MODEL.keras", help="a train-model run folder, or the .keras file inside one")
+    p.add_argument("--format", default="tflite", metavar="FMT[,FMT]",
+                   help=f"{'|'.join(format_names())}|all, comma-separated (default tflite)")
+    p.add_argument("--quantize", default=None, metavar="MODE[,MODE]",
+                   help=f"{'|'.join(MODES)}|all, comma-separated (default none; every mode with --format all). "
+                   "int16x8 is EXPERIMENTAL (TFLite only)")
+    p.add_argument("--output", "-o", metavar="DIR", help="output folder (default RUN_DIR/export)")
+    p.add_argument("--calibration-samples", type=int, default=DEFAULT_SAMPLES, metavar="N",
+                   help=f"class-balanced images from the run's train split for int8/int16x8 calibration (default {DEFAULT_SAMPLES})")
+    p.add_argument("--calibration-data", metavar="DIR", help="calibrate on the images in this folder instead")
+    p.add_argument("--io", choices=IO_TYPES, default=None, help="TFLite int8 input/output type (default uint8)")
+    p.add_argument("--max-accuracy-drop", type=float, default=DEFAULT_MAX_ACCURACY_DROP, metavar="PTS",
+                   help=f"parity gate: largest accepted accuracy drop vs Keras, in points (default {DEFAULT_MAX_ACCURACY_DROP:g})")
+    p.add_argument("--max-prob-diff", type=float, default=DEFAULT_MAX_PROB_DIFF, metavar="P",
+                   help=f"parity gate for float32/float16 files: largest probability difference vs Keras (default {DEFAULT_MAX_PROB_DIFF:g})")
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, metavar="N",
+                   help=f"ONNX opset, {MIN_OPSET}..{MAX_OPSET} (default {DEFAULT_OPSET})")
+    p.add_argument("--keep-float", default="", metavar="LAYER[,LAYER]",
+                   help="leave these nodes in float (TFLite debugger denylist / ONNX nodes_to_exclude); "
+                   "a node name or part of one, e.g. a scope the report lists for a failed int8 export")
+    p.add_argument("--parity-samples", type=int, default=None, metavar="N",
+                   help="use N images of the test split for the parity gate (default: all of it)")
+    p.add_argument("--seed", type=int, default=0, help="seed for sampling calibration/parity images (default 0)")
+    p.add_argument("--threads", type=int, default=None, metavar="N", help="runtime threads for the parity run (default all cores)")
+    p.add_argument("--force", action="store_true", help="replace existing output files")
+    p.add_argument("--unsafe-load", action="store_true",
+                   help="allow .keras files with Lambda layers (runs Python code stored in the file: trusted files only)")
+    p.add_argument("--debug", action="store_true", help="show tracebacks and the converters' own output")
+    return p
+
+
+def options_from_args(args: argparse.Namespace) -> ExportOptions:
+    return ExportOptions(
+        source=args.source,
+        formats=[args.format],
+        modes=None if args.quantize is None else [args.quantize],
+        output=args.output,
+        calibration_samples=args.calibration_samples,
+        calibration_data=args.calibration_data,
+        io=args.io,
+        max_accuracy_drop=args.max_accuracy_drop,
+        max_prob_diff=args.max_prob_diff,
+        opset=args.opset,
+        keep_float=[k.strip() for k in args.keep_float.split(",") if k.strip()],
+        parity_samples=args.parity_samples,
+        seed=args.seed,
+        threads=args.threads,
+        force=args.force,
+        unsafe_load=args.unsafe_load,
+        debug=args.debug,
+    )
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    # Unwind like Ctrl-C, so atomic writes remove their temporary files.
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    previous = None
+    try:
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread
+        pass
+    try:
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as exc:  # --help
+            return int(exc.code or 0)
+        run_export(options_from_args(args))
+        return 0
+    except EdgeDeployError as exc:
+        if debug:
+            raise
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"{PROG}: interrupted; no partial files were left", file=sys.stderr)
+        return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""When int8 hurts: find the layers that lose the most to quantization.
+
+Runs TFLite's ``QuantizationDebugger`` on the calibration samples: every
+quantized op is compared with its float counterpart on the same input. The
+layers are ranked by RMSE divided by the quantization step (scale), the
+measure the TF guide recommends: above about 0.3-0.5 a layer is losing more
+than rounding noise. The top ones are what ``--keep-float`` should name.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+from typing import Any
+
+from .formats.base import ConvertContext
+
+DEBUG_SAMPLES = 32
+
+
+def layer_scope(node: str) -> str:
+    """A short, format-independent handle for a node: its name scope ("model_1/dense_1/")."""
+    first = node.split(";")[0]
+    if "/" in first:
+        return first.rsplit("/", 1)[0] + "/"
+    return first
+
+
+def worst_layers(ctx: ConvertContext, k: int = 5) -> list[dict[str, Any]]:
+    """The ``k`` TFLite int8 ops with the largest RMSE/scale on the calibration data."""
+    import numpy as np
+    import tensorflow as tf
+
+    from .formats.tflite import TFLiteFormat, _from_keras_model, _from_saved_model
+
+    calib = ctx.calibration()
+    x = calib.x[:DEBUG_SAMPLES]
+
+    def dataset():
+        for i in range(len(x)):
+            yield [x[i : i + 1]]
+
+    fmt = TFLiteFormat()
+    tmp = None
+    try:
+        try:
+            converter = _from_keras_model(ctx.model)
+        except Exception:
+            converter, tmp = _from_saved_model(ctx.model, ctx.workdir)
+        fmt._configure(converter, ctx, "int8")  # noqa: SLF001
+        converter.representative_dataset = dataset
+        debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=dataset)
+        debugger.run()
+        buf = io.StringIO()
+        debugger.layer_statistics_dump(buf)
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    rows = []
+    for r in csv.DictReader(io.StringIO(buf.getvalue())):
+        try:
+            scale = float(r["scale"])
+            mse = float(r["mean_squared_error"])
+        except (KeyError, ValueError):
+            continue
+        if not scale or not np.isfinite(mse):
+            continue
+        rows.append({
+            "node": r.get("tensor_name", ""),
+            "scope": layer_scope(r.get("tensor_name", "")),
+            "op": r.get("op_name", ""),
+            "rmse_over_scale": round(math.sqrt(mse) / scale, 4),
+            "max_abs_error": float(f"{float(r.get('max_abs_error', 'nan')):.4g}"),
+        })
+    rows.sort(key=lambda d: -d["rmse_over_scale"])
+    return rows[:k]

@@ -1,0 +1,20 @@
+"""Export formats, registered by name; one file per format.
+
+Each format declares the quantize modes it supports. Importing this package
+is cheap: the converters import TensorFlow, tf2onnx and onnx only when they run.
+"""
+from __future__ import annotations
+
+from .base import FORMATS, IO_TYPES, MODES, ConversionError, ConvertContext, Converted, ExportFormat, mode_tag
+
+# Importing these modules registers them.
+from . import tflite, onnx  # noqa: E402,F401
+
+
+
+def format_names() -> list[str]:
+    """Registered format names in their display order (tflite first)."""
+    return sorted(FORMATS.names(), key=lambda n: (FORMATS.get(n).order, n))
+
+
+__all__ = ["format_names", "FORMATS", "MODES", "IO_TYPES", "ExportFormat", "ConvertContext", "Converted", "ConversionError", "mode_tag"]

@@ -1,0 +1,92 @@
+"""The model registry: one file per architecture, each ``@MODELS.register``-ed.
+
+A ``ModelSpec`` says how to build the Keras model and what the device must do
+to an image before it (the manifest's colour order and normalization), plus
+which layers fine-tuning may start from. Builders import Keras lazily, so
+listing the models (``train-model --help``) costs nothing.
+
+Every builder returns a *functional* ``keras.Model`` (tf2onnx fails on Keras 3
+``Sequential``) without Lambda layers (``safe_mode`` loading must work). The
+classifier layers on top of a backbone are named ``head_*``; every other
+layer belongs to the backbone, which is what ``train/finetune.py`` freezes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from edge_runtime.errors import EdgeDeployError
+from edge_runtime.manifest import Normalization
+from edge_runtime.registry import Registry
+
+HEAD_PREFIX = "head_"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the registry holds for one architecture."""
+
+    name: str
+    build: Callable[..., Any]  # build(num_classes, image_size, weights="none", dropout=0.0) -> keras.Model
+    description: str
+    color_order: str = "RGB"
+    in_graph: bool = True  # normalization inside the model (a Rescaling layer)
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    pretrained: bool = False  # a backbone with ImageNet weights
+    default_weights: str = "none"
+    default_dropout: float = 0.0
+    default_unfreeze_from: str | None = None
+    fine_tune_layers: tuple[str, ...] = field(default_factory=tuple)  # suggested --unfreeze-from values
+
+    def normalization(self) -> Normalization:
+        return Normalization(in_graph=self.in_graph, mean=list(self.mean), std=list(self.std))
+
+
+MODELS: Registry[ModelSpec] = Registry("model")
+
+
+def build_model(name: str, num_classes: int, image_size: int, weights: str = "none", dropout: float = 0.0) -> Any:
+    """Build a registered model; ``weights`` is "imagenet", "none" or a path."""
+    if num_classes < 2:
+        raise EdgeDeployError(f"Received num_classes={num_classes}, expected >= 2")
+    return MODELS.get(name).build(num_classes, image_size, weights=weights, dropout=dropout)
+
+
+def load_backbone_weights(app: Callable[..., Any], model_name: str, weights: str, **kwargs: Any) -> Any:
+    """Call a ``keras.applications`` constructor, turning weight failures into one line.
+
+    Offline, ``weights="imagenet"`` fails to download; a bad ``PATH`` fails to
+    load. Both become an ``EdgeDeployError`` naming ``--weights PATH`` and
+    ``--weights none``.
+    """
+    arg: str | None = None if weights == "none" else weights
+    try:
+        return app(weights=arg, **kwargs)
+    except Exception as exc:
+        detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+        if weights == "imagenet":
+            raise EdgeDeployError(
+                f"could not download the ImageNet weights for {model_name} ({detail}); "
+                f"pass --weights PATH to a local notop .h5 file, or --weights none to train from scratch"
+            ) from None
+        if arg is None:
+            raise
+        raise EdgeDeployError(
+            f"could not load {model_name} weights from {weights} ({detail}); expected the Keras "
+            f"'notop' .h5 weights of {model_name}, or pass --weights none"
+        ) from None
+
+
+def classifier_head(x: Any, num_classes: int, dropout: float) -> Any:
+    """GlobalAveragePooling2D, optional Dropout, Dense softmax: the transfer-learning head."""
+    from keras import layers
+
+    x = layers.GlobalAveragePooling2D(name=HEAD_PREFIX + "pool")(x)
+    if dropout:
+        x = layers.Dropout(dropout, name=HEAD_PREFIX + "dropout")(x)
+    return layers.Dense(num_classes, activation="softmax", name=HEAD_PREFIX + "predictions")(x)
+
+
+# Registration happens on import; add a model by adding a file and a line here.
+from . import small_cnn, vgg16, mobilenet_v2  # noqa: E402,F401

@@ -1,0 +1,103 @@
+"""PNG plots for a run folder (matplotlib, Agg backend, written atomically).
+
+- ``accuracy.png``: accuracy and val_accuracy per epoch;
+- ``loss.png``: loss and val_loss per epoch;
+- ``confusion_matrix.png``: the test-split confusion matrix with counts;
+- ``predictions.png``: a grid of test images titled predicted / true label.
+A dashed line marks where fine-tuning started in a two-phase run.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from edge_runtime.io import atomic_write_with
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: str | Path) -> Path:
+    plt = _plt()
+    try:
+        atomic_write_with(path, lambda f: fig.savefig(f, format="png", dpi=110, bbox_inches="tight"), force=True)
+    finally:
+        plt.close(fig)
+    return Path(path)
+
+
+def plot_curve(history: dict[str, list], key: str, path: str | Path, fine_tune_start: int | None = None) -> Path:
+    """``key`` and ``val_<key>`` against the epoch number."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    epochs = history.get("epoch") or list(range(1, len(history.get(key, [])) + 1))
+    for k, style in ((key, "-o"), ("val_" + key, "-s")):
+        vals = history.get(k) or []
+        if vals:
+            ax.plot(epochs[: len(vals)], vals, style, markersize=3, label=k)
+    if fine_tune_start:
+        ax.axvline(fine_tune_start - 0.5, color="gray", linestyle="--", linewidth=1, label="fine-tuning starts")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(key)
+    ax.set_title(f"{key} vs val_{key}")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _save(fig, path)
+
+
+def plot_confusion(cm: Sequence[Sequence[int]], labels: Sequence[str], path: str | Path) -> Path:
+    plt = _plt()
+    cm = np.asarray(cm)
+    k = len(labels)
+    size = max(4.0, min(14.0, 0.6 * k + 2))
+    fig, ax = plt.subplots(figsize=(size, size))
+    im = ax.imshow(cm, cmap="Blues")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_xticks(range(k), labels=list(labels), rotation=45 if k > 4 else 0, ha="right" if k > 4 else "center")
+    ax.set_yticks(range(k), labels=list(labels))
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title("Confusion matrix (test split)")
+    if k <= 30:
+        hi = cm.max() if cm.size else 0
+        for i in range(k):
+            for j in range(k):
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8,
+                        color="white" if hi and cm[i, j] > hi / 2 else "black")
+    return _save(fig, path)
+
+
+def plot_predictions(
+    images: Sequence[np.ndarray],
+    y_true: Sequence[int],
+    y_pred: Sequence[int],
+    scores: Sequence[float],
+    labels: Sequence[str],
+    path: str | Path,
+    cols: int = 4,
+) -> Path:
+    """A grid of uint8 images titled "pred (score) / true", green if right, red if wrong."""
+    plt = _plt()
+    n = len(images)
+    rows = max(1, int(np.ceil(n / cols)))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 2.4, rows * 2.6))
+    for ax, i in zip(np.ravel(axes), range(rows * cols)):
+        ax.axis("off")
+        if i >= n:
+            continue
+        img = np.asarray(images[i])
+        ax.imshow(img.squeeze(), cmap="gray" if img.ndim == 2 or img.shape[-1] == 1 else None,
+                  interpolation="nearest" if max(img.shape[:2]) < 64 else "antialiased")
+        ok = int(y_pred[i]) == int(y_true[i])
+        ax.set_title(f"pred {labels[int(y_pred[i])]} ({scores[i]:.2f})\ntrue {labels[int(y_true[i])]}",
+                     fontsize=8, color="green" if ok else "red")
+    fig.suptitle("Test images: predicted vs true label")
+    return _save(fig, path)
