@@ -27,7 +27,7 @@ demo: $(STAMP)
 	$(BIN)/train-model --model small_cnn --dataset digits --output $(DEMO)/run --force
 	$(BIN)/export-model $(DEMO)/run --format tflite --quantize none,int8 --output $(DEMO)/models --force
 	$(BIN)/export-model $(DEMO)/run --format onnx --quantize none --output $(DEMO)/models --force
-	$(BIN)/python benchmarks/compare.py $(DEMO)/models --dataset digits --out $(DEMO)/report
+	$(BIN)/python benchmarks/compare.py $(DEMO)/models --dataset digits --out $(DEMO)/report --force
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

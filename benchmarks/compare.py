@@ -102,6 +102,8 @@ def summarize(latency_rows: Sequence[dict], accuracy_rows: Sequence[dict], refer
 
     summary: dict[str, Any] = {"reference": Path(reference).name if reference else None, "reference_accuracy": ref_acc,
                                "within_points": WITHIN_POINTS}
+    ref_names = [e["name"] for e in entries if e["path"] == reference]
+    summary["reference_name"] = ref_names[0].split(" (")[0] if ref_names else summary["reference"]
     fastest = min(entries, key=lat)
     summary["fastest"] = {"variant": name(fastest), "p50_ms": fastest["p50_ms"], "threads": fastest["best_threads"]}
     scored = [e for e in entries if e["accuracy"] is not None]
@@ -111,8 +113,8 @@ def summarize(latency_rows: Sequence[dict], accuracy_rows: Sequence[dict], refer
         summary["most_accurate"] = {"variant": name(top), "accuracy": top["accuracy"], "tied_with": [name(e) for e in ties]}
     else:
         summary["most_accurate"] = None
-    if ref_acc is not None:
-        ok = [e for e in scored if 100 * (ref_acc - e["accuracy"]) <= WITHIN_POINTS + 1e-9]
+    ok = [e for e in scored if 100 * (ref_acc - e["accuracy"]) <= WITHIN_POINTS + 1e-9] if ref_acc is not None else []
+    if ok:
         b = min(ok, key=lat)
         summary["best_within_1pt"] = {"variant": name(b), "p50_ms": b["p50_ms"], "accuracy": b["accuracy"],
                                       "threads": b["best_threads"], "speedup_vs_float": None}
@@ -137,9 +139,12 @@ def verdict_lines(summary: dict) -> list[str]:
     b = summary["best_within_1pt"]
     if b:
         sp = f", {b['speedup_vs_float']:.2f}x the float model's speed" if b.get("speedup_vs_float") else ""
-        out.append(f"Best within {WITHIN_POINTS:g} point of float accuracy ({summary['reference']}: "
+        out.append(f"Best within {WITHIN_POINTS:g} point of float accuracy ({summary['reference_name']}: "
                    f"{100 * summary['reference_accuracy']:.2f}%): {b['variant']} ({100 * b['accuracy']:.2f}%, "
                    f"{b['p50_ms']:.3f} ms p50{sp})")
+    elif summary.get("reference_accuracy") is not None:
+        out.append(f"Best within {WITHIN_POINTS:g} point of float accuracy: none (every timed variant is more than "
+                   f"{WITHIN_POINTS:g} point below {summary['reference_name']}'s {100 * summary['reference_accuracy']:.2f}%)")
     else:
         out.append(f"Best within {WITHIN_POINTS:g} point of float accuracy: n/a (no float32 variant with accuracy)")
     return out
@@ -156,6 +161,11 @@ def main_table(entries: Sequence[dict]) -> tuple[list[str], list[list[str]]]:
                      C.fmt(e["throughput_ips"], 0), C.fmt(e["peak_rss_mb"], 1), C.fmt(e["gmacs_per_s"], 3), e["best_threads"],
                      C.fmt(None if e["accuracy"] is None else 100 * e["accuracy"], 2),
                      "n/a" if d is None else f"{d:+.2f}", C.fmt(None if e["agreement"] is None else 100 * e["agreement"], 2)])
+    if any(e.get("pct_of_peak") is not None for e in entries):
+        i = header.index("GMAC/s") + 1
+        header.insert(i, "% peak")
+        for row, e in zip(rows, entries):
+            row.insert(i, C.fmt(e.get("pct_of_peak"), 1))
     return header, rows
 
 
@@ -261,7 +271,7 @@ def markdown(report: dict, entries, threads) -> str:
     lines += [f"Latency: `predict_tensor` on batch {s['batch_size']}, {s['warmup']} warm-up + {s['runs']} timed runs, "
               f"each variant x thread count in a fresh process, same seeded input (seed {s['seed']}); the row shows the "
               "fastest thread count. Load = model open to ready (runtime import excluded); 1st = first inference. "
-              "GMAC/s = manifest MACs x batch / mean latency (n/a when the manifest has no MACs). "
+              "GMAC/s = manifest MACs x batch / p50 latency (n/a when the manifest has no MACs); img/s = batch / mean latency. "
               f"Accuracy on {report['dataset']['name'] if report.get('dataset') else 'n/a'}"
               f"{' (first ' + str(s['accuracy_limit']) + ' images)' if s.get('accuracy_limit') else ''}; "
               f"agreement = top-1 agreement with {report['summary']['reference'] or 'n/a'}.", ""]

@@ -14,7 +14,7 @@ runs and ``--runs`` timed runs, and reports:
   batch (quantization of integer models included, image decoding not);
 - throughput (images/s = batch size / mean latency);
 - peak RSS of that process (``getrusage``), and RSS before/after the load;
-- achieved GMAC/s = manifest ``macs`` x batch / mean latency ("n/a" when the
+- achieved GMAC/s = manifest ``macs`` x batch / p50 latency ("n/a" when the
   manifest has no ``macs``), and the % of ``--peak-gflops`` when given
   (1 MAC = 2 FLOPs);
 - whether the XNNPACK delegate was applied (TFLite).
@@ -117,7 +117,8 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
     stats = C.latency_stats(times)
     mean_s = stats["mean_ms"] / 1e3
     macs = m.macs if clf.manifest_found else None
-    gmacs = (macs * batch / mean_s / 1e9) if macs and mean_s > 0 else None
+    p50_s = stats["p50_ms"] / 1e3
+    gmacs = (macs * batch / p50_s / 1e9) if macs and p50_s > 0 else None  # at the typical (p50) latency
     peak_gflops = job.get("peak_gflops")
     row: dict[str, Any] = {
         "model": str(job["model"]),
@@ -164,12 +165,28 @@ def _worker(job_path: str, out_path: str) -> int:
 
 # -- the parent: plans the runs and starts one process for each --------------------
 def plan(models: Sequence[Path], backends: Sequence[str], threads: Sequence[int]) -> list[tuple[Path, str, int]]:
+    """(model, backend, threads) for every model a requested backend reads.
+
+    With a mixed folder and ``--backend tflite-runtime`` the .onnx files are
+    skipped with a note; when no model at all can be measured, that is the error.
+    """
     C.check_backend_names(backends)
-    jobs = []
+    jobs, skipped = [], []
     for m in models:
-        for b in C.backends_for(m, backends):
+        try:
+            chosen = C.backends_for(m, backends)
+        except EdgeDeployError as exc:
+            if len(models) == 1 or "none of the backends" not in str(exc):
+                raise
+            skipped.append(str(exc))
+            continue
+        for b in chosen:
             for t in threads:
                 jobs.append((m, b, t))
+    if not jobs:
+        raise EdgeDeployError(skipped[0] if skipped else "no model to measure")
+    for msg in skipped:
+        print(f"{PROG}: skipped: {msg}", file=sys.stderr)
     return jobs
 
 
@@ -253,6 +270,8 @@ def settings(args, threads, backends, warmup, runs) -> dict[str, Any]:
             "seed": args.seed, "quick": args.quick, "peak_gflops": args.peak_gflops, "xnnpack": not args.no_xnnpack,
             "input": "uniform random uint8 pixels of the model's input size from the seed, normalized as the manifest says",
             "timed": "ImageClassifier.predict_tensor on one batch (input quantization included, image decoding excluded)",
+            "gmacs_per_s": "manifest macs x batch / p50 latency; pct_of_peak = 2 x GMAC/s / --peak-gflops (1 MAC = 2 FLOPs)",
+            "throughput_ips": "batch / mean latency",
             "subprocess_per_run": True, "gc_disabled_during_timed_runs": True,
             "load": "model open to ready in a fresh process, runtime import excluded (import_ms), edge_runtime's "
                     "one-time safety probe skipped (the process is already isolated)"}

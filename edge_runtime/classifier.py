@@ -86,6 +86,8 @@ class ImageClassifier:
         if self.manifest is None:
             self.manifest = self._manifest_from_model()
         self._check_manifest_matches_model()
+        b = self.backend
+        self._quantized_io = b.input.quantized or b.output.quantized or b.output.dtype != np.float32
 
     # -- construction helpers -------------------------------------------------
     def _manifest_from_model(self) -> Manifest:
@@ -149,6 +151,8 @@ class ImageClassifier:
         else:
             step = fixed = max(1, backend.input.shape[0])
         if n == step or (n < step and not fixed):  # the common case: one call
+            if not self._quantized_io and x.dtype == backend.input.dtype:  # float model: no copies
+                return backend._run(x)
             return self.dequantize_output(backend.run(self.quantize_input(x)))
         outs = []
         for i in range(0, n, step):

@@ -80,6 +80,45 @@ def random_mutations(rng: random.Random, max_count: int = 6) -> list[Mutation]:
     return [(rng.choice(KINDS), rng.random(), rng.randrange(1 << 16)) for _ in range(rng.randint(1, max_count))]
 
 
+def seed_images() -> dict[str, bytes]:
+    """Small valid images in many formats and modes: the seeds the image fuzzers mutate.
+
+    Returns:
+        file name -> encoded bytes (PNG, JPEG incl. progressive, CMYK and
+        EXIF-rotated, grayscale, RGBA, palette, 16-bit PNG, GIF, BMP, WebP, TIFF).
+    """
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(7)
+    rgb = Image.fromarray(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8))
+    out: dict[str, bytes] = {}
+
+    def save(name: str, img, fmt: str, **kw) -> None:
+        buf = io.BytesIO()
+        img.save(buf, fmt, **kw)
+        out[name] = buf.getvalue()
+
+    save("rgb.png", rgb, "PNG")
+    save("rgb.jpg", rgb, "JPEG", quality=90)
+    save("progressive.jpg", rgb, "JPEG", progressive=True)
+    save("cmyk.jpg", rgb.convert("CMYK"), "JPEG")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated 90 degrees
+    save("exif_rotated.jpg", rgb, "JPEG", exif=exif.tobytes())
+    save("gray.png", rgb.convert("L"), "PNG")
+    save("rgba.png", rgb.convert("RGBA"), "PNG")
+    save("palette.png", rgb.convert("P", palette=Image.ADAPTIVE, colors=16), "PNG")
+    save("gray16.png", Image.fromarray((rng.integers(0, 65536, (12, 16))).astype(np.uint16)), "PNG")
+    save("anim.gif", rgb.convert("P"), "GIF", save_all=True, append_images=[rgb.convert("P").rotate(90)])
+    save("rgb.bmp", rgb, "BMP")
+    save("rgb.webp", rgb, "WEBP")
+    save("rgb.tiff", rgb, "TIFF", compression="tiff_lzw")
+    return out
+
+
 @dataclass
 class CaseResult:
     """What one fuzz case did."""

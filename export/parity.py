@@ -15,8 +15,11 @@ training (``train.preprocess_tf.preprocess_images``). Measured:
 
 The gate fails a file when its accuracy drop exceeds ``--max-accuracy-drop``
 (default 1.0 point), or when a float32/float16 file differs from Keras by more
-than ``--max-prob-diff`` (default 1e-3) in any probability: for those, a
-difference is a bug, not a trade-off.
+than ``--max-prob-diff`` (default 1e-3) in any probability. For float32 a
+difference is a bug, not a trade-off (measured: about 1e-6). For float16 it is
+mostly the weights' rounding: 3e-4 on the digits small_cnn, but 0.5e-3 to
+1.4e-3 on barely trained tiny CNNs, whose borderline images sit where the
+softmax is steepest; such a model needs a looser ``--max-prob-diff``.
 """
 from __future__ import annotations
 
@@ -128,6 +131,10 @@ def gate(metrics: dict[str, Any], mode: str, max_accuracy_drop: float = DEFAULT_
     drop = metrics["accuracy_drop"]
     if drop > max_accuracy_drop:
         return f"accuracy drop {drop:.2f} points > {max_accuracy_drop:g} (accuracy {metrics['accuracy']:.2f}% vs Keras {metrics['keras_accuracy']:.2f}%)"
-    if mode in FLOAT_MODES and metrics["max_abs_prob_diff"] > max_prob_diff:
-        return f"max probability difference {metrics['max_abs_prob_diff']:.2g} > {max_prob_diff:g} for a float model (a conversion bug)"
+    diff = metrics["max_abs_prob_diff"]
+    if mode == "none" and diff > max_prob_diff:
+        return f"max probability difference {diff:.2g} > {max_prob_diff:g} for a float32 model (a conversion bug)"
+    if mode == "float16" and diff > max_prob_diff:
+        return (f"max probability difference {diff:.2g} > {max_prob_diff:g} for a float16 model "
+                "(float16 weights alone move borderline probabilities by about 1e-3; see --max-prob-diff)")
     return None

@@ -35,6 +35,7 @@ from . import report as report_mod
 from ._files import make_readable, write_text
 from ._quiet import captured, quiet_loggers, quiet_tensorflow
 from .calibration import DEFAULT_SAMPLES, Calibration, check_sample_count
+from .formats.base import keras_layer_scopes
 from .formats import FORMATS, IO_TYPES, MODES, ConversionError, ConvertContext, ExportFormat, format_names, mode_tag
 from .parity import DEFAULT_MAX_ACCURACY_DROP, DEFAULT_MAX_PROB_DIFF, compare, gate, keras_reference, run_file
 from .source import Source, load_keras_model, resolve_source
@@ -196,6 +197,12 @@ def _tensor_spec(info: Any) -> dict[str, Any]:
     return spec
 
 
+def write_model(tmp: Path, data: bytes) -> None:
+    """Write the model bytes to the temporary file (a seam for the atomic-write tests)."""
+    with open(tmp, "wb") as f:
+        f.write(data)
+
+
 def _stderr_log(msg: str) -> None:
     import sys
 
@@ -252,7 +259,7 @@ class _Exporter:
         with tempfile.TemporaryDirectory(prefix="edgedeploy-export-") as work:
             ctx = ConvertContext(model=model, manifest=source.manifest, calibration=self.calibration,
                                  workdir=Path(work), io=o.io or "uint8", opset=o.opset,
-                                 keep_float=list(o.keep_float), debug=o.debug)
+                                 keep_float=list(o.keep_float), debug=o.debug, layer_scopes=keras_layer_scopes(model))
             for i, job in enumerate(jobs, 1):
                 row = self.export_one(job, i, len(jobs), ctx, ref, base)
                 rows.append(row)
@@ -287,9 +294,11 @@ class _Exporter:
         print(report_mod.text_table([r for r in all_rows if r["file"] in this_run], ref.keras_accuracy), flush=True)
         self.log(f"report: {json_path} (+ .md)")
         if worst:
+            from .debug import keep_float_hint
+
             self.log("int8 layers with the largest quantization error (TFLite QuantizationDebugger, RMSE/scale): "
-                     + ", ".join(f"{w['scope']} {w['rmse_over_scale']}" for w in worst)
-                     + f"; try --keep-float {','.join(w['scope'] for w in worst[:2])}")
+                     + ", ".join(f"{w.get('layer') or w['scope']} {w['rmse_over_scale']}" for w in worst)
+                     + f"; try --keep-float {keep_float_hint(worst)}")
         self._raise_failures(failures)
         return report
 
@@ -328,11 +337,11 @@ class _Exporter:
         if err is not None:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             reason = f"conversion failed: {first[:300]}"
-            self.log(f"[{i}/{n}] {job.label}: {reason}")
-            if cap.text.strip():
-                self.log("  converter output (last lines):\n    " + cap.tail(8).replace("\n", "\n    "))
+            self.log(f"[{i}/{n}] {job.label}: {reason}" + ("" if o.debug else " (--debug shows the converter's output)"))
             row.update(status="failed", reason=reason, seconds=round(time.perf_counter() - t0, 2))
             return row
+        if o.keep_float and job.mode not in job.fmt.keep_float_modes:
+            conv.notes.append(f"--keep-float does not apply to {job.label}")
         for note in conv.notes:
             self.log(f"  note: {note}")
 
@@ -383,12 +392,16 @@ class _Exporter:
         job.fmt.check(final)
 
         dest = job.path if accepted else job.rejected_path
-        with atomic_path(dest, force=o.force) as tmp:
-            tmp.write_bytes(final)
-            make_readable(tmp)
-            self._verify(tmp, dest, fmt, final_manifest, probs, ref, accepted)
+        try:
+            with atomic_path(dest, force=o.force) as tmp:
+                write_model(tmp, final)
+                make_readable(tmp)
+                self._verify(tmp, dest, fmt, final_manifest, probs, ref, accepted)
+            if accepted:
+                write_text(job.sidecar, final_manifest.to_json() + "\n", force=o.force)
+        except OSError as exc:  # disk full, permissions: the target is untouched (atomic_path)
+            raise EdgeDeployError(f"could not write {dest}: {exc.strerror or exc}") from None
         if accepted:
-            write_text(job.sidecar, final_manifest.to_json() + "\n", force=o.force)
             job.rejected_path.unlink(missing_ok=True)  # a stale rejection of an earlier run (--force)
         else:
             # --force replaces: the earlier accepted file must not outlive this rejection.

@@ -129,10 +129,14 @@ def markdown(report: dict[str, Any]) -> str:
         lines += ["", "## Not accepted", ""]
         lines += [f"- `{r['file']}`: {r.get('reason')}" for r in rejected]
     if report.get("worst_layers"):
+        from .debug import keep_float_hint
+
         lines += ["", "## Layers with the largest int8 error (TFLite QuantizationDebugger)", "",
-                  "| scope | op | RMSE/scale | max abs error |", "|---|---|---|---|"]
-        lines += [f"| `{w['scope']}` | {w['op']} | {w['rmse_over_scale']} | {w['max_abs_error']} |" for w in report["worst_layers"]]
-        lines += ["", "Keep them in float with `--keep-float " + ",".join(w["scope"] for w in report["worst_layers"][:2]) + "`."]
+                  "| layer | scope | op | RMSE/scale | max abs error |", "|---|---|---|---|---|"]
+        lines += [f"| {w.get('layer') or '-'} | `{w['scope']}` | {w['op']} | {w['rmse_over_scale']} | {w['max_abs_error']} |"
+                  for w in report["worst_layers"]]
+        lines += ["", f"Keep the worst in float with `--keep-float {keep_float_hint(report['worst_layers'])}` "
+                  "(RMSE/scale above about 0.3 is more than rounding noise)."]
     if report.get("targets"):
         lines += ["", "## Targets", "", "| file | size vs float32 | <= 0.27 | accuracy drop | <= 1.0 |", "|---|---|---|---|---|"]
         yn = lambda v: "-" if v is None else ("yes" if v else "**no**")  # noqa: E731

@@ -286,7 +286,7 @@ pi_run() {
         exec "$@"
     ' pi_run "$ROOTFS" "$WORK" "$WORK/src" "$qemu_mount" \
         env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/root USER=root LANG=C.UTF-8 TERM=dumb \
-        QEMU_CPU="$QEMU_CPU" PI_PYTEST_ARGS="$PI_PYTEST_ARGS" \
+        QEMU_CPU="$QEMU_CPU" PI_PYTEST_ARGS="$PI_PYTEST_ARGS" EDGEDEPLOY_TEST_CACHE=/mnt/work/test-models \
         "$(command -v chroot)" "$ROOTFS" "$@"
 }
 
@@ -459,6 +459,15 @@ for im in sys.argv[2:]:
     done
 }
 
+test_fixtures() { # the model files the TF-free tests read, built with TF here (see the host helper)
+    mkdir -p "$WORK/test-models"
+    EDGEDEPLOY_TEST_CACHE=${EDGEDEPLOY_TEST_CACHE:-$HOME/.cache/edgedeploy/test-models} \
+        "$PYTHON" "$SCRIPTS/pi_emulation_host.py" test-fixtures "$REPO" "$WORK/test-models" 2> "$WORK/test-fixtures.log" \
+        | while IFS= read -r l; do log "$l"; done
+    [[ -s $WORK/test-fixtures.log ]] && tail -n 5 "$WORK/test-fixtures.log" >&2
+    return 0
+}
+
 # ------------------------------------------------------------------ run in the Pi
 stage_sources() { # the tests and benchmark scripts (not the packages: those come from the wheel)
     rm -rf "${WORK:?}"/src/* && mkdir -p "$WORK/src" "$WORK/arm"
@@ -503,7 +512,7 @@ summary() {
         done
     done
     printf '  timings:'
-    for k in host_tools binfmt rootfs wheel fetch_wheels install models x86 pi compare; do
+    for k in host_tools binfmt rootfs wheel fetch_wheels install models x86 fixtures pi compare; do
         [[ -n ${STEP_TIME[$k]:-} ]] && printf ' %s=%ss' "$k" "${STEP_TIME[$k]}"
     done
     printf ' total=%ss\n' "$total"
@@ -538,6 +547,7 @@ main() {
     STEP_TIME[install]=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')
     timed models make_models || die 4 "step make_models failed"
     timed x86 x86_predictions || die 1 "edge-infer failed on x86"
+    timed fixtures test_fixtures
     stage_sources
     t0=$(date +%s.%N)
     for v in $VARIANTS; do run_in_pi "$v"; done

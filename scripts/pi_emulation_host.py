@@ -9,6 +9,9 @@ Sub-commands:
                               (stand-in while train-model/export-model are absent)
   compare X86_DIR ARM_DIR     compare `edge-infer --json` outputs, same top-1?
   wheel-requires WHEEL        print the wheel's Requires-Dist (for the cache key)
+  test-fixtures REPO OUT      build (with TF, on x86) the model files the TF-free tests
+                              read, with the tests' own helpers, and copy them to OUT,
+                              so those tests run on the Pi instead of skipping
 
 Only the standard library is needed for mirrors/compare/wheel-requires; images
 needs numpy + Pillow (the edge extra); synthetic-models needs TensorFlow.
@@ -249,6 +252,37 @@ def cmd_wheel_requires(wheel: str) -> int:
     return 0
 
 
+def cmd_test_fixtures(repo: str, out: str) -> int:
+    """Best effort: tests/*_fixtures.py cache the models they build with TensorFlow under
+    $EDGEDEPLOY_TEST_CACHE/<hash of their code>; the Pi has no TF, so build them here and
+    hand over copies (the hash is computed from the same code on both sides)."""
+    import importlib
+    import shutil
+    import warnings
+
+    tests = Path(repo, "tests")
+    sys.path[:0] = [str(tests), repo]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    warnings.simplefilter("ignore")
+    os.makedirs(out, exist_ok=True)
+    built = []
+    for module, func in (("edge_fixtures", "ensure_edge_models"), ("bench_fixtures", "bench_export_dir")):
+        if not (tests / f"{module}.py").is_file():
+            continue
+        try:
+            src = Path(getattr(importlib.import_module(module), func)())
+        except Exception as e:  # noqa: BLE001 - someone else's moving target: say so and go on
+            print(f"  tests/{module}.py:{func}() failed: {type(e).__name__}: {str(e)[-300:]}", file=sys.stderr)
+            continue
+        dst = Path(out, src.name)
+        if dst.exists():
+            shutil.rmtree(dst)
+        shutil.copytree(src, dst)
+        built.append(f"{module}.{func} -> {src.name}")
+    print("test fixtures: " + ("; ".join(built) if built else "none (the TF-needing fixture tests will skip on the Pi)"))
+    return 0
+
+
 def main(argv: list[str]) -> int:
     if not argv:
         print(__doc__, file=sys.stderr)
@@ -262,6 +296,8 @@ def main(argv: list[str]) -> int:
         return cmd_synthetic_models(args[0])
     if cmd == "compare":
         return cmd_compare(args[0], args[1])
+    if cmd == "test-fixtures":
+        return cmd_test_fixtures(args[0], args[1])
     if cmd == "wheel-requires":
         return cmd_wheel_requires(args[0])
     print(f"unknown sub-command {cmd!r}", file=sys.stderr)

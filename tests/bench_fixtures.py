@@ -1,20 +1,22 @@
 """Tiny export folders and helpers for the benchmarks tests (tests/test_bench_*.py).
 
-``bench_export_dir()`` is what export/ writes for the tiny CNN of
-tests/edge_fixtures.py (functional Keras, Rescaling(1/255) in the graph,
-trained a few epochs on the embedded digits at 32x32):
+``bench_export_dir()`` is an export folder for a tiny CNN (functional Keras,
+Rescaling(1/255) in the graph, Conv 8/16 + Dense 32/10, trained a few epochs
+on the embedded digits at 32x32):
 
-  model_float32.tflite + .json   float32
-  model_int8.tflite + .json      full int8, uint8 I/O
-  model_float32.onnx + .json     float32
+  model_float32.tflite   float32
+  model_int8.tflite      full int8, uint8 I/O
+  model_float32.onnx     float32
 
-with the manifest's ``macs`` set (embedded and sidecar) to the model's
-multiply-accumulates, so the GMAC/s column has something to show. It is
-built once from edge_fixtures' cached models (TensorFlow is needed only the
-very first time, to train them) and cached beside them, keyed by the content
-of both fixture files. The MAC count is rewritten into the files with
-ai_edge_litert's flatbuffer tools and a few lines of protobuf, so no
-TensorFlow or onnx is needed for that step.
+each with its manifest embedded (``macs`` set) and a sidecar JSON. Built once
+and cached under ~/.cache/edgedeploy/test-models (EDGEDEPLOY_TEST_CACHE),
+keyed by the content of the fixture files:
+
+- with ``export-model`` (export/cli.py) when it and TensorFlow are there: a
+  run folder from tests/export_fixtures.py, exported as the README does;
+- otherwise from tests/edge_fixtures.py's cached models, with ``macs``
+  written into the files by ai_edge_litert's flatbuffer tools and a few lines
+  of protobuf (no TensorFlow or onnx needed for that step).
 
 ``run_script`` runs a benchmark script the way a user does
 (``python benchmarks/<name>.py``) and returns the CompletedProcess.
@@ -29,6 +31,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import pytest
@@ -40,12 +43,28 @@ VARIANTS = ("model_float32.tflite", "model_int8.tflite", "model_float32.onnx")
 EMBED_KEY = "edgedeploy.manifest"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
-# The fixture CNN (tests/edge_fixtures.py::_train) at 32x32x3, per image:
+# The edge_fixtures CNN (tests/edge_fixtures.py::_train) at 32x32x3, per image, used
+# when the folder is built from edge_fixtures (export-model counts its own):
 #   Conv2D 8 (3x3, same) on 32x32x3:  32*32*8 * 3*3*3  = 221,184
 #   Conv2D 16 (3x3, same) on 16x16x8: 16*16*16 * 3*3*8 = 294,912
 #   Dense 8*8*16 -> 32:                1024*32          =  32,768
 #   Dense 32 -> 10:                    32*10            =     320
-FIXTURE_MACS = 221_184 + 294_912 + 32_768 + 320
+EDGE_FIXTURE_MACS = 221_184 + 294_912 + 32_768 + 320
+
+
+def sidecar_manifest(model: Path) -> dict:
+    """The sidecar manifest JSON beside a model (model.tflite.json, else model.json)."""
+    for p in (model.with_name(model.name + ".json"), model.with_suffix(".json")):
+        if p.is_file():
+            return json.loads(p.read_text())
+    raise FileNotFoundError(f"no sidecar manifest beside {model}")
+
+
+def fixture_macs() -> int:
+    """The MACs the fixture's manifests carry (the same model in every variant)."""
+    values = {sidecar_manifest(bench_export_dir() / v)["macs"] for v in VARIANTS}
+    assert len(values) == 1 and isinstance(next(iter(values)), int) and next(iter(values)) > 0, values
+    return values.pop()
 
 
 def _edge_fixtures():
@@ -71,7 +90,9 @@ def edge_models_dir() -> Path:
 
 def _cache_key() -> str:
     h = hashlib.sha256(Path(__file__).read_bytes())
-    h.update((TESTS / "edge_fixtures.py").read_bytes())
+    for f in ("edge_fixtures.py", "export_fixtures.py"):
+        if (TESTS / f).is_file():
+            h.update((TESTS / f).read_bytes())
     return h.hexdigest()[:12]
 
 
@@ -166,7 +187,7 @@ def _build(dest: Path) -> None:
         shutil.copy(src / name, dest / name)
         sidecar = (src / name).with_suffix(".json")
         manifest = json.loads(sidecar.read_text())
-        manifest["macs"] = FIXTURE_MACS
+        manifest["macs"] = EDGE_FIXTURE_MACS
         text = json.dumps(manifest, indent=2)
         if name.endswith(".tflite"):
             set_tflite_manifest(dest / name, text)
@@ -176,17 +197,52 @@ def _build(dest: Path) -> None:
     (dest / "export_report.json").write_text(json.dumps({"note": "test fixture", "variants": list(VARIANTS)}))
 
 
+def _build_with_export_cli(dest: Path) -> None:
+    """The real thing: a tiny run folder (tests/export_fixtures.py) through ``export-model``."""
+    if str(TESTS) not in sys.path:
+        sys.path.insert(0, str(TESTS))
+    import export_fixtures
+
+    run = export_fixtures.train_tiny(dest.parent / f"{dest.name}-run", epochs=4)
+    try:
+        for fmt, modes in (("tflite", "none,int8"), ("onnx", "none")):
+            proc = export_fixtures.run_cli(str(run), "--format", fmt, "--quantize", modes, "--output", str(dest), "--force")
+            if proc.returncode != 0:
+                raise RuntimeError(f"export-model --format {fmt} failed: {(proc.stderr or proc.stdout).strip()[-400:]}")
+    finally:
+        shutil.rmtree(run, ignore_errors=True)
+
+
+def _export_cli_available() -> bool:
+    import importlib.util
+
+    return (ROOT / "export" / "cli.py").is_file() and all(importlib.util.find_spec(m) is not None for m in ("tensorflow", "tf2onnx"))
+
+
 @functools.lru_cache(maxsize=None)
 def bench_export_dir() -> Path:
-    """The cached export-like folder (see the module docstring)."""
+    """The cached export folder (see the module docstring)."""
     base = Path(os.environ.get("EDGEDEPLOY_TEST_CACHE", Path.home() / ".cache" / "edgedeploy" / "test-models"))
-    final = base / f"bench-{_cache_key()}"
-    if all((final / v).is_file() for v in VARIANTS):
-        return final
+    for kind in ("export", "edge"):
+        final = base / f"bench-{kind}-{_cache_key()}"
+        if all((final / v).is_file() for v in VARIANTS):
+            return final
     base.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(dir=base, prefix=".bench-build-"))
+    kind = "edge"
     try:
-        _build(work)
+        if _export_cli_available():
+            try:
+                _build_with_export_cli(work)
+                kind = "export"
+            except Exception as exc:  # export/ is someone else's moving target: say so, and go on
+                warnings.warn(f"building the benchmark fixtures with export-model failed ({exc}); "
+                              "using tests/edge_fixtures.py's models instead")
+                shutil.rmtree(work, ignore_errors=True)
+                work.mkdir()
+        if kind == "edge":
+            _build(work)
+        final = base / f"bench-{kind}-{_cache_key()}"
         if final.exists():
             shutil.rmtree(final)
         os.replace(work, final)

@@ -31,12 +31,13 @@ def mobilenet_v2():
     return build_model("mobilenet_v2", 3, 32, weights="none", dropout=0.2)
 
 
-def _one_step(model):
+def _one_step(model, eager=False):
     keras = _keras()
     x = np.random.default_rng(0).uniform(-1, 1, (4, 32, 32, 3)).astype("float32")
     y = np.array([0, 1, 2, 0])
     before = [w.numpy().copy() for w in model.trainable_weights]
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+                  run_eagerly=eager)
     model.fit(x, y, batch_size=4, epochs=1, verbose=0)
     changed = sum(not np.array_equal(b, w.numpy()) for b, w in zip(before, model.trainable_weights))
     return changed, len(before)
@@ -49,8 +50,12 @@ def test_each_model_trains_one_step(name, request):
     assert not isinstance(model, keras.Sequential) and model.name == name
     assert model.output_shape == (None, 3)
     assert not any(type(l).__name__ == "Lambda" for l in model.layers)
-    apply_strategy(model, "full", freeze_batchnorm=False) if name != "small_cnn" else None
-    changed, total = _one_step(model)
+    if name != "small_cnn":
+        apply_strategy(model, "full", freeze_batchnorm=False)
+    # Eager for the backbones: tracing MobileNetV2's train step takes 40-80 s of Python on
+    # this 2-core machine (28k graph ops); graph-mode training is covered by the slow
+    # two-phase test in test_train_run.py.
+    changed, total = _one_step(model, eager=name != "small_cnn")
     assert changed == total > 0
 
 

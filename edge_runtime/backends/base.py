@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -23,10 +23,11 @@ class TensorInfo:
     dtype: np.dtype
     scale: float = 0.0  # 0.0 when the tensor is not quantized
     zero_point: int = 0
+    quantized: bool = field(init=False)  # computed once: it sits on the per-inference path
 
-    @property
-    def quantized(self) -> bool:
-        return self.scale != 0.0 and np.issubdtype(self.dtype, np.integer)
+    def __post_init__(self) -> None:
+        self.dtype = np.dtype(self.dtype)
+        self.quantized = bool(self.scale != 0.0 and np.issubdtype(self.dtype, np.integer))
 
 
 def default_threads() -> int:

@@ -15,9 +15,10 @@ two layers (the approach issue 8 asks us to name):
    opened, a child process loads it with the same backend and options and
    runs one inference. If the child dies (a signal) or hangs, the parent
    raises ``ModelError`` instead of crashing. A successful probe is remembered
-   in ``~/.cache/edgedeploy/probed/`` under a key of the file's real path, size,
-   mtime, inode and the backend options, so later loads (and a Pi's cold
-   start) only pay a ``stat``. A changed file is probed again.
+   in ``~/.cache/edgedeploy/probed/`` under a name made of the file's device,
+   inode, size and mtime and the backend options (the real path is stored
+   inside and checked), so later loads (and a Pi's cold start) only pay a
+   ``stat`` and a small read. A changed file is probed again.
 
 Control with ``ImageClassifier(..., probe=...)`` or ``EDGEDEPLOY_PROBE``:
 ``auto`` (default: probe unseen files), ``always``, ``never`` (trusted files,
@@ -25,10 +26,8 @@ or a caller that isolates itself, like the fuzz worker).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -52,10 +51,22 @@ def cache_dir() -> Path:
     return Path(base) / "probed"
 
 
-def _key(path: Path, backend: str, threads: int, xnnpack: bool) -> str:
+def _key(path: Path, backend: str, threads: int, xnnpack: bool) -> tuple[str, str]:
+    """(marker file name, real path): the name encodes the file's identity and the options.
+
+    No hashing on purpose: hashlib and subprocess are imported only when a
+    probe actually runs, so a cached load costs a device no extra imports.
+    """
     st = path.stat()
-    ident = [str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino, backend, threads, xnnpack, sys.version_info[:2]]
-    return hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:32]
+    name = f"{st.st_dev}-{st.st_ino}-{st.st_size}-{st.st_mtime_ns}-{backend}-t{threads}-x{int(xnnpack)}-py{sys.version_info[0]}{sys.version_info[1]}"
+    return name, str(path.resolve())
+
+
+def _proven(marker: Path, real: str) -> bool:
+    try:
+        return json.loads(marker.read_text()).get("path") == real
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def probe_model(path: Path, backend: str, threads: int, xnnpack: bool, mode: str | None = None,
@@ -80,9 +91,12 @@ def probe_model(path: Path, backend: str, threads: int, xnnpack: bool, mode: str
     mode = probe_mode(mode)
     if mode == "never":
         return False
-    marker = cache_dir() / _key(path, backend, threads, xnnpack)
-    if mode == "auto" and marker.exists():
+    name, real = _key(path, backend, threads, xnnpack)
+    marker = cache_dir() / name
+    if mode == "auto" and _proven(marker, real):
         return False
+    import subprocess
+
     env = dict(os.environ, EDGEDEPLOY_PROBE="never")
     root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
@@ -101,7 +115,7 @@ def probe_model(path: Path, backend: str, threads: int, xnnpack: bool, mode: str
         raise ModelError(f"{backend} failed (exit {out.returncode}) loading {path} in a test process: {tail[:200]}")
     try:
         marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(json.dumps({"path": str(path), "backend": backend}) + "\n")
+        marker.write_text(json.dumps({"path": real, "backend": backend}) + "\n")
     except OSError:
         pass  # an unwritable cache only means probing again next time
     return True

@@ -42,6 +42,7 @@ class ConvertContext:
     keep_float: list[str] = field(default_factory=list)
     debug: bool = False
     cache: dict[str, Any] = field(default_factory=dict)  # e.g. the float ONNX model, shared by its modes
+    layer_scopes: dict[str, str] = field(default_factory=dict)  # Keras layer name -> TF name scope
 
 
 @dataclass
@@ -85,10 +86,64 @@ class ExportFormat:
 FORMATS: Registry[type[ExportFormat]] = Registry("format")
 
 
-def match_nodes(patterns: list[str], names: list[str]) -> dict[str, list[str]]:
-    """For each --keep-float pattern, the node names equal to it or containing it."""
+def match_nodes(patterns: list[str], names: list[str], layer_scopes: dict[str, str] | None = None) -> dict[str, list[str]]:
+    """For each --keep-float pattern, the graph node names it selects.
+
+    A Keras layer name selects the nodes inside that layer's name scope (see
+    ``keras_layer_scopes``); anything else selects the nodes whose name equals
+    it, or else contains it (a scope such as ``small_cnn_1/fc_1/`` from a report).
+    """
+    scopes = layer_scopes or {}
     out: dict[str, list[str]] = {}
     for pat in patterns:
+        if pat in scopes:
+            scope = scopes[pat]
+            hits = [n for n in names if any(f"/{scope}/" in f"/{part}" for part in n.split(";"))]
+            if hits:
+                out[pat] = hits
+                continue
         exact = [n for n in names if n == pat]
         out[pat] = exact or [n for n in names if pat in n]
+    return out
+
+
+def _unique_name(used: dict[str, int], name: str) -> str:
+    """TensorFlow's ``Graph.unique_name``: the same counters, the same suffixes."""
+    key = name.lower()
+    i = used.get(key, 0)
+    used[key] = i + 1
+    if i > 0:
+        base = key
+        while key in used:
+            key = f"{base}_{i}"
+            i += 1
+        used[key] = 1
+        name = f"{name}_{i - 1}"
+    return name
+
+
+def keras_layer_scopes(model: Any) -> dict[str, str]:
+    """Keras layer name -> the name scope its ops get when the model is traced.
+
+    Keras 3 on TensorFlow enters a layer's name scope twice per call, and
+    TensorFlow makes scope names unique, so layer ``fc`` becomes ``fc_1`` and
+    an auto-named second layer ``dense_1`` becomes ``dense_1_2`` (the first
+    took ``dense_1``). Converted TFLite and ONNX node names carry these scopes,
+    e.g. ``small_cnn_1/fc_1/MatMul``. Replaying TensorFlow's counter over the
+    layers in call order gives the mapping, so ``--keep-float fc`` works.
+    """
+    out: dict[str, str] = {}
+
+    def walk(m: Any) -> None:
+        used: dict[str, int] = {}
+        for layer in getattr(m, "layers", []):
+            if type(layer).__name__ == "InputLayer":
+                continue
+            _unique_name(used, layer.name)
+            scope = _unique_name(used, layer.name)
+            out.setdefault(layer.name, scope)
+            if getattr(layer, "layers", None):
+                walk(layer)
+
+    walk(model)
     return out

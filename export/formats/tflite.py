@@ -115,7 +115,7 @@ class TFLiteFormat(ExportFormat):
 
         calibrated, path = self._with_fallback(ctx, calibrate)
         names = tensor_names(calibrated)
-        matched = match_nodes(ctx.keep_float, names)
+        matched = match_nodes(ctx.keep_float, names, ctx.layer_scopes)
         nodes = sorted({n for hits in matched.values() for n in hits})
         notes = [f"--keep-float {pat!r} matched no TFLite node" for pat, hits in matched.items() if not hits]
         int16 = mode == "int16x8"

@@ -1,0 +1,130 @@
+"""The parity gate rejects what does not answer like the Keras model.
+
+A deliberately broken quantization (int8 calibrated on constant-black
+images) must exit 3 with one line naming the file and the drop, keep the file
+as ``.rejected`` and leave no accepted file. A float32 file that misses a
+(deliberately impossible) probability tolerance is rejected the same way.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from export.cli import main
+from export_fixtures import copy_run, tiny_run
+
+pytestmark = pytest.mark.tf
+
+
+@pytest.fixture
+def run(tmp_path: Path) -> Path:
+    return copy_run(tiny_run(), tmp_path / "run")
+
+
+@pytest.fixture
+def black_images(tmp_path: Path) -> Path:
+    from PIL import Image
+
+    d = tmp_path / "black"
+    d.mkdir()
+    for i in range(12):
+        Image.new("RGB", (8, 8)).save(d / f"black_{i}.png")
+    return d
+
+
+def test_black_calibration_is_rejected(run: Path, black_images: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    rc = main([str(run), "--format", "tflite", "--quantize", "int8", "--calibration-data", str(black_images),
+               "--output", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 3
+    last = err[-1]
+    assert last.startswith("export-model: error: parity gate rejected model_int8.tflite accuracy drop ")
+    assert "kept as model_int8.tflite.rejected" in last
+    assert not any("Traceback" in line for line in err)
+    assert (out / "model_int8.tflite.rejected").is_file()
+    assert not (out / "model_int8.tflite").exists() and not (out / "model_int8.tflite.json").exists()
+    report = json.loads((out / "export_report.json").read_text())
+    row = report["files"][0]
+    assert row["file"] == "model_int8.tflite.rejected" and row["status"] == "rejected"
+    assert row["accuracy_drop"] > 20 and "accuracy drop" in row["reason"]
+    assert report["calibration"]["source"].startswith("folder ")
+    # The stretch goal: the QuantizationDebugger's worst layers are reported.
+    worst = report["worst_layers"]
+    assert worst and len(worst) <= 5 and all("scope" in w and "rmse_over_scale" in w for w in worst)
+    assert any("--keep-float" in line for line in err)
+    # The rejected file still carries its manifest, with the verdict.
+    from edge_runtime.backends.tflite_check import read_tflite_metadata
+    from edge_runtime.manifest import EMBED_KEY
+
+    meta = json.loads(read_tflite_metadata((out / "model_int8.tflite.rejected").read_bytes())[EMBED_KEY])
+    assert meta["metrics"]["gate"]["passed"] is False
+
+
+def test_rejection_with_force_replaces_an_earlier_accepted_file(run: Path, black_images: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert main([str(run), "--quantize", "int8", "--output", str(out), "--parity-samples", "60"]) == 0
+    assert (out / "model_int8.tflite").is_file()
+    rc = main([str(run), "--quantize", "int8", "--calibration-data", str(black_images), "--output", str(out),
+               "--parity-samples", "60", "--force"])
+    assert rc == 3
+    # nothing downstream can pick up the earlier file as if it were this run's
+    assert not (out / "model_int8.tflite").exists() and not (out / "model_int8.tflite.json").exists()
+    assert (out / "model_int8.tflite.rejected").is_file()
+    rows = json.loads((out / "export_report.json").read_text())["files"]
+    assert [r["file"] for r in rows] == ["model_int8.tflite.rejected"]
+
+
+def test_float32_probability_tolerance_is_enforced(run: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    rc = main([str(run), "--format", "onnx", "--output", str(out), "--max-prob-diff", "1e-12", "--parity-samples", "40"])
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert rc == 3
+    assert "model_float32.onnx max probability difference" in last and "float32" in last
+    assert (out / "model_float32.onnx.rejected").is_file() and not (out / "model_float32.onnx").exists()
+
+
+def test_keep_float_leaves_named_layers_in_float(run: Path, tmp_path: Path) -> None:
+    from edge_runtime import ImageClassifier
+
+    out = tmp_path / "out"
+    rc = main([str(run), "--format", "all", "--quantize", "int8", "--keep-float", "predictions", "--output", str(out),
+               "--parity-samples", "80", "--max-accuracy-drop", "5"])
+    assert rc == 0
+    rows = {r["file"]: r for r in json.loads((out / "export_report.json").read_text())["files"]}
+    for name in ("model_int8.tflite", "model_int8.onnx"):
+        assert rows[name]["kept_float"], name
+        assert all("predictions" in n for n in rows[name]["kept_float"])
+    clf = ImageClassifier(out / "model_int8.tflite")
+    ops = [op["op_name"] for op in clf.backend._it._get_ops_details()]
+    assert "DEQUANTIZE" in ops  # the kept layer runs in float between (de)quantize ops
+    assert clf.backend.input.dtype == np.uint8  # --io still honoured
+    import onnx
+
+    graph = onnx.load(str(out / "model_int8.onnx")).graph
+    kept = set(rows["model_int8.onnx"]["kept_float"])
+    assert any(n.name in kept and n.op_type in ("MatMul", "Gemm", "Softmax") for n in graph.node)
+
+
+def test_keep_float_that_matches_nothing_is_reported(run: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    rc = main([str(run), "--quantize", "int8", "--keep-float", "no_such_layer", "--output", str(out), "--parity-samples", "40",
+               "--max-accuracy-drop", "5"])
+    assert rc == 0
+    assert "--keep-float 'no_such_layer' matched no TFLite node" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("io", ["int8", "float32"])
+def test_tflite_int8_io_types(run: Path, tmp_path: Path, io: str) -> None:
+    from edge_runtime import ImageClassifier
+
+    out = tmp_path / "out"
+    assert main([str(run), "--quantize", "int8", "--io", io, "--output", str(out), "--parity-samples", "60",
+                 "--max-accuracy-drop", "5"]) == 0
+    clf = ImageClassifier(out / "model_int8.tflite")
+    assert str(clf.backend.input.dtype) == io and str(clf.backend.output.dtype) == io
+    assert clf.manifest.input.dtype == io
+    assert (clf.manifest.input.quantization is None) == (io == "float32")
