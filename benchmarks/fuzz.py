@@ -80,6 +80,14 @@ def fuzz_target(worker: FuzzWorker, kind: str, seed: bytes, suffix: str, cases: 
     return out
 
 
+def baseline(worker: FuzzWorker, seed: bytes, suffix: str, cases: int, rng: random.Random) -> dict:
+    """The same kind of mutations handed straight to the runtime: how often it crashes unguarded."""
+    counts = {"ok": 0, "error": 0, "crash": 0, "hang": 0, "unexpected": 0}
+    for _ in range(cases):
+        counts[worker.run("model", apply_mutations(seed, random_mutations(rng)), suffix, probe="raw").outcome] += 1
+    return {"cases": cases, **counts}
+
+
 def _markdown(report: dict) -> str:
     lines = ["# Fuzzing report", "", f"{report['total_cases']} cases, seed {report['seed']}, "
              f"{report['machine']}, {report['seconds']} s. Unacceptable outcomes: **{report['unacceptable']}**.", "",
@@ -90,6 +98,11 @@ def _markdown(report: dict) -> str:
                      f"{t['crash']} | {t.get('contained_by_probe', '-')} | {t['hang']} |")
     lines += ["", "Model cases load with the subprocess probe off, so a crash there is a gap in the Python verifier;",
               "each is re-run with the probe on (the default) and must end in a one-line ModelError.", ""]
+    if report.get("baseline"):
+        lines += ["Baseline: the same kind of mutations handed straight to the runtime, without edgedeploy's checks:", "",
+                  "| target | cases | loaded and ran | refused | crashed the process | hang |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+        lines += [f"| {n} | {b['cases']} | {b['ok']} | {b['error']} | {b['crash']} | {b['hang']} |" for n, b in report["baseline"].items()]
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -108,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--image-cases", type=int, default=None, help="mutations per image format (default: --cases // 4)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--timeout", type=float, default=60.0, help="seconds before a case counts as a hang")
+    p.add_argument("--baseline", type=int, default=0, metavar="N",
+                   help="also hand N mutated copies of each model straight to the runtime (no checks) and count crashes")
     p.add_argument("--out", default=str(ROOT / "reports"), help="folder for fuzz.json and fuzz.md")
     args = p.parse_args(argv)
     try:
@@ -126,12 +141,16 @@ def main(argv: list[str] | None = None) -> int:
             for name in IMAGE_SEEDS:
                 print(f"fuzzing {name} ({n_img} cases)", file=sys.stderr, flush=True)
                 targets[name] = {"kind": "image", **fuzz_target(worker, "image", seeds[name], "", n_img, rng, examples)}
+            base = {}
+            for m in models if args.baseline else []:
+                print(f"baseline {m.name} ({args.baseline} cases, no checks)", file=sys.stderr, flush=True)
+                base[m.name] = baseline(worker, m.read_bytes(), m.suffix, args.baseline, random.Random(args.seed + 1))
             restarts = worker.restarts
         bad = sum(t["unexpected"] + t["hang"] + (t["crash"] - t.get("contained_by_probe", 0)) for t in targets.values())
         report = {"total_cases": sum(t["cases"] for t in targets.values()), "unacceptable": bad, "seed": args.seed,
                   "seconds": round(time.perf_counter() - t0, 1), "worker_restarts": restarts,
                   "machine": f"{platform.machine()} {platform.python_implementation()} {platform.python_version()}",
-                  "targets": targets, "examples": examples}
+                  "targets": targets, "baseline": base, "examples": examples}
         out = Path(args.out)
         atomic_write_json(out / "fuzz.json", report, force=True)
         atomic_write_text(out / "fuzz.md", _markdown(report), force=True)

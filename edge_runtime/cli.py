@@ -88,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     w = p.add_argument_group("watch a folder")
     w.add_argument("--watch", metavar="DIR", help="classify new images as they appear in DIR (Ctrl-C stops)")
     w.add_argument("--poll-interval", type=_positive_float, default=0.5, metavar="S", help="seconds between scans (default 0.5)")
+    w.add_argument("--settle", type=_positive_float, default=0.5, metavar="S",
+                   help="a new file must be unmodified this long before it is read (default 0.5)")
     w.add_argument("--max-images", type=_int_at_least(1), default=None, metavar="N", help="stop after N new images")
     w.add_argument("--duration", type=_positive_float, default=None, metavar="S", help="stop after S seconds")
     s = p.add_argument_group("serve over HTTP")
@@ -276,7 +278,7 @@ def run(args: argparse.Namespace) -> int:
 
         print(f"{PROG}: watching {args.watch} for new images (Ctrl-C stops)", file=sys.stderr, flush=True)
         watch_folder(args.watch, lambda path: runner.run([path]), poll_interval=args.poll_interval,
-                     max_images=args.max_images, duration=args.duration)
+                     max_images=args.max_images, duration=args.duration, settle=args.settle)
     if runner.failed or len(paths) >= PROGRESS_MIN_TTY:
         print(f"{PROG}: {runner.ok} classified, {runner.failed} failed", file=sys.stderr)
     return 1 if runner.failed else 0

@@ -179,7 +179,8 @@ class FuzzWorker:
             suffix: the model file suffix, ".tflite" or ".onnx".
             probe: the probe mode for model cases. "never" tests the Python
                 verifiers alone (a crash here is a verifier gap); "always"
-                tests the full default guard.
+                tests the full default guard; "raw" skips edgedeploy and
+                hands the file straight to the runtime (the baseline).
 
         Returns:
             The ``CaseResult``.
@@ -225,6 +226,8 @@ def _case(kind: str, suffix: str, data: bytes, clf, image, max_pixels: int, thre
             path = os.path.join(workdir, "case" + suffix)
             with open(path, "wb") as f:
                 f.write(data)
+            if probe == "raw":
+                return _raw_case(path, suffix)
             model = ImageClassifier(path, threads=threads, max_pixels=max_pixels, probe=probe)
             pred = model.predict(image)
         return "ok", pred.label
@@ -235,6 +238,35 @@ def _case(kind: str, suffix: str, data: bytes, clf, image, max_pixels: int, thre
 
         where = traceback.extract_tb(exc.__traceback__)[-1]
         return "unexpected", f"{type(exc).__name__}: {exc}"[:300] + f" (at {Path(where.filename).name}:{where.lineno})"
+
+
+def _raw_case(path: str, suffix: str) -> tuple[str, str]:
+    """The baseline: hand the file straight to the native runtime, no edgedeploy checks.
+
+    Measures what the verifiers and the probe protect against; any Python
+    exception counts as "error" here (the runtime refused the file).
+    """
+    import numpy as np
+
+    try:
+        if suffix == ".tflite":
+            from ai_edge_litert.interpreter import Interpreter
+
+            it = Interpreter(model_path=path)
+            it.allocate_tensors()
+            d = it.get_input_details()[0]
+            it.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
+            it.invoke()
+        else:
+            import onnxruntime as ort
+
+            sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+            i = sess.get_inputs()[0]
+            shape = [d if isinstance(d, int) and d > 0 else 1 for d in i.shape]
+            sess.run(None, {i.name: np.zeros(shape, np.float32)})
+        return "ok", "raw"
+    except Exception as exc:  # noqa: BLE001  the runtime said no: fine for a baseline
+        return "error", f"{type(exc).__name__}"
 
 
 def worker_main(argv: Sequence[str]) -> int:

@@ -3,9 +3,10 @@
 The usual Pi set-up is a camera or capture script dropping frames into a
 folder. Polling (``os.scandir`` every ``poll_interval`` seconds) works on every
 filesystem, SD cards and network shares included, with no inotify
-dependency. A file is handed over only when it is *stable*: its size and
-modification time are unchanged across two consecutive scans and it is not
-empty, so a frame still being written is not read half-way. Hidden files
+dependency. A file is handed over only when it is *stable*: not empty, its
+size and modification time unchanged across two consecutive scans, and not
+modified for ``settle`` seconds (default 0.5), so a frame still being
+written, even by a writer that pauses, is not read half-way. Hidden files
 (``.name``, the usual temporary name of a writer that renames into place)
 and ``*.part``/``*.tmp`` files are ignored. Files already present when the
 watch starts are ignored: only new images are classified.
@@ -45,7 +46,8 @@ def _scan(folder: Path) -> dict[Path, tuple[int, int]]:
 
 def watch_folder(folder: str | os.PathLike, on_image: Callable[[Path], None], poll_interval: float = 0.5,
                  max_images: int | None = None, duration: float | None = None,
-                 stop: threading.Event | None = None, include_existing: bool = False) -> int:
+                 stop: threading.Event | None = None, include_existing: bool = False,
+                 settle: float = 0.5) -> int:
     """Call ``on_image(path)`` for every new, completely written image in ``folder``.
 
     Args:
@@ -56,6 +58,7 @@ def watch_folder(folder: str | os.PathLike, on_image: Callable[[Path], None], po
         duration: stop after this many seconds (None: no limit).
         stop: an event that ends the watch when set (another thread, a test).
         include_existing: also hand over the images present at the start.
+        settle: seconds a file must have gone unmodified before it is handed over.
 
     Returns:
         How many images were handed to ``on_image``. Ctrl-C ends the watch
@@ -75,7 +78,8 @@ def watch_folder(folder: str | os.PathLike, on_image: Callable[[Path], None], po
                 if path in done:
                     continue
                 sig = current[path]
-                if sig[0] > 0 and pending.get(path) == sig:  # unchanged since the last scan
+                settled = time.time_ns() - sig[1] >= settle * 1e9
+                if sig[0] > 0 and pending.get(path) == sig and settled:  # unchanged and quiet
                     done.add(path)
                     pending.pop(path, None)
                     on_image(path)

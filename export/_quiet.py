@@ -19,9 +19,8 @@ from typing import Iterator
 
 
 def quiet_tensorflow() -> None:
-    """Call before TensorFlow is imported: C++ INFO/WARNING logs off, oneDNN notice off."""
+    """Call before TensorFlow is imported: C++ INFO/WARNING logs off."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "2")
 
 

@@ -16,7 +16,7 @@ from edge_runtime.errors import EdgeDeployError
 
 from .calibration import DEFAULT_SAMPLES
 from .formats import FORMATS, IO_TYPES, MODES, format_names
-from .parity import DEFAULT_MAX_ACCURACY_DROP, DEFAULT_MAX_PROB_DIFF
+from .parity import DEFAULT_MAX_ACCURACY_DROP, DEFAULT_MAX_PROB_DIFF, DEFAULT_PARITY_SAMPLES
 from .pipeline import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, ExportOptions, run_export
 
 PROG = "export-model"
@@ -83,8 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-float", default="", metavar="LAYER[,LAYER]",
                    help="leave these nodes in float (TFLite debugger denylist / ONNX nodes_to_exclude); "
                    "a node name or part of one, e.g. a scope the report lists for a failed int8 export")
-    p.add_argument("--parity-samples", type=int, default=None, metavar="N",
-                   help="use N images of the test split for the parity gate (default: all of it)")
+    p.add_argument("--parity-samples", type=int, default=DEFAULT_PARITY_SAMPLES, metavar="N",
+                   help=f"test-split images for the parity gate: all of them up to N, else a seeded subset of N (default {DEFAULT_PARITY_SAMPLES})")
     p.add_argument("--seed", type=int, default=0, help="seed for sampling calibration/parity images (default 0)")
     p.add_argument("--threads", type=int, default=None, metavar="N", help="runtime threads for the parity run (default all cores)")
     p.add_argument("--force", action="store_true", help="replace existing output files")

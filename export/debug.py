@@ -82,5 +82,7 @@ def worst_layers(ctx: ConvertContext, k: int = 5) -> list[dict[str, Any]]:
 
 def keep_float_hint(worst: list[dict[str, Any]], n: int = 2) -> str:
     """The --keep-float value for the ``n`` worst layers (Keras names where known)."""
-    names = list(dict.fromkeys(w.get("layer") or w["scope"] for w in worst if w["rmse_over_scale"] > 0))
+    # Nodes outside any layer scope (the graph's output tensor) cannot be named.
+    names = list(dict.fromkeys(w.get("layer") or w["scope"] for w in worst
+                               if w["rmse_over_scale"] > 0 and (w.get("layer") or "/" in w["scope"])))
     return ",".join(names[:n])

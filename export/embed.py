@@ -12,6 +12,8 @@ Both readers on the device side are edge_runtime's dependency-free ones
 """
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from edge_runtime.manifest import EMBED_KEY, Manifest
@@ -60,7 +62,9 @@ EMBEDDERS = {"tflite": embed_tflite, "onnx": embed_onnx}
 
 
 def embed_manifest(fmt: str, data: bytes, manifest: Manifest) -> bytes:
-    return EMBEDDERS[fmt](data, manifest.to_json())
+    """Embed ``manifest`` as compact JSON (the sidecar file keeps the indented form)."""
+    text = json.dumps(manifest.to_dict(), sort_keys=True, separators=(",", ":"))
+    return EMBEDDERS[fmt](data, text)
 
 
 def read_embedded(fmt: str, data: bytes) -> str | None:

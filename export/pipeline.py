@@ -37,8 +37,8 @@ from ._quiet import captured, quiet_loggers, quiet_tensorflow
 from .calibration import DEFAULT_SAMPLES, Calibration, check_sample_count
 from .formats.base import keras_layer_scopes
 from .formats import FORMATS, IO_TYPES, MODES, ConversionError, ConvertContext, ExportFormat, format_names, mode_tag
-from .parity import DEFAULT_MAX_ACCURACY_DROP, DEFAULT_MAX_PROB_DIFF, compare, gate, keras_reference, run_file
-from .source import Source, load_keras_model, resolve_source
+from .parity import DEFAULT_MAX_ACCURACY_DROP, DEFAULT_MAX_PROB_DIFF, DEFAULT_PARITY_SAMPLES, compare, gate, keras_reference, run_file
+from .source import load_keras_model, resolve_source
 
 MIN_OPSET, MAX_OPSET = 13, 18  # QDQ per-channel needs 13; tf2onnx 1.17 goes up to 18
 DEFAULT_OPSET = 17
@@ -66,7 +66,7 @@ class ExportOptions:
     max_prob_diff: float = DEFAULT_MAX_PROB_DIFF
     opset: int = DEFAULT_OPSET
     keep_float: list[str] = field(default_factory=list)
-    parity_samples: int | None = None  # None: the whole test split
+    parity_samples: int | None = DEFAULT_PARITY_SAMPLES  # None: the whole test split
     seed: int = 0
     threads: int | None = None
     force: bool = False
@@ -213,6 +213,7 @@ class _Exporter:
     def __init__(self, opts: ExportOptions, log: Log):
         self.opts, self.log = opts, log
         self._calibration: Calibration | None = None
+        self._pending: list[str] = []
 
     # calibration is built once, on first use, and shared by every converter
     def calibration(self) -> Calibration:
@@ -224,7 +225,8 @@ class _Exporter:
                 self._calibration = cal.from_folder(o.calibration_data, s.manifest, o.calibration_samples, o.seed)
             else:
                 self._calibration = cal.from_run(s.run_dir, s.manifest, o.calibration_samples, o.seed, s.config)
-            self.log(f"  calibration: {len(self._calibration)} images from the {self._calibration.source}")
+            # Called from inside a converter, whose output is being captured: say it afterwards.
+            self._pending.append(f"  calibration: {len(self._calibration)} images from the {self._calibration.source}")
         return self._calibration
 
     def run(self) -> dict[str, Any]:
@@ -240,18 +242,24 @@ class _Exporter:
         if not o.debug:
             quiet_tensorflow()
         t_start = time.perf_counter()
-        self.log(f"export {source.keras_path} -> {out_dir} ({len(jobs)} file{'s' if len(jobs) != 1 else ''}: "
-                 + ", ".join(j.path.name for j in jobs) + ")")
         with captured(not o.debug):
             model = load_keras_model(source, unsafe=o.unsafe_load)
             if not o.debug:
                 quiet_loggers()
+        self.log(f"export {source.keras_path} -> {out_dir} ({len(jobs)} file{'s' if len(jobs) != 1 else ''}: "
+                 + ", ".join(j.path.name for j in jobs) + ")")
         from .data import count_macs
 
         macs = count_macs(model)
         with captured(not o.debug):
             ref = keras_reference(model, source.run_dir, source.manifest, source.config, o.parity_samples, o.seed)
         self.log(f"  Keras test accuracy {ref.keras_accuracy:.2f}% on {len(ref)} test images (parity reference)")
+        if any(j.mode in j.fmt.calibrated for j in jobs):  # fail early, before any file is written
+            with captured(not o.debug):
+                self.calibration()
+            for msg in self._pending:
+                self.log(msg)
+            self._pending.clear()
         base = source.manifest.replace(source_sha256=source.sha256, macs=macs, metrics={})
 
         rows: list[dict[str, Any]] = []
@@ -334,6 +342,9 @@ class _Exporter:
                 err = exc
             else:
                 err = None
+        for msg in self._pending:
+            self.log(msg)
+        self._pending.clear()
         if err is not None:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             reason = f"conversion failed: {first[:300]}"

@@ -11,14 +11,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-PYTHON = sys.executable
 IMAGE_SIZE = 32
 _CACHE: dict[str, Path] = {}
 
@@ -26,9 +23,11 @@ _CACHE: dict[str, Path] = {}
 def _base_dir() -> Path:
     d = Path(os.environ.get("EDGEDEPLOY_TEST_CACHE", "")) if os.environ.get("EDGEDEPLOY_TEST_CACHE") else None
     if d is None:
+        import atexit
         import tempfile
 
         d = Path(tempfile.mkdtemp(prefix="edgedeploy-export-tests-"))
+        atexit.register(shutil.rmtree, d, ignore_errors=True)
     d.mkdir(parents=True, exist_ok=True)
     return d
 
@@ -117,10 +116,3 @@ def copy_run(src: Path, dst: Path) -> Path:
     for name in ("model.keras", "manifest.json", "config.json", "splits.json"):
         shutil.copy2(src / name, dst / name)
     return dst
-
-
-def run_cli(*args: str, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
-    """export-model in a fresh process (what a user's shell runs)."""
-    e = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
-    e.update(env or {})
-    return subprocess.run([PYTHON, "-m", "export.cli", *args], capture_output=True, text=True, timeout=timeout, env=e, cwd=ROOT)

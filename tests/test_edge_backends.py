@@ -207,3 +207,14 @@ def test_edge_runtime_runs_from_a_clean_interpreter(edge_models):
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() in [str(i) for i in range(10)]
+
+
+def test_damaged_onnx_metadata_entry_is_a_model_error(edge_models, tmp_path):
+    from edge_runtime.backends.onnx_check import read_onnx_metadata
+
+    bad = tmp_path / "m.onnx"
+    # a well-formed top level whose metadata_props entry (field 14) holds a truncated message
+    bad.write_bytes((edge_models / "model_float32.onnx").read_bytes() + bytes([114, 3, 0x0A, 0x05, 0x41]))
+    with pytest.raises(ModelError, match="metadata_props are corrupt"):
+        read_onnx_metadata(bad)
+    assert read_onnx_metadata(edge_models / "model_float32.onnx")["edgedeploy.manifest"].startswith("{")

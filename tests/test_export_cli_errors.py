@@ -172,3 +172,34 @@ def test_lambda_model_loads_with_unsafe_load(tmp_path: Path, capsys) -> None:
     rc = main([str(run), "--unsafe-load", "--output", str(out), "--parity-samples", "40"])
     assert rc == 0, capsys.readouterr().err
     assert (out / "model_float32.tflite").is_file()
+
+
+def test_manifest_missing_fields(fake_run: Path, capsys) -> None:
+    (fake_run / "manifest.json").write_text(json.dumps({"labels": ["a", "b"]}))
+    line = _one_line_error(capsys, main([str(fake_run)]))
+    assert "missing required field" in line and "input_height" in line
+
+
+def test_debug_shows_the_traceback(tmp_path: Path) -> None:
+    from edge_runtime.errors import EdgeDeployError
+
+    with pytest.raises(EdgeDeployError, match="run folder or model not found"):
+        main([str(tmp_path / "nope"), "--debug"])
+
+
+@pytest.mark.tf
+def test_model_with_other_class_count_than_manifest(tmp_path: Path, capsys) -> None:
+    from export_fixtures import copy_run, tiny_run
+
+    run = copy_run(tiny_run(), tmp_path / "run")
+    m = json.loads((run / "manifest.json").read_text())
+    m["labels"] = ["cat", "dog", "bird"]
+    (run / "manifest.json").write_text(json.dumps(m))
+    line = _one_line_error(capsys, main([str(run), "--output", str(tmp_path / "out")]))
+    assert "has 10 outputs but its manifest lists 3 labels" in line
+
+
+@pytest.mark.tf
+def test_keras_zip_that_is_not_a_model(fake_run: Path, capsys) -> None:
+    line = _one_line_error(capsys, main([str(fake_run), "--output", str(fake_run / "out")]))
+    assert line.startswith("export-model: error: could not load ") and "model.keras" in line

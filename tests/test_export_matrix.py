@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -101,7 +100,6 @@ def test_embedded_manifest_reads_back_without_tensorflow(exported) -> None:
     """The device side: only the model file, no TensorFlow, no sidecar."""
     code = r"""
 import json, shutil, sys, tempfile
-from pathlib import Path
 import numpy as np
 from edge_runtime import ImageClassifier
 from edge_runtime.backends.onnx_check import read_onnx_metadata
@@ -191,3 +189,21 @@ def test_second_run_needs_force_and_keeps_files(exported, capsys) -> None:
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "refusing to overwrite" in err and len(err.splitlines()) == 1
     assert (exported["out"] / "model_int8.tflite").read_bytes() == before
+
+
+def test_tflite_re_embedding_keeps_one_entry(exported, tmp_path) -> None:
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    from edge_runtime import ImageClassifier
+    from edge_runtime.manifest import EMBED_KEY
+    from export.embed import embed_tflite, read_embedded
+
+    data = (exported["out"] / "model_int8.tflite").read_bytes()
+    again = embed_tflite(embed_tflite(data, '{"replaced": 1}'), '{"replaced": 2}')
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(again))
+    names = [m.name.decode() if isinstance(m.name, bytes) else m.name for m in model.metadata]
+    assert names.count(EMBED_KEY) == 1 and "min_runtime_version" in names
+    assert read_embedded("tflite", again) == '{"replaced": 2}'
+    p = tmp_path / "again.tflite"
+    p.write_bytes(embed_tflite(data, (exported["out"] / "model_int8.tflite.json").read_text()))
+    assert ImageClassifier(p).predict(np.zeros((8, 8, 3), np.uint8)).label in [str(i) for i in range(10)]

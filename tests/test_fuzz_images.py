@@ -9,8 +9,10 @@ from __future__ import annotations
 import os
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+
+pytest.importorskip("hypothesis", reason="hypothesis is not installed (the dev extra)")
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 from edge_fixtures import edge_models  # noqa: F401  (pytest fixture)
 from edge_runtime.fuzzing import KINDS, FuzzWorker, apply_mutations, seed_images

@@ -8,9 +8,9 @@ import pytest
 
 import train_fixtures  # noqa: F401
 from edge_runtime.errors import EdgeDeployError
-from train.finetune import apply_strategy, backbone_layers, phases, trainable_report
+from train.finetune import apply_strategy, phases, trainable_report
 from train.macs import count_macs
-from train.models import MODELS, build_model
+from train.models import build_model
 
 pytestmark = pytest.mark.tf
 

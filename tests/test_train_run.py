@@ -40,7 +40,7 @@ def test_run_folder_contents(digits_run):
 
     cfg, run = digits_run
     assert {p.name for p in run.iterdir()} == RUN_FILES
-    assert {p.name for p in (run / "checkpoints").iterdir()} == {"last.keras", "best.weights.h5", "state.json"}
+    assert {p.name for p in (run / "checkpoints").iterdir()} == {"last.keras", "best.weights.npz", "state.json"}
     for png in ("accuracy.png", "loss.png", "confusion_matrix.png", "predictions.png"):
         assert (run / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     m = Manifest.load(run)
@@ -93,7 +93,7 @@ def test_resume_continues_from_the_checkpoint(digits_run, tmp_path):
 
 
 def test_interrupted_run_keeps_last_checkpoint_and_resumes(tmp_path, monkeypatch):
-    from train import train, trainer
+    from train import checkpoints, train, trainer
 
     def stop_after_first(epoch):
         if epoch == 1:
@@ -101,7 +101,7 @@ def test_interrupted_run_keeps_last_checkpoint_and_resumes(tmp_path, monkeypatch
 
     data = make_image_folder(tmp_path / "colours", ("red", "blue"), per_class=6)
     cfg = tiny_config(tmp_path, epochs=3, dataset=None, data_dir=str(data))
-    monkeypatch.setattr(trainer, "AFTER_EPOCH_HOOK", stop_after_first)
+    monkeypatch.setattr(checkpoints, "AFTER_EPOCH_HOOK", stop_after_first)
     with pytest.raises(trainer.TrainingInterrupted) as e:
         train(cfg)
     assert e.value.epoch == 1 and "--resume --output" in e.value.message()
@@ -110,7 +110,7 @@ def test_interrupted_run_keeps_last_checkpoint_and_resumes(tmp_path, monkeypatch
     state = json.loads((run / "checkpoints/state.json").read_text())
     assert state["epoch"] == 1 and (run / "checkpoints/last.keras").is_file()
     assert not [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".")]  # no temp files left
-    monkeypatch.setattr(trainer, "AFTER_EPOCH_HOOK", None)
+    monkeypatch.setattr(checkpoints, "AFTER_EPOCH_HOOK", None)
     with pytest.raises(EdgeDeployError, match="already exists"):
         train(cfg)
     train(dataclasses.replace(cfg, resume=True))

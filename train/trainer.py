@@ -10,7 +10,7 @@ The run folder (``config.output``)::
     splits.json          how the data was split (the file lists, for --data DIR)
     summary.txt          Model.summary() and the trainable layers of each phase
     accuracy.png  loss.png  confusion_matrix.png  predictions.png
-    checkpoints/         last.keras (resume), best.weights.h5, state.json
+    checkpoints/         last.keras (resume), best.weights.npz, state.json
 
 Every file is written atomically. Checkpoints are saved at the end of every
 epoch, so Ctrl-C or SIGTERM (turned into KeyboardInterrupt) leaves the last
@@ -19,7 +19,6 @@ early-stopping state and optimizer state restored.
 """
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
 import json
 import os
@@ -28,35 +27,29 @@ import signal
 import sys
 import tempfile
 import threading
-import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from edge_runtime.errors import EdgeDeployError
-from edge_runtime.io import atomic_path, atomic_write_json, atomic_write_text
+from edge_runtime.io import atomic_write_json, atomic_write_text
 from edge_runtime.manifest import MANIFEST_FILENAME, Manifest, sha256_file
 
 from ._tf import import_keras, import_tf
+from .checkpoints import (BEST, CHECKPOINT_DIR, LAST, STATE, history_columns, load_weights, make_callback, new_state,
+                          save_model_atomic)
 from .config import TrainConfig, package_versions, resolve
 from .data import CONFIG_FILENAME, DATASETS, SPLITS_FILENAME, read_run_json
-from .finetune import Phase, apply_strategy, describe, phases, trainable_report
+from .finetune import apply_strategy, describe, phases, trainable_report
 from .models import MODELS, build_model
 
 MODEL_FILENAME = "model.keras"
-CHECKPOINT_DIR = "checkpoints"
-LAST = "last.keras"
-BEST = "best.weights.h5"
-STATE = "state.json"
 RUN_FILES = (
     MODEL_FILENAME, MANIFEST_FILENAME, "history.json", "metrics.json", "metrics.md", CONFIG_FILENAME,
     SPLITS_FILENAME, "summary.txt", "accuracy.png", "loss.png", "confusion_matrix.png", "predictions.png",
 )
 # Settings that define what a run is; a resumed run must keep them.
 IDENTITY = ("model", "dataset", "data_dir", "image_size", "weights", "finetune", "unfreeze_from", "dropout")
-
-# Test hook: called with the number of completed epochs after each checkpoint.
-AFTER_EPOCH_HOOK: Callable[[int], None] | None = None
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -155,22 +148,6 @@ def _compile(model: Any, optimizer: str, lr: float) -> None:
     model.compile(optimizer=opt, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 
 
-def _save_weights_atomic(model: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.weights.h5")  # Keras wants *.weights.h5
-    try:
-        model.save_weights(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _save_model_atomic(model: Any, path: Path) -> None:
-    with atomic_path(path, force=True) as tmp:  # temp name ends in .keras, as Keras requires
-        model.save(tmp)
-
-
 def _summary_text(model: Any) -> str:
     lines: list[str] = []
     saved = os.environ.get("COLUMNS")
@@ -183,83 +160,6 @@ def _summary_text(model: Any) -> str:
         else:
             os.environ["COLUMNS"] = saved
     return "\n".join(lines).rstrip() + "\n"
-
-
-def _learning_rate(model: Any) -> float:
-    try:
-        return float(import_keras().ops.convert_to_numpy(model.optimizer.learning_rate))
-    except Exception:
-        return float("nan")
-
-
-# -- the per-epoch callback ------------------------------------------------------
-def _make_callback(run: Path, state: dict[str, Any], phase: Phase, patience: int, total_epochs: int, chief: bool) -> Any:
-    keras = import_keras()
-    ckpt = run / CHECKPOINT_DIR
-    tty = sys.stderr.isatty()
-
-    class RunCallback(keras.callbacks.Callback):
-        """Checkpoints, early stopping, history and the progress display."""
-
-        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
-            self._t0 = time.perf_counter()
-            self._steps = self.params.get("steps") if isinstance(self.params, dict) else None
-
-        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
-            if tty:
-                total = f"/{self._steps}" if self._steps else ""
-                print(f"\r  epoch {state['epoch'] + 1}/{total_epochs}  batch {batch + 1}{total}  loss {float((logs or {}).get('loss', 0)):.4f}",
-                      end="", file=sys.stderr, flush=True)
-
-        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-            logs = {k: float(v) for k, v in (logs or {}).items()}
-            if tty:
-                print("\r" + " " * 70 + "\r", end="", file=sys.stderr, flush=True)
-            val_loss = logs.get("val_loss", logs.get("loss", float("inf")))
-            best = state["best"]
-            improved = best is None or val_loss < best
-            row = {
-                "epoch": epoch + 1, "phase": phase.name, "lr": _learning_rate(self.model),
-                "seconds": round(time.perf_counter() - self._t0, 3),
-                **{k: logs[k] for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in logs},
-            }
-            state["history"].append(row)
-            state["epoch"] = epoch + 1
-            state["phase_epochs_done"] += 1
-            if improved:
-                state["best"], state["best_epoch"], state["wait"] = val_loss, epoch + 1, 0
-            else:
-                state["wait"] += 1
-            if patience and state["wait"] >= patience:
-                self.model.stop_training = True
-                state["phase_stopped"] = True
-            if chief:
-                if improved:
-                    _save_weights_atomic(self.model, ckpt / BEST)
-                _save_model_atomic(self.model, ckpt / LAST)
-                atomic_write_json(ckpt / STATE, state, force=True)
-            acc = f"acc {logs['accuracy']:.4f}  " if "accuracy" in logs else ""
-            vacc = f"val_acc {logs['val_accuracy']:.4f}  " if "val_accuracy" in logs else ""
-            _say(f"epoch {epoch + 1:>3}/{total_epochs}  loss {logs.get('loss', float('nan')):.4f}  {acc}"
-                 f"val_loss {val_loss:.4f}  {vacc}{row['seconds']:.1f}s" + ("  *best" if improved else "")
-                 + ("  (early stop)" if state["phase_stopped"] else ""))
-            if AFTER_EPOCH_HOOK is not None:
-                AFTER_EPOCH_HOOK(state["epoch"])
-
-    return RunCallback()
-
-
-def _new_state() -> dict[str, Any]:
-    return {"epoch": 0, "phase_index": 0, "phase_epochs_done": 0, "phase_stopped": False, "best": None,
-            "best_epoch": None, "wait": 0, "history": [], "fine_tune_start_epoch": None, "complete": False}
-
-
-def _history_columns(state: dict[str, Any]) -> dict[str, Any]:
-    rows = state["history"]
-    keys = ("epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
-    out: dict[str, Any] = {k: [r.get(k) for r in rows] for k in keys}
-    out.update(best_epoch=state["best_epoch"], best_val_loss=state["best"], fine_tune_start_epoch=state["fine_tune_start_epoch"])
-    return out
 
 
 # -- the entry point ---------------------------------------------------------------
@@ -289,7 +189,7 @@ def train(config: TrainConfig) -> Path:
 
         old_handler = signal.signal(signal.SIGTERM, _on_sigterm)
         handler_installed = True
-    state = _new_state()
+    state = new_state()
     try:
         return _run(cfg, run, chief, state)
     except KeyboardInterrupt:
@@ -366,7 +266,7 @@ def _run(cfg: TrainConfig, run: Path, chief: bool, state: dict[str, Any]) -> Pat
         phase = plan[index]
         if index != state["phase_index"]:  # entering the next phase: best weights, new trainable set
             if (ckpt / BEST).is_file():
-                model.load_weights(ckpt / BEST)
+                load_weights(model, ckpt / BEST)
             with strategy.scope():
                 apply_strategy(model, phase.strategy, phase.unfreeze_from, freeze_batchnorm=pretrained)
                 _compile(model, cfg.optimizer, phase.lr)
@@ -382,7 +282,7 @@ def _run(cfg: TrainConfig, run: Path, chief: bool, state: dict[str, Any]) -> Pat
         if state["phase_stopped"] or remaining <= 0:
             continue
         total = state["epoch"] + remaining + sum(p.epochs for p in plan[index + 1 :])
-        callback = _make_callback(run, state, phase, cfg.patience, total, chief)
+        callback = make_callback(run, state, phase, cfg.patience, total, chief)
         with warnings.catch_warnings():
             # Keras warns at the end of every dataset of unknown length (a folder's, after
             # filtering unreadable files); it is the normal end of an epoch here.
@@ -391,7 +291,7 @@ def _run(cfg: TrainConfig, run: Path, chief: bool, state: dict[str, Any]) -> Pat
                       epochs=state["epoch"] + remaining, verbose=0, shuffle=False, callbacks=[callback])
 
     if (ckpt / BEST).is_file():
-        model.load_weights(ckpt / BEST)
+        load_weights(model, ckpt / BEST)
     return _finish(cfg, run, chief, state, model, manifest, data, test_ds, info)
 
 
@@ -417,14 +317,14 @@ def _finish(cfg: TrainConfig, run: Path, chief: bool, state: dict[str, Any], mod
     if not chief:
         return run
 
-    _save_model_atomic(final, run / MODEL_FILENAME)
+    save_model_atomic(final, run / MODEL_FILENAME)
     manifest.source_sha256 = sha256_file(run / MODEL_FILENAME)
     manifest.macs = count_macs(final)
     manifest.metrics = {"test_accuracy": metrics["accuracy"], "test_macro_f1": metrics["macro_avg"]["f1"],
                         "test_samples": metrics["num_samples"]}
     manifest.save(run / MANIFEST_FILENAME, force=True)
     write_metrics(run, metrics)
-    history = _history_columns(state)
+    history = history_columns(state)
     atomic_write_json(run / "history.json", history, force=True)
     plots.plot_curve(history, "accuracy", run / "accuracy.png", state["fine_tune_start_epoch"])
     plots.plot_curve(history, "loss", run / "loss.png", state["fine_tune_start_epoch"])

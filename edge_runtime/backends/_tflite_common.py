@@ -118,7 +118,7 @@ class TFLiteBackend(Backend):
                 self._batch = n
             it.set_tensor(self._in_index, batch)
             it.invoke()
-            return it.get_tensor(self._out_index).copy()
+            return it.get_tensor(self._out_index)  # GetTensor returns a copy already
         except (ValueError, RuntimeError) as exc:  # a kernel refused the model's own tensors
             msg = " ".join(str(exc).split()) or type(exc).__name__
             raise ModelError(f"{self.name} failed to run {self.path.name} on input {tuple(batch.shape)}: {msg[:300]}") from None

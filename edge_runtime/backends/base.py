@@ -118,9 +118,10 @@ class Backend:
         }
 
 
-# Magic bytes checked before a native runtime ever sees the file: LiteRT and
-# ONNX Runtime can crash the process on some malformed files, so foreign or
-# truncated files are refused here with a one-line error instead.
+# Checked before a native runtime ever sees the file: LiteRT and ONNX Runtime
+# can crash the process on some malformed files, so foreign, truncated and
+# damaged files are refused here with a one-line error (tflite_check.py,
+# onnx_check.py); what gets past is contained by the subprocess probe (probe.py).
 def check_model_file(path: Path, suffixes: tuple[str, ...]) -> None:
     if not path.exists():
         raise ModelError(f"model file not found: {path}")

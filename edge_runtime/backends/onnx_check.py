@@ -64,8 +64,11 @@ def verify_onnx(path: Path) -> None:
 def read_onnx_metadata(path: Path) -> dict[str, str]:
     """metadata_props of an ONNX file as a dict, read without onnx or onnxruntime."""
     out: dict[str, str] = {}
-    for field, wire, value in walk_fields(Path(path).read_bytes()):
-        if field == _METADATA_PROPS and wire == 2:
-            entry = {f: v for f, w, v in walk_fields(value) if w == 2}
-            out[bytes(entry.get(1, b"")).decode("utf-8", "replace")] = bytes(entry.get(2, b"")).decode("utf-8", "replace")
+    try:
+        for field, wire, value in walk_fields(Path(path).read_bytes()):
+            if field == _METADATA_PROPS and wire == 2:
+                entry = {f: v for f, w, v in walk_fields(value) if w == 2}
+                out[bytes(entry.get(1, b"")).decode("utf-8", "replace")] = bytes(entry.get(2, b"")).decode("utf-8", "replace")
+    except ValueError as exc:  # a damaged metadata entry inside a well-formed top level
+        raise ModelError(f"ONNX metadata_props are corrupt ({exc}): {path}") from None
     return out

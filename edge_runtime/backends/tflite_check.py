@@ -4,9 +4,15 @@ Why: LiteRT's Python interpreter builds a model without running the
 flatbuffer verifier, so a truncated or hand-crafted file can crash the
 process. Before the native runtime sees a file we walk the parts it indexes
 (subgraphs, tensors, operators, buffers) and check every offset and index is
-in bounds. The same reader extracts the metadata entries (where the manifest
-travels) with no ``flatbuffers``, ``ai_edge_litert`` or TensorFlow import, so
-it also serves tflite-runtime installs.
+in bounds, then the values fuzzing showed to crash LiteRT's kernels:
+quantization scales (zero, negative, denormal, huge) and zero points outside
+the tensor type, constant buffers whose size disagrees with the tensor shape,
+a missing first operator input, and operators writing a graph input or a
+tensor another operator writes. This is layer 1 of the crash guard; layer 2,
+for what no verifier can see (an operator code swapped for another valid
+one), is the subprocess probe in ``probe.py``. The same reader extracts the
+metadata entries (where the manifest travels) with no ``flatbuffers``,
+``ai_edge_litert`` or TensorFlow import, so it also serves tflite-runtime.
 
 Schema field ids (tensorflow/lite/schema/schema.fbs):
   Model: 1 operator_codes, 2 subgraphs, 4 buffers, 6 metadata
