@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-body-mb", type=_positive_float, default=20.0, metavar="MB", help="largest request body (default 20)")
     s.add_argument("--request-timeout", type=_positive_float, default=10.0, metavar="S", help="socket timeout per request (default 10)")
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    from . import __version__
+
+    p.add_argument("--version", action="version", version=f"{PROG} (edgedeploy) {__version__}")
     return p
 
 

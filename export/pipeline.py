@@ -137,10 +137,7 @@ def plan(opts: ExportOptions) -> list[tuple[type[ExportFormat], str]]:
             raise EdgeDeployError("--io applies to TFLite int8 only (--format tflite --quantize int8); ONNX int8 keeps float32 I/O")
     if opts.keep_float and not any(m in f.keep_float_modes for f, m in pairs):
         raise EdgeDeployError("--keep-float applies to calibrated/quantized modes only (TFLite int8/int16x8, ONNX dynamic/int8)")
-    if opts.calibration_data is None:
-        check_sample_count(opts.calibration_samples)
-    elif not isinstance(opts.calibration_samples, int) or opts.calibration_samples < 1:
-        check_sample_count(opts.calibration_samples)
+    check_sample_count(opts.calibration_samples)  # >= the class count is checked once the manifest is read
     if not (isinstance(opts.opset, int) and MIN_OPSET <= opts.opset <= MAX_OPSET):
         raise EdgeDeployError(f"Received --opset {opts.opset!r}, expected an integer from {MIN_OPSET} to {MAX_OPSET}")
     if not opts.max_accuracy_drop >= 0:
@@ -304,9 +301,10 @@ class _Exporter:
         if worst:
             from .debug import keep_float_hint
 
+            hint = keep_float_hint(worst)
             self.log("int8 layers with the largest quantization error (TFLite QuantizationDebugger, RMSE/scale): "
                      + ", ".join(f"{w.get('layer') or w['scope']} {w['rmse_over_scale']}" for w in worst)
-                     + f"; try --keep-float {keep_float_hint(worst)}")
+                     + (f"; try --keep-float {hint}" if hint else ""))
         self._raise_failures(failures)
         return report
 

@@ -116,7 +116,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"- Source: `{src['path']}` (sha256 `{src['sha256'][:16]}...`), model `{src.get('model_name') or '?'}`, dataset `{src.get('dataset') or '?'}`",
         f"- Keras test accuracy: {report['keras']['test_accuracy']:.2f}% on {report['parity']['samples']} test images"
         + (f"; {report['keras']['macs'] / 1e6:.2f} M MACs per image" if report["keras"].get("macs") else ""),
-        f"- Parity gate: accuracy drop <= {report['parity']['max_accuracy_drop']:g} points; float32/float16 max |dp| <= {report['parity']['max_prob_diff']:g}",
+        f"- Parity gate: accuracy drop <= {report['parity']['max_accuracy_drop']:g} point(s); float32/float16 max |dp| <= {report['parity']['max_prob_diff']:g}",
     ]
     cal = report.get("calibration")
     if cal:
@@ -135,8 +135,10 @@ def markdown(report: dict[str, Any]) -> str:
                   "| layer | scope | op | RMSE/scale | max abs error |", "|---|---|---|---|---|"]
         lines += [f"| {w.get('layer') or '-'} | `{w['scope']}` | {w['op']} | {w['rmse_over_scale']} | {w['max_abs_error']} |"
                   for w in report["worst_layers"]]
-        lines += ["", f"Keep the worst in float with `--keep-float {keep_float_hint(report['worst_layers'])}` "
-                  "(RMSE/scale above about 0.3 is more than rounding noise)."]
+        hint = keep_float_hint(report["worst_layers"])
+        if hint:
+            lines += ["", f"Keep the worst in float with `--keep-float {hint}` "
+                      "(RMSE/scale above about 0.3 is more than rounding noise)."]
     if report.get("targets"):
         lines += ["", "## Targets", "", "| file | size vs float32 | <= 0.27 | accuracy drop | <= 1.0 |", "|---|---|---|---|---|"]
         yn = lambda v: "-" if v is None else ("yes" if v else "**no**")  # noqa: E731

@@ -218,3 +218,34 @@ def test_damaged_onnx_metadata_entry_is_a_model_error(edge_models, tmp_path):
     with pytest.raises(ModelError, match="metadata_props are corrupt"):
         read_onnx_metadata(bad)
     assert read_onnx_metadata(edge_models / "model_float32.onnx")["edgedeploy.manifest"].startswith("{")
+
+
+# A one-word change fuzzing found (LiteRT 2.3): it repoints the graph input at another
+# tensor, passes every structural check, and crashes LiteRT with SIGSEGV on invoke.
+# The default load must turn that into a one-line ModelError.
+VERIFIER_GAP = ("fuzz_tiny.tflite", [("int32", 0.7162006428382554, 55690)])
+
+
+def test_probe_contains_a_real_runtime_crash_the_verifier_cannot_see(edge_models, tmp_path, monkeypatch):
+    from edge_runtime.backends.tflite_check import verify_tflite_bytes
+    from edge_runtime.fuzzing import FuzzWorker, apply_mutations
+
+    name, mutations = VERIFIER_GAP
+    data = apply_mutations((edge_models / name).read_bytes(), mutations)
+    try:
+        verify_tflite_bytes(data)
+    except ValueError as exc:
+        pytest.skip(f"the verifier now rejects this case ({exc}); find a new gap with benchmarks/fuzz.py")
+    monkeypatch.setenv("EDGEDEPLOY_CACHE", str(tmp_path / "cache"))  # nothing proven yet
+    with FuzzWorker(edge_models / "model_float32.tflite") as worker:
+        unguarded = worker.run("model", data, ".tflite", probe="raw")  # straight to LiteRT
+        if unguarded.outcome != "crash":
+            pytest.skip(f"this LiteRT no longer crashes on the case ({unguarded.outcome})")
+        guarded = worker.run("model", data, ".tflite", probe="auto")  # what users get by default
+        assert worker.restarts == 1  # only the unguarded run killed the worker
+    assert guarded.outcome == "error" and "ModelError" in guarded.detail and "crashed (signal 11)" in guarded.detail
+    # and in this very process, a one-line error instead of a dead interpreter:
+    bad = tmp_path / "damaged.tflite"
+    bad.write_bytes(data)
+    with pytest.raises(ModelError, match=r"crashed \(signal 11\)"):
+        ImageClassifier(bad)

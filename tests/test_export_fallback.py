@@ -90,3 +90,14 @@ def test_both_paths_failing_is_one_line_exit_1(tmp_path: Path, monkeypatch, caps
     assert (out / "model_float32.tflite").is_file()
     assert not (out / "model_float32.onnx").exists() and not (out / "model_float32.onnx.rejected").exists()
     assert _rows(out)["model_float32.onnx"]["status"] == "failed"
+
+
+def test_opset_flag_reaches_the_onnx_file(tmp_path: Path) -> None:
+    import onnx
+
+    run = copy_run(tiny_run(), tmp_path / "run")
+    out = tmp_path / "out"
+    assert main([str(run), "--format", "onnx", "--opset", "13", "--output", str(out), "--parity-samples", "40"]) == 0
+    model = onnx.load(str(out / "model_float32.onnx"))
+    assert {o.domain: o.version for o in model.opset_import}[""] == 13
+    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param  # dynamic batch

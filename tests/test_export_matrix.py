@@ -100,6 +100,7 @@ def test_embedded_manifest_reads_back_without_tensorflow(exported) -> None:
     """The device side: only the model file, no TensorFlow, no sidecar."""
     code = r"""
 import json, shutil, sys, tempfile
+from pathlib import Path
 import numpy as np
 from edge_runtime import ImageClassifier
 from edge_runtime.backends.onnx_check import read_onnx_metadata

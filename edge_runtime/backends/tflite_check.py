@@ -7,8 +7,8 @@ process. Before the native runtime sees a file we walk the parts it indexes
 in bounds, then the values fuzzing showed to crash LiteRT's kernels:
 quantization scales (zero, negative, denormal, huge) and zero points outside
 the tensor type, constant buffers whose size disagrees with the tensor shape,
-a missing first operator input, and operators writing a graph input or a
-tensor another operator writes. This is layer 1 of the crash guard; layer 2,
+a missing first operator input, operators writing a graph input or a
+tensor another operator writes, and operator codes whose two fields disagree. This is layer 1 of the crash guard; layer 2,
 for what no verifier can see (an operator code swapped for another valid
 one), is the subprocess probe in ``probe.py``. The same reader extracts the
 metadata entries (where the manifest travels) with no ``flatbuffers``,
@@ -184,8 +184,13 @@ def verify_tflite_bytes(buf: bytes) -> None:
     r, model = _parse(buf)
     codes = r.tables(model, 1)
     for c in codes:
-        if not 0 <= max(r.scalar(c, 0, "<b"), r.scalar(c, 3, "<i")) < 1000:
+        deprecated, builtin = r.scalar(c, 0, "<b"), r.scalar(c, 3, "<i")
+        if not 0 <= max(deprecated, builtin) < 1000:
             raise ValueError("operator builtin code out of range")
+        # Converters write both fields: deprecated = min(builtin, 127). A file where
+        # they disagree was damaged (fuzzing: such a swap crashes LiteRT).
+        if builtin and deprecated != min(builtin, 127):
+            raise ValueError(f"operator code fields disagree ({deprecated} vs {builtin})")
     buffers = r.tables(model, 4)
     sizes = []
     for b in buffers:
