@@ -279,9 +279,11 @@ def run(args: argparse.Namespace) -> int:
     if args.watch:
         from .watch import watch_folder
 
-        print(f"{PROG}: watching {args.watch} for new images (Ctrl-C stops)", file=sys.stderr, flush=True)
+        def ready() -> None:
+            print(f"{PROG}: watching {args.watch} for new images (Ctrl-C stops)", file=sys.stderr, flush=True)
+
         watch_folder(args.watch, lambda path: runner.run([path]), poll_interval=args.poll_interval,
-                     max_images=args.max_images, duration=args.duration, settle=args.settle)
+                     max_images=args.max_images, duration=args.duration, settle=args.settle, on_ready=ready)
     if runner.failed or len(paths) >= PROGRESS_MIN_TTY:
         print(f"{PROG}: {runner.ok} classified, {runner.failed} failed", file=sys.stderr)
     return 1 if runner.failed else 0

@@ -47,7 +47,7 @@ def _scan(folder: Path) -> dict[Path, tuple[int, int]]:
 def watch_folder(folder: str | os.PathLike, on_image: Callable[[Path], None], poll_interval: float = 0.5,
                  max_images: int | None = None, duration: float | None = None,
                  stop: threading.Event | None = None, include_existing: bool = False,
-                 settle: float = 0.5) -> int:
+                 settle: float = 0.5, on_ready: Callable[[], None] | None = None) -> int:
     """Call ``on_image(path)`` for every new, completely written image in ``folder``.
 
     Args:
@@ -59,6 +59,8 @@ def watch_folder(folder: str | os.PathLike, on_image: Callable[[Path], None], po
         stop: an event that ends the watch when set (another thread, a test).
         include_existing: also hand over the images present at the start.
         settle: seconds a file must have gone unmodified before it is handed over.
+        on_ready: called once the files already present have been noted, so
+            a caller can announce the watch without racing the first scan.
 
     Returns:
         How many images were handed to ``on_image``. Ctrl-C ends the watch
@@ -67,6 +69,8 @@ def watch_folder(folder: str | os.PathLike, on_image: Callable[[Path], None], po
     folder = Path(folder)
     stop = stop or threading.Event()
     done: set[Path] = set() if include_existing else set(_scan(folder))
+    if on_ready is not None:
+        on_ready()
     pending: dict[Path, tuple[int, int]] = {}
     handed = 0
     deadline = time.monotonic() + duration if duration else None

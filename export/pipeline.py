@@ -28,11 +28,10 @@ from typing import Any, Callable
 import numpy as np
 
 from edge_runtime.errors import EdgeDeployError, GateError
-from edge_runtime.io import atomic_path
+from edge_runtime.io import atomic_path, atomic_write_text
 from edge_runtime.manifest import Manifest
 
 from . import report as report_mod
-from ._files import make_readable, write_text
 from ._quiet import captured, quiet_loggers, quiet_tensorflow
 from .calibration import DEFAULT_SAMPLES, Calibration, check_sample_count
 from .formats.base import keras_layer_scopes
@@ -404,10 +403,9 @@ class _Exporter:
         try:
             with atomic_path(dest, force=o.force) as tmp:
                 write_model(tmp, final)
-                make_readable(tmp)
                 self._verify(tmp, dest, fmt, final_manifest, probs, ref, accepted)
             if accepted:
-                write_text(job.sidecar, final_manifest.to_json() + "\n", force=o.force)
+                atomic_write_text(job.sidecar, final_manifest.to_json() + "\n", force=o.force)
         except OSError as exc:  # disk full, permissions: the target is untouched (atomic_path)
             raise EdgeDeployError(f"could not write {dest}: {exc.strerror or exc}") from None
         if accepted:

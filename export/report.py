@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ._files import write_json, write_text
+from edge_runtime.io import atomic_write_json, atomic_write_text
 
 REPORT_JSON = "export_report.json"
 REPORT_MD = "export_report.md"
@@ -150,6 +150,6 @@ def markdown(report: dict[str, Any]) -> str:
 
 def write(out_dir: Path, report: dict[str, Any]) -> tuple[Path, Path]:
     """Write both reports atomically (they are the folder's index, so always replaced)."""
-    j = write_json(out_dir / REPORT_JSON, report, force=True)
-    m = write_text(out_dir / REPORT_MD, markdown(report), force=True)
+    j = atomic_write_json(out_dir / REPORT_JSON, report, force=True)
+    m = atomic_write_text(out_dir / REPORT_MD, markdown(report), force=True)
     return j, m

@@ -19,6 +19,12 @@
 #                    digits, 2 epochs), export-model (tflite int8, onnx none); while those
 #                    commands do not exist yet, a tiny stand-in model is made with TF.
 #   --images DIR     *.png images to classify (default: digits test images written here).
+#   --tests SET      the TF-free pytest run inside the Pi (litert variant): smoke (default:
+#                    the backend tests, the edge-only benchmark test, the import boundary;
+#                    a few minutes under qemu), full (every tests/test_edge_* and
+#                    tests/test_bench_* file: 15+ minutes under qemu), none. The legacy
+#                    variant runs edge-infer and latency.py, and pytest only with full.
+#                    PI_PYTEST_ARGS overrides the selection.
 #   --keep-work      keep the per-run work folder (models, images, JSON outputs).
 #
 # Steps (each a function below): preflight -> host_tools -> binfmt -> rootfs -> wheel ->
@@ -55,14 +61,19 @@ else PYTHON=$(command -v python3); fi
 SUITE=bookworm
 ROOTFS_PACKAGES=python3,python3-venv,libstdc++6,ca-certificates,dash,coreutils
 QEMU_MIN=8.2
-# tf: needs TensorFlow (conftest also skips them where TF is absent); slow: real photos,
-# VGG16; pi: this script's own test. The source-scanning boundary test reads
-# edge_runtime/*.py from the checkout, which on the Pi is deliberately absent (the
-# package comes from the wheel), so it is deselected here.
-DEFAULT_PYTEST_ARGS='-m "not tf and not slow and not pi" -k "not test_edge_side_never_imports_tf_train_or_export"'
+# The TF-free tests run inside the Pi. Markers: tf needs TensorFlow (conftest also skips
+# those where TF is absent), slow is real photos / VGG16, pi is this script's own test.
+# The source-scanning boundary test reads edge_runtime/*.py from a checkout, which on
+# the Pi is deliberately absent (the package comes from the wheel): deselected.
+# Tests that assert wall-clock limits (an instant --help, the watch-folder timing) or
+# run thousands of requests/fuzz cases fail or crawl under qemu; full leaves them out.
+PYTEST_MARKS='-m "not tf and not slow and not pi" -k "not test_edge_side_never_imports_tf_train_or_export'
+SMOKE_TESTS='tests/test_edge_backends.py tests/test_bench_edge_only.py tests/test_boundaries.py'
+FULL_TESTS='tests/test_edge_*.py tests/test_bench_*.py tests/test_boundaries.py tests/test_foundation.py'
+FULL_EXCLUDE=' and not test_help_is_instant and not test_watch_folder_waits_for_complete_files and not test_progress_bar_on_a_log and not test_cli_serve_load_2000'
 PI_PYTEST_ARGS=${PI_PYTEST_ARGS:-}
 
-MODE=run BOARD=pi4 VARIANTS="litert legacy" MODELS_DIR="" IMAGES_DIR="" KEEP_WORK=0
+MODE=run BOARD=pi4 VARIANTS="litert legacy" MODELS_DIR="" IMAGES_DIR="" KEEP_WORK=0 TESTS=smoke
 T_START=$(date +%s)
 declare -A STEP_TIME=()
 
@@ -81,6 +92,8 @@ while [[ $# -gt 0 ]]; do
         --models=*) MODELS_DIR=${1#*=} ;;
         --images) IMAGES_DIR=${2:-}; shift ;;
         --images=*) IMAGES_DIR=${1#*=} ;;
+        --tests) TESTS=${2:-}; shift ;;
+        --tests=*) TESTS=${1#*=} ;;
         --keep-work) KEEP_WORK=1 ;;
         -h|--help) usage; exit 0 ;;
         *) die 2 "unknown argument: $1 (see --help)" ;;
@@ -88,6 +101,7 @@ while [[ $# -gt 0 ]]; do
     shift
 done
 case $BOARD in pi4) QEMU_CPU=cortex-a72 ;; pi5) QEMU_CPU=cortex-a76 ;; *) die 2 "--board must be pi4 or pi5, got '$BOARD'" ;; esac
+case $TESTS in smoke|full|none) ;; *) die 2 "--tests must be smoke, full or none, got '$TESTS'" ;; esac
 case $VARIANTS in all) VARIANTS="litert legacy" ;; litert|legacy|"litert legacy") ;; *) die 2 "--variant must be litert, legacy or all, got '$VARIANTS'" ;; esac
 [[ -z $MODELS_DIR || -d $MODELS_DIR ]] || die 2 "--models: no such folder: $MODELS_DIR"
 [[ -z $IMAGES_DIR || -d $IMAGES_DIR ]] || die 2 "--images: no such folder: $IMAGES_DIR"
@@ -286,7 +300,7 @@ pi_run() {
         exec "$@"
     ' pi_run "$ROOTFS" "$WORK" "$WORK/src" "$qemu_mount" \
         env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/root USER=root LANG=C.UTF-8 TERM=dumb \
-        QEMU_CPU="$QEMU_CPU" PI_PYTEST_ARGS="$PI_PYTEST_ARGS" EDGEDEPLOY_TEST_CACHE=/mnt/work/test-models \
+        QEMU_CPU="$QEMU_CPU" PI_PYTEST_ARGS="${GUEST_PYTEST_ARGS:-}" EDGEDEPLOY_TEST_CACHE=/mnt/work/test-models \
         "$(command -v chroot)" "$ROOTFS" "$@"
 }
 
@@ -476,10 +490,13 @@ stage_sources() { # the tests and benchmark scripts (not the packages: those com
         [[ -e $REPO/$p ]] && cp -r "$REPO/$p" "$WORK/src/"
     done
     cp "$SCRIPTS/pi_guest.sh" "$WORK/src/pi_guest.sh"
+    local files
     if [[ -z $PI_PYTEST_ARGS ]]; then
-        # Everything that does not need TensorFlow; a test module that imports TF at
-        # module level without importorskip would show up here as a collection error.
-        PI_PYTEST_ARGS="$DEFAULT_PYTEST_ARGS tests"
+        case $TESTS in
+            smoke) PI_PYTEST_ARGS="$PYTEST_MARKS\" $SMOKE_TESTS" ;;
+            full) files=$(cd "$WORK/src" && ls $FULL_TESTS 2>/dev/null | tr '\n' ' ')
+                  PI_PYTEST_ARGS="$PYTEST_MARKS$FULL_EXCLUDE\" $files" ;;
+        esac
     fi
     find "$WORK/src" -name __pycache__ -prune -exec rm -rf {} +
 }
@@ -488,6 +505,8 @@ GUEST_RC=()
 run_in_pi() { # run_in_pi VARIANT
     local variant=$1 rc
     log "[$variant] inside the emulated Pi ($BOARD, QEMU_CPU=$QEMU_CPU, env -i, chroot)"
+    GUEST_PYTEST_ARGS=$PI_PYTEST_ARGS
+    [[ $variant == legacy && $TESTS != full ]] && GUEST_PYTEST_ARGS=""
     pi_run /bin/sh /opt/edgedeploy-src/pi_guest.sh "$variant" "/opt/pi-venv-$variant" /opt/edgedeploy-src /mnt/work \
         2>&1 | tee "$WORK/arm/guest-$variant.log"
     rc=${PIPESTATUS[0]}

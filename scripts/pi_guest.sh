@@ -83,6 +83,9 @@ else
     check no-tensorflow PASS "$msg"
 fi
 
+if [ -z "$PI_PYTEST_ARGS" ]; then
+    check pytest SKIP "not selected for this variant (pi_emulation.sh --tests full runs it)"
+else
 echo "==> [pi:$VARIANT] pytest, TF-free subset: $PI_PYTEST_ARGS"
 t0=$(now)
 (eval "set -- $PI_PYTEST_ARGS" && cd "$SRC" && exec $PY -m pytest -p no:cacheprovider -q "$@") > "$WORK/arm/pytest-$VARIANT.log" 2>&1
@@ -94,6 +97,7 @@ case $rc in
     5) check pytest SKIP "no test selected: $summary" ;;
     *) check pytest FAIL "exit $rc: $summary" ;;
 esac
+fi
 
 echo "==> [pi:$VARIANT] edge-infer --json on the exported models"
 models=""

@@ -140,10 +140,10 @@ def test_watch_folder_waits_for_complete_files(tmp_path, edge_models):
     src = sorted((edge_models / "images").glob("*.png"))[0].read_bytes()
     (tmp_path / "old.png").write_bytes(src)  # present at start: ignored
     seen: list[tuple[str, int]] = []
-    stop = threading.Event()
+    stop, ready = threading.Event(), threading.Event()
 
     def writer():
-        time.sleep(0.15)
+        ready.wait(10)
         with open(tmp_path / "slow.png", "wb") as f:  # written in pieces, slower than a poll
             for i in range(0, len(src), 40):
                 f.write(src[i:i + 40])
@@ -155,7 +155,7 @@ def test_watch_folder_waits_for_complete_files(tmp_path, edge_models):
     t = threading.Thread(target=writer)
     t.start()
     n = watch_folder(tmp_path, lambda p: seen.append((p.name, p.stat().st_size)), poll_interval=0.05,
-                     max_images=2, duration=20, stop=stop)
+                     max_images=2, duration=20, stop=stop, on_ready=ready.set)
     t.join()
     assert n == 2
     assert [name for name, _ in seen] == ["slow.png", "renamed.png"]

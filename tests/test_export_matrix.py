@@ -62,6 +62,12 @@ def test_every_file_written_and_accepted(exported) -> None:
     assert (out / "export_report.json").is_file() and (out / "export_report.md").is_file()
     leftovers = [p.name for p in out.iterdir() if p.name.startswith(".") or ".tmp" in p.name]
     assert not leftovers
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in FILES:  # written through a temporary file, yet with the usual permissions
+        assert (out / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
 
 
 @pytest.mark.parametrize("name", FILES)

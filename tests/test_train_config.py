@@ -121,3 +121,16 @@ def test_cli_user_errors_exit_2_with_one_line(args, needle):
     assert needle in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_interrupt_during_checkpoint_write_is_deferred():
+    from train import checkpoints
+
+    checkpoints.CRITICAL.update(active=True, pending=False)
+    try:
+        checkpoints.on_interrupt_signal(15, None)  # no raise while best/last/state are written
+        assert checkpoints.CRITICAL["pending"] is True
+    finally:
+        checkpoints.CRITICAL.update(active=False, pending=False)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoints.on_interrupt_signal(15, None)

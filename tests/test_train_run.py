@@ -109,6 +109,7 @@ def test_interrupted_run_keeps_last_checkpoint_and_resumes(tmp_path, monkeypatch
     assert not (run / "model.keras").exists()
     state = json.loads((run / "checkpoints/state.json").read_text())
     assert state["epoch"] == 1 and (run / "checkpoints/last.keras").is_file()
+    assert json.loads((run / "config.json").read_text())["status"] == "interrupted"
     assert not [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".")]  # no temp files left
     monkeypatch.setattr(checkpoints, "AFTER_EPOCH_HOOK", None)
     with pytest.raises(EdgeDeployError, match="already exists"):

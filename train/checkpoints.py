@@ -7,10 +7,11 @@
 - ``state.json``: epochs done, phase, best val_loss, early-stopping counter and
   the history so far.
 
-Each file is written atomically (temporary file, then rename), so an interrupt
-at any moment leaves the previous complete checkpoint. ``state.json`` is
-written last: if a run dies between the two renames, resuming repeats at most
-one epoch.
+Each file is written atomically (temporary file, then rename), and Ctrl-C or
+SIGTERM arriving while the three are written waits until all three agree, so
+an interrupt leaves a consistent checkpoint. (A hard kill between two renames
+can leave ``best``/``last`` one epoch ahead of ``state.json``; resuming then
+repeats that epoch.)
 """
 from __future__ import annotations
 
@@ -31,6 +32,18 @@ STATE = "state.json"
 
 # Test hook: called with the number of completed epochs after each checkpoint.
 AFTER_EPOCH_HOOK: Callable[[int], None] | None = None
+
+# While a checkpoint is being written, Ctrl-C/SIGTERM only set "pending"; the
+# interrupt is raised once best, last and state agree (see on_interrupt_signal).
+CRITICAL = {"active": False, "pending": False}
+
+
+def on_interrupt_signal(signum: int, frame: Any) -> None:
+    """Signal handler for SIGINT and SIGTERM during training."""
+    if CRITICAL["active"]:
+        CRITICAL["pending"] = True
+        return
+    raise KeyboardInterrupt
 
 
 def _say(msg: str) -> None:
@@ -104,15 +117,22 @@ def make_callback(run: Path, state: dict[str, Any], phase: Phase, patience: int,
                 self.model.stop_training = True
                 state["phase_stopped"] = True
             if chief:
-                if improved:
-                    save_weights_atomic(self.model, ckpt / BEST)
-                save_model_atomic(self.model, ckpt / LAST)
-                atomic_write_json(ckpt / STATE, state, force=True)
+                CRITICAL["active"] = True
+                try:
+                    if improved:
+                        save_weights_atomic(self.model, ckpt / BEST)
+                    save_model_atomic(self.model, ckpt / LAST)
+                    atomic_write_json(ckpt / STATE, state, force=True)
+                finally:
+                    CRITICAL["active"] = False
             acc = f"acc {logs['accuracy']:.4f}  " if "accuracy" in logs else ""
             vacc = f"val_acc {logs['val_accuracy']:.4f}  " if "val_accuracy" in logs else ""
             _say(f"epoch {epoch + 1:>3}/{total_epochs}  loss {logs.get('loss', float('nan')):.4f}  {acc}"
                  f"val_loss {val_loss:.4f}  {vacc}{row['seconds']:.1f}s" + ("  *best" if improved else "")
                  + ("  (early stop)" if state["phase_stopped"] else ""))
+            if CRITICAL["pending"]:
+                CRITICAL["pending"] = False
+                raise KeyboardInterrupt
             if AFTER_EPOCH_HOOK is not None:
                 AFTER_EPOCH_HOOK(state["epoch"])
 

@@ -11,7 +11,7 @@ import dataclasses
 import datetime as _dt
 import json
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,6 @@ class TrainConfig:
     output: str | None = None
     force: bool = False
     resume: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)  # free-form notes, recorded as-is
 
     # -- construction -----------------------------------------------------
     @classmethod
@@ -67,7 +66,7 @@ class TrainConfig:
             name = str(key).replace("-", "_")
             if name not in known:
                 raise EdgeDeployError(
-                    f"{source}: unknown setting {key!r}; expected one of: {', '.join(sorted(known - {'extra'}))}"
+                    f"{source}: unknown setting {key!r}; expected one of: {', '.join(sorted(known))}"
                 )
             kwargs[name] = value
         return cls(**kwargs).checked(source)
@@ -113,8 +112,6 @@ class TrainConfig:
             want(n, bool, optional=False)
         if self.augment is not None and not isinstance(self.augment, bool):
             raise EdgeDeployError(f"{source}: Received augment={self.augment!r}, expected true or false")
-        if not isinstance(self.extra, dict):
-            raise EdgeDeployError(f"{source}: Received extra={self.extra!r}, expected a mapping")
 
         if self.image_size is not None and self.image_size < MIN_IMAGE_SIZE:
             raise EdgeDeployError(f"Received image_size={self.image_size}, expected >= {MIN_IMAGE_SIZE}")
@@ -188,7 +185,7 @@ def resolve(config: TrainConfig) -> TrainConfig:
     from .data import DATASETS
     from .models import MODELS
 
-    cfg = dataclasses.replace(config, extra=dict(config.extra)).checked()
+    cfg = dataclasses.replace(config).checked()
     spec = MODELS.get(cfg.model)
 
     if cfg.dataset is None:

@@ -19,6 +19,7 @@ early-stopping state and optimizer state restored.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -36,8 +37,8 @@ from edge_runtime.io import atomic_write_json, atomic_write_text
 from edge_runtime.manifest import MANIFEST_FILENAME, Manifest, sha256_file
 
 from ._tf import import_keras, import_tf
-from .checkpoints import (BEST, CHECKPOINT_DIR, LAST, STATE, history_columns, load_weights, make_callback, new_state,
-                          save_model_atomic)
+from .checkpoints import (BEST, CHECKPOINT_DIR, CRITICAL, LAST, STATE, history_columns, load_weights, make_callback,
+                          new_state, on_interrupt_signal, save_model_atomic)
 from .config import TrainConfig, package_versions, resolve
 from .data import CONFIG_FILENAME, DATASETS, SPLITS_FILENAME, read_run_json
 from .finetune import apply_strategy, describe, phases, trainable_report
@@ -182,27 +183,29 @@ def train(config: TrainConfig) -> Path:
         run = Path(tempfile.mkdtemp(prefix="edgedeploy-worker-"))
         (run / CHECKPOINT_DIR).mkdir()
 
-    handler_installed = False
+    handlers: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():
-        def _on_sigterm(signum: int, frame: Any) -> None:
-            raise KeyboardInterrupt
-
-        old_handler = signal.signal(signal.SIGTERM, _on_sigterm)
-        handler_installed = True
+        for sig in (signal.SIGINT, signal.SIGTERM):  # both become KeyboardInterrupt, after any checkpoint write
+            handlers[sig] = signal.signal(sig, on_interrupt_signal)
     state = new_state()
     try:
         return _run(cfg, run, chief, state)
     except KeyboardInterrupt:
+        if chief and (run / CONFIG_FILENAME).is_file():
+            with contextlib.suppress(Exception):
+                info = json.loads((run / CONFIG_FILENAME).read_text(encoding="utf-8"))
+                info.update(status="interrupted", epochs_done=state["epoch"])
+                atomic_write_json(run / CONFIG_FILENAME, info, force=True)
         raise TrainingInterrupted(run, state["epoch"]) from None
     finally:
-        if handler_installed:
-            signal.signal(signal.SIGTERM, old_handler)
+        CRITICAL.update(active=False, pending=False)
+        for sig, old in handlers.items():
+            signal.signal(sig, old)
         if not chief:
             shutil.rmtree(run, ignore_errors=True)
 
 
 def _run(cfg: TrainConfig, run: Path, chief: bool, state: dict[str, Any]) -> Path:
-    tf = import_tf()
     keras = import_keras()
     from .pipeline import build_dataset
 
@@ -276,8 +279,8 @@ def _run(cfg: TrainConfig, run: Path, chief: bool, state: dict[str, Any]) -> Pat
             line = describe(model, phase)
             _say(line)
             if chief:
-                with open(run / "summary.txt", "a", encoding="utf-8") as f:
-                    f.write(line + "\n")
+                old = (run / "summary.txt").read_text(encoding="utf-8") if (run / "summary.txt").is_file() else ""
+                atomic_write_text(run / "summary.txt", old + line + "\n", force=True)
         remaining = phase.epochs - state["phase_epochs_done"]
         if state["phase_stopped"] or remaining <= 0:
             continue
