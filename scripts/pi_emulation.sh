@@ -20,7 +20,7 @@
 #                    commands do not exist yet, a tiny stand-in model is made with TF.
 #   --images DIR     *.png images to classify (default: digits test images written here).
 #   --tests SET      the TF-free pytest run inside the Pi (litert variant): smoke (default:
-#                    the backend tests, the edge-only benchmark test, the import boundary;
+#                    the backend tests on the exported fixture models, the import boundary;
 #                    a few minutes under qemu), full (every tests/test_edge_* and
 #                    tests/test_bench_* file: 15+ minutes under qemu), none. The legacy
 #                    variant runs edge-infer and latency.py, and pytest only with full.
@@ -68,7 +68,7 @@ QEMU_MIN=8.2
 # Tests that assert wall-clock limits (an instant --help, the watch-folder timing) or
 # run thousands of requests/fuzz cases fail or crawl under qemu; full leaves them out.
 PYTEST_MARKS='-m "not tf and not slow and not pi" -k "not test_edge_side_never_imports_tf_train_or_export'
-SMOKE_TESTS='tests/test_edge_backends.py tests/test_bench_edge_only.py tests/test_boundaries.py'
+SMOKE_TESTS='tests/test_edge_backends.py tests/test_boundaries.py'
 FULL_TESTS='tests/test_edge_*.py tests/test_bench_*.py tests/test_boundaries.py tests/test_foundation.py'
 FULL_EXCLUDE=' and not test_help_is_instant and not test_watch_folder_waits_for_complete_files and not test_progress_bar_on_a_log and not test_cli_serve_load_2000'
 PI_PYTEST_ARGS=${PI_PYTEST_ARGS:-}
