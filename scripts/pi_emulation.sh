@@ -59,7 +59,8 @@ if [[ -n ${EDGEDEPLOY_PI_PYTHON:-} ]]; then PYTHON=$EDGEDEPLOY_PI_PYTHON
 elif [[ -x $REPO/.venv/bin/python ]]; then PYTHON=$REPO/.venv/bin/python
 else PYTHON=$(command -v python3); fi
 SUITE=bookworm
-ROOTFS_PACKAGES=python3,python3-venv,libstdc++6,ca-certificates,dash,coreutils
+# base-files adds /etc/os-release and /etc/debian_version (a few KB): the guest can say what it is
+ROOTFS_PACKAGES=python3,python3-venv,libstdc++6,ca-certificates,dash,coreutils,base-files
 QEMU_MIN=8.2
 # The TF-free tests run inside the Pi. Markers: tf needs TensorFlow (conftest also skips
 # those where TF is absent), slow is real photos / VGG16, pi is this script's own test.
@@ -478,7 +479,7 @@ test_fixtures() { # the model files the TF-free tests read, built with TF here (
     EDGEDEPLOY_TEST_CACHE=${EDGEDEPLOY_TEST_CACHE:-$HOME/.cache/edgedeploy/test-models} \
         "$PYTHON" "$SCRIPTS/pi_emulation_host.py" test-fixtures "$REPO" "$WORK/test-models" 2> "$WORK/test-fixtures.log" \
         | while IFS= read -r l; do log "$l"; done
-    [[ -s $WORK/test-fixtures.log ]] && tail -n 5 "$WORK/test-fixtures.log" >&2
+    grep -h 'failed' "$WORK/test-fixtures.log" >&2
     return 0
 }
 

@@ -39,14 +39,19 @@ import importlib, importlib.metadata as md, os, platform, sys, time
 print("platform.machine():", platform.machine())
 print("python:", sys.version.split()[0], sys.executable)
 try:
-    print("os:", [l.split("=", 1)[1].strip().strip('"') for l in open("/etc/os-release") if l.startswith("PRETTY_NAME")][0])
+    print("os:", [l.split("=", 1)[1].strip().strip('"') for l in open("/etc/os-release") if l.startswith("PRETTY_NAME")][0],
+          "/ debian_version", open("/etc/debian_version").read().strip())
+except (OSError, IndexError):
+    pass
+try:
     info = open("/proc/cpuinfo").read().split("\n\n")[0]
     keep = [l for l in info.splitlines() if l.split(":")[0].strip() in ("CPU implementer", "CPU part", "Features")]
     print("cpu (as qemu presents it):", "; ".join(" ".join(l.split()) for l in keep))
-    if " sve" in info:
-        print("warning: the emulated CPU advertises SVE, which no Raspberry Pi has (QEMU_CPU?)")
+    sve = " sve" in info.split("Features", 1)[-1].splitlines()[0] if "Features" in info else False
+    print(f"PI-CHECK cpu {'FAIL' if sve else 'PASS'} {'SVE advertised, which no Pi has (QEMU_CPU?)' if sve else 'no SVE, like a Pi'}")
+    failed_cpu = sve
 except (OSError, IndexError):
-    pass
+    failed_cpu = False
 print("os.cpu_count():", os.cpu_count(), "(the host's; a Pi 4/5 has 4)")
 vers = []
 for n in ["edgedeploy", "numpy", "pillow", "ai-edge-litert", "onnxruntime", "tflite-runtime", "pytest"]:
@@ -55,7 +60,7 @@ for n in ["edgedeploy", "numpy", "pillow", "ai-edge-litert", "onnxruntime", "tfl
     except md.PackageNotFoundError:
         pass
 print("installed:", ", ".join(vers))
-failed = 0
+failed = int(failed_cpu)
 for mod in ["numpy", "PIL.Image", "edge_runtime", *sys.argv[1:]]:
     t0 = time.perf_counter()
     try:
