@@ -5,8 +5,6 @@ Sub-commands:
                               one-line "deb URI SUITE COMPONENTS" entries, with the
                               host's codename replaced by CODENAME (never hardcoded)
   images OUT N                write N held-out digits test images as PNGs
-  synthetic-models OUT        tiny Keras models -> float32 + int8 TFLite and ONNX
-                              (stand-in while train-model/export-model are absent)
   compare X86_DIR ARM_DIR     compare `edge-infer --json` outputs, same top-1?
   wheel-requires WHEEL        print the wheel's Requires-Dist (for the cache key)
   test-fixtures REPO OUT      build (with TF, on x86) the model files the TF-free tests
@@ -14,7 +12,7 @@ Sub-commands:
                               so those tests run on the Pi instead of skipping
 
 Only the standard library is needed for mirrors/compare/wheel-requires; images
-needs numpy + Pillow (the edge extra); synthetic-models needs TensorFlow.
+needs numpy + Pillow (the edge extra); test-fixtures needs TensorFlow.
 """
 from __future__ import annotations
 
@@ -141,58 +139,6 @@ def cmd_images(out: str, n: int) -> int:
     return 0
 
 
-# ------------------------------------------------------------- synthetic models
-
-
-def cmd_synthetic_models(out: str) -> int:
-    """A tiny trained CNN on the embedded digits, exported without the project's CLIs."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import numpy as np
-    import tensorflow as tf
-
-    from edge_runtime.datasets import load_digits
-
-    tf.keras.utils.set_random_seed(0)
-    train = load_digits("train")
-    size = 32
-    x = tf.image.resize(train.images.astype("float32"), (size, size)).numpy()
-    y = train.labels
-    inp = tf.keras.Input((size, size, 3), batch_size=1, name="image")
-    h = tf.keras.layers.Rescaling(1.0 / 255)(inp)
-    for f in (8, 16):
-        h = tf.keras.layers.Conv2D(f, 3, padding="same", activation="relu")(h)
-        h = tf.keras.layers.MaxPooling2D()(h)
-    h = tf.keras.layers.Flatten()(h)
-    outp = tf.keras.layers.Dense(10, activation="softmax")(h)
-    model = tf.keras.Model(inp, outp)
-    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(x, y, epochs=3, batch_size=32, verbose=0)
-    os.makedirs(out, exist_ok=True)
-
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    Path(out, "synthetic_float32.tflite").write_bytes(conv.convert())
-
-    def rep():
-        for i in range(0, 100):
-            yield [x[i:i + 1]]
-
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = rep
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.uint8
-    conv.inference_output_type = tf.uint8
-    Path(out, "synthetic_int8.tflite").write_bytes(conv.convert())
-
-    import tf2onnx
-
-    fn = tf.function(lambda t: model(t), input_signature=[tf.TensorSpec((None, size, size, 3), tf.float32, name="image")])
-    proto, _ = tf2onnx.convert.from_function(fn, input_signature=fn.input_signature, opset=17)
-    Path(out, "synthetic_float32.onnx").write_bytes(proto.SerializeToString())
-    print(f"wrote synthetic models to {out}: {sorted(os.listdir(out))}")
-    return 0
-
-
 # ----------------------------------------------------------------------- compare
 
 
@@ -292,8 +238,6 @@ def main(argv: list[str]) -> int:
         return cmd_mirrors(args[0] if args else "bookworm")
     if cmd == "images":
         return cmd_images(args[0], int(args[1]) if len(args) > 1 else 10)
-    if cmd == "synthetic-models":
-        return cmd_synthetic_models(args[0])
     if cmd == "compare":
         return cmd_compare(args[0], args[1])
     if cmd == "test-fixtures":

@@ -67,11 +67,11 @@ def plot_confusion(cm: Sequence[Sequence[int]], labels: Sequence[str], path: str
     ax.set_ylabel("true")
     ax.set_title("Confusion matrix (test split)")
     if k <= 30:
-        hi = cm.max() if cm.size else 0
+        mid = (cm.min() + cm.max()) / 2 if cm.size else 0  # the colour scale spans min..max
         for i in range(k):
             for j in range(k):
                 ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8,
-                        color="white" if hi and cm[i, j] > hi / 2 else "black")
+                        color="white" if cm.size and cm.max() > cm.min() and cm[i, j] > mid else "black")
     return _save(fig, path)
 
 
