@@ -346,7 +346,7 @@ variant_requirements() { # the requirements (besides the wheel) of a variant
         legacy) echo "tflite-runtime==2.14.* numpy<2 pytest" ;;      # + the wheel alone
     esac
 }
-wheel_spec() { case $1 in litert) echo "$WHEEL[edge]" ;; legacy) echo "$WHEEL" ;; esac; }
+wheel_spec() { case $1 in litert) echo "${WHEEL}[edge]" ;; legacy) echo "$WHEEL" ;; esac; }
 
 fetch_wheels() { # fetch_wheels VARIANT: aarch64 wheels into a cache keyed by what is asked
     local variant=$1 key dir
@@ -404,7 +404,7 @@ install_venv() { # install_venv VARIANT: a venv inside the rootfs holding the wh
         # shellcheck disable=SC2046
         pip_target "$variant" "$site" "$(wheel_spec "$variant")" $(variant_requirements "$variant") || return 1
         echo "$key" > "$ROOTFS$venv/.deps-key"
-        log "[$variant] $venv: $(ls "$site" | grep -c 'dist-info$') distributions installed ($(du -sm "$ROOTFS$venv" | cut -f1) MB)"
+        log "[$variant] $venv: $(find "$site" -maxdepth 1 -name '*.dist-info' | wc -l) distributions installed ($(du -sm "$ROOTFS$venv" | cut -f1) MB)"
     fi
     # `pip --target` writes console scripts into SITE/bin with the HOST python in their
     # #! line: move them to the venv's bin/ and point them at the venv's python.
@@ -414,7 +414,7 @@ install_venv() { # install_venv VARIANT: a venv inside the rootfs holding the wh
             if [[ $(head -c 2 "$f") == '#!' ]]; then sed -i "1s|^#!.*python.*$|#!$venv/bin/python|" "$f"; fi
             mv -f "$f" "$ROOTFS$venv/bin/"
         done
-        rm -rf "$site/bin"
+        rm -rf "${site:?}/bin"
     fi
     [[ -x $ROOTFS$venv/bin/edge-infer ]] || { echo "the wheel installed no edge-infer console script" >&2; return 1; }
 }
@@ -567,7 +567,7 @@ main() {
     local bad=0 r
     for r in "${GUEST_RC[@]}"; do [[ ${r#*=} == 0 ]] || bad=1; done
     if [[ $bad == 0 && $crc == 0 ]]; then
-        log "PASS: edgedeploy[edge] runs on the emulated Raspberry Pi ($BOARD, $VARIANTS) with the same predictions as x86"
+        log "PASS: the edgedeploy wheel runs on the emulated Raspberry Pi ($BOARD, $VARIANTS) with the same predictions as x86"
         exit 0
     fi
     log "FAIL: guest exit codes ${GUEST_RC[*]}; predictions $([[ $crc == 0 ]] && echo match || echo differ)"

@@ -32,6 +32,8 @@ def _imports(path: Path) -> set[str]:
 
 
 def _sources(folder: str) -> list[Path]:
+    if not (ROOT / folder).is_dir():  # a wheel-only install (the emulated Pi) has no source tree here
+        pytest.skip(f"no {folder}/ source tree beside the tests")
     return sorted((ROOT / folder).rglob("*.py"))
 
 
