@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from edge_runtime.datasets import ImageSet
+from edge_runtime.datasets import ImageSet, choose_indices
 from edge_runtime.errors import EdgeDeployError
 from edge_runtime.manifest import Manifest
 
@@ -49,34 +49,13 @@ def load_split(run_dir: Path, split: str, max_samples: int | None = None, balanc
     from edge_runtime.datasets import load_digits
 
     full = load_digits(split)
-    idx = _choose(full.labels, max_samples, balanced, seed, len(full.label_names))
+    idx = choose_indices(full.labels, max_samples, balanced, seed, len(full.label_names))
     return ImageSet(full.images[idx], full.labels[idx], full.label_names)
 
 
 def _dataset_name(config: dict[str, Any]) -> str:
     cfg = config.get("config", config)
     return str(cfg.get("dataset") or "digits") if isinstance(cfg, dict) else "digits"
-
-
-def _choose(labels: np.ndarray, max_samples: int | None, balanced: bool, seed: int, num_classes: int) -> np.ndarray:
-    # Same rule as train.data.choose_indices: classes in turn, each in seeded order.
-    n = len(labels)
-    rng = np.random.default_rng(seed)
-    if not balanced:
-        if max_samples is None or max_samples >= n:
-            return np.arange(n)
-        return np.sort(rng.permutation(n)[:max_samples])
-    per_class = [rng.permutation(np.flatnonzero(labels == c)) for c in range(num_classes)]
-    per_class = [p for p in per_class if len(p)]
-    limit = max_samples if max_samples is not None else min(len(p) for p in per_class) * len(per_class)
-    picked: list[int] = []
-    depth = 0
-    while len(picked) < limit and any(depth < len(p) for p in per_class):
-        for p in per_class:
-            if depth < len(p) and len(picked) < limit:
-                picked.append(int(p[depth]))
-        depth += 1
-    return np.sort(np.asarray(picked, dtype=np.int64))
 
 
 def preprocess_images(images: np.ndarray | Sequence[np.ndarray], manifest: Manifest) -> np.ndarray:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import EdgeDeployError
+
 DIGITS_PATH = Path(__file__).with_name("digits.npz")
 DIGITS_LABELS = [str(i) for i in range(10)]
 SPLIT_FRACTIONS = {"train": 0.70, "validation": 0.15, "test": 0.15}
@@ -59,3 +61,36 @@ def load_digits(split: str = "all") -> ImageSet:
     lo, hi = bounds[split]
     idx = np.sort(order[lo:hi])
     return ImageSet(images[idx], target[idx], list(DIGITS_LABELS))
+
+
+def choose_indices(labels: np.ndarray, max_samples: int | None, balanced: bool, seed: int, num_classes: int) -> np.ndarray:
+    """Seeded subset of ``range(len(labels))``, sorted.
+
+    ``balanced`` takes classes in turn (each class's images in a seeded random
+    order) until ``max_samples`` are chosen or every image is taken; without
+    ``max_samples`` it keeps the same number of images per class (the smallest
+    class's count).
+    """
+    n = len(labels)
+    if max_samples is not None and max_samples < 1:
+        raise EdgeDeployError(f"Received max_samples={max_samples}, expected >= 1")
+    rng = np.random.default_rng(seed)
+    if not balanced:
+        if max_samples is None or max_samples >= n:
+            return np.arange(n)
+        return np.sort(rng.permutation(n)[:max_samples])
+    per_class = [rng.permutation(np.flatnonzero(labels == c)) for c in range(num_classes)]
+    per_class = [p for p in per_class if len(p)]
+    if not per_class:
+        return np.zeros(0, dtype=np.int64)
+    if max_samples is None:
+        k = min(len(p) for p in per_class)
+        return np.sort(np.concatenate([p[:k] for p in per_class]))
+    picked: list[int] = []
+    depth = 0
+    while len(picked) < max_samples and any(depth < len(p) for p in per_class):
+        for p in per_class:
+            if depth < len(p) and len(picked) < max_samples:
+                picked.append(int(p[depth]))
+        depth += 1
+    return np.sort(np.asarray(picked, dtype=np.int64))
