@@ -217,9 +217,12 @@ def write_plots(out: Path, entries: Sequence[dict], latency_rows: Sequence[dict]
         colors.setdefault(e["name"], f"C{len(colors) % 10}")
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     scored = [e for e in entries if e["accuracy"] is not None]
-    for e in scored:
+    for i, e in enumerate(sorted(scored, key=lambda e: e["p50_ms"])):
         ax.scatter(e["p50_ms"], 100 * e["accuracy"], s=60, color=colors[e["name"]], zorder=3)
-        ax.annotate(e["name"], (e["p50_ms"], 100 * e["accuracy"]), textcoords="offset points", xytext=(5, 5), fontsize=8)
+        # Variants often tie on accuracy and sit close in latency: stagger the
+        # labels vertically so they stay readable.
+        ax.annotate(e["name"], (e["p50_ms"], 100 * e["accuracy"]), textcoords="offset points",
+                    xytext=(5, 6 + 11 * (i % 3)), fontsize=8, color=colors[e["name"]])
     if reference_accuracy is not None:
         ref = 100 * reference_accuracy
         ax.axhspan(ref - WITHIN_POINTS, ref, color="tab:green", alpha=0.08, label=f"within {WITHIN_POINTS:g} point of float")
