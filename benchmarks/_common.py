@@ -149,25 +149,9 @@ def _variant_order(p: Path) -> tuple:
 
 def read_manifest(path: Path):
     """The model's manifest (embedded, else sidecar) without opening a runtime; None if absent."""
-    from edge_runtime.backends.onnx_check import read_onnx_metadata
-    from edge_runtime.backends.tflite_check import read_tflite_metadata
-    from edge_runtime.manifest import EMBED_KEY, Manifest
+    from edge_runtime.classifier import load_manifest_for
 
-    meta: dict[str, Any] = {}
-    try:
-        if path.suffix.lower() == ".tflite":
-            meta = {k: v.decode("utf-8", "replace") for k, v in read_tflite_metadata(path.read_bytes()).items()}
-        elif path.suffix.lower() == ".onnx":
-            meta = read_onnx_metadata(path)
-    except (ValueError, OSError):
-        meta = {}  # the runtime's own check gives the one-line error later
-    if EMBED_KEY in meta:
-        return Manifest.from_json(meta[EMBED_KEY], source=f"manifest embedded in {path.name}")
-    # export-model writes model_int8.tflite.json; older files and edge_runtime use model_int8.json
-    for sidecar in (path.with_name(path.name + ".json"), path.with_suffix(".json")):
-        if sidecar.is_file():
-            return Manifest.from_json(sidecar.read_bytes(), source=str(sidecar))
-    return None
+    return load_manifest_for(path)
 
 
 def variant_info(path: Path) -> dict[str, Any]:
