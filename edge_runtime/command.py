@@ -1,0 +1,117 @@
+"""One command-line convention for every entry point.
+
+Every console script and benchmark script is ``main(argv=None) -> int`` built
+on :func:`run_command`::
+
+    def main(argv=None) -> int:
+        return run_command("edge-infer", build_parser, run, argv)
+
+It maps outcomes to exit codes, the same everywhere:
+
+====  ==========================================================
+0     success
+1     a runtime failure (``RuntimeFailure``; a converter crashed, some inputs failed)
+2     a usage error: a bad flag, path, model or image (``EdgeDeployError``)
+3     a parity gate rejected a file (``GateError``)
+130   interrupted (Ctrl-C or SIGTERM)
+====  ==========================================================
+
+An error prints ONE line, ``PROG: error: <message naming the bad value>``, on
+stderr; ``--debug`` re-raises it so the traceback shows. argparse's own
+mistakes go through :class:`ArgumentParser`, which raises ``UsageError``
+instead of printing a usage block and exiting by itself.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from typing import Any, Callable, Sequence
+
+from .errors import EdgeDeployError
+
+__all__ = ["ArgumentParser", "UsageError", "RuntimeFailure", "run_command", "EXIT_OK", "EXIT_RUNTIME",
+           "EXIT_USAGE", "EXIT_GATE", "EXIT_INTERRUPTED"]
+
+EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, EXIT_GATE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+class UsageError(EdgeDeployError):
+    """A bad flag or flag combination (exit 2)."""
+
+    exit_code = EXIT_USAGE
+
+
+class RuntimeFailure(EdgeDeployError):
+    """The work itself failed although the request was valid (exit 1)."""
+
+    exit_code = EXIT_RUNTIME
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that raises ``UsageError`` (one line, exit 2) instead of exiting."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    # Unwind like Ctrl-C, so atomic writes remove their temporary files.
+    raise KeyboardInterrupt
+
+
+def run_command(prog: str, build_parser: Callable[[], argparse.ArgumentParser],
+                body: Callable[[argparse.Namespace], int | None], argv: Sequence[str] | None = None,
+                stderr: Any = None) -> int:
+    """Parse ``argv`` with ``build_parser()`` and run ``body(args)``.
+
+    Args:
+        prog: the program name printed before every error line.
+        build_parser: returns the parser (kept import-light so ``--help`` is instant).
+        body: does the work; returns an exit code (None means 0).
+        argv: arguments without the program name; default ``sys.argv[1:]``.
+        stderr: where error lines go (default ``sys.stderr``).
+
+    Returns:
+        The exit code: 0, 1, 2, 3 or 130 (see the module docstring).
+    """
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args_list
+    err = stderr or sys.stderr
+    previous = None
+    try:
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread: leave signals alone
+        pass
+    try:
+        try:
+            args = build_parser().parse_args(args_list)
+        except SystemExit as exc:  # --help / --version
+            return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE
+        if getattr(args, "debug", False):
+            os.environ["EDGEDEPLOY_DEBUG"] = "1"
+        code = body(args)
+        return EXIT_OK if code is None else int(code)
+    except EdgeDeployError as exc:
+        if debug:
+            raise
+        print(f"{prog}: error: {exc}", file=err, flush=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"{prog}: interrupted", file=err, flush=True)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `cmd | head`: the reader left, that is fine
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return EXIT_OK
+    finally:
+        if previous is not None:
+            try:
+                signal.signal(signal.SIGTERM, previous)
+            except ValueError:
+                pass
