@@ -170,6 +170,21 @@ def test_export_embeds_only_through_the_format_layer(edge_models):
         embed_manifest("pb", data, m)
 
 
+def test_the_old_check_modules_still_answer(edge_models):
+    # edge_runtime.backends.tflite_check / onnx_check are kept for callers of the first version
+    from edge_runtime.backends.onnx_check import read_onnx_metadata, verify_onnx
+    from edge_runtime.backends.tflite_check import read_tflite_metadata, verify_tflite, verify_tflite_bytes
+
+    tflite = edge_models / "model_float32.tflite"
+    verify_tflite(tflite)
+    verify_tflite_bytes(tflite.read_bytes())
+    assert read_tflite_metadata(tflite.read_bytes())[EMBED_KEY].startswith(b"{")
+    verify_onnx(edge_models / "model_float32.onnx")
+    assert read_onnx_metadata(edge_models / "model_float32.onnx")[EMBED_KEY].startswith("{")
+    with pytest.raises(ModelError, match="not a valid TFLite model"):
+        verify_tflite(edge_models / "model_float32.onnx")
+
+
 # -- one home for format knowledge ------------------------------------------------------------
 SUFFIX_LITERAL = re.compile(r"""['"]\.(tflite|onnx)['"]""")
 PACKAGES = ("edge_runtime", "export", "train", "benchmarks", "scripts")

@@ -78,6 +78,7 @@ class ExportFormat:
     modes: ClassVar[dict[str, str]] = {}  # mode -> one-line description (shown in --help)
     calibrated: ClassVar[tuple[str, ...]] = ()  # modes that need representative data
     keep_float_modes: ClassVar[tuple[str, ...]] = ()  # modes where --keep-float applies
+    io_modes: ClassVar[tuple[str, ...]] = ()  # modes where --io sets the input/output type
 
     def convert(self, ctx: ConvertContext, mode: str) -> Converted:
         raise NotImplementedError

@@ -49,6 +49,7 @@ class TFLiteFormat(ExportFormat):
     }
     calibrated = ("int8", "int16x8")
     keep_float_modes = ("int8", "int16x8")
+    io_modes = ("int8",)
 
     # -- conversion -------------------------------------------------------------
     def _configure(self, converter: Any, ctx: ConvertContext, mode: str) -> None:
