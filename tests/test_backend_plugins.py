@@ -88,6 +88,8 @@ def test_throwaway_backend_is_a_benchmark_runtime(plugin, edge_models, tmp_path)
     assert listed.returncode == 0, listed.stderr
     names, modules = json.loads(listed.stdout)
     assert "throwaway" in names and modules["throwaway"] == "ai_edge_litert.interpreter"
+    helped = _run(["benchmarks/latency.py", "--help"], env)
+    assert helped.returncode == 0 and "throwaway" in helped.stdout, helped.stdout + helped.stderr
     report = tmp_path / "lat.json"
     out = _run(["benchmarks/latency.py", edge_models / "model_float32.tflite", "--backend", "throwaway", "--quick",
                 "--threads", "1", "--json", report], env, timeout=300)
