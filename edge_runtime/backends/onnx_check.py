@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..formats._protobuf import walk_fields
+from ..formats.onnx import walk_fields
 
 __all__ = ["read_onnx_metadata", "verify_onnx", "walk_fields"]
 

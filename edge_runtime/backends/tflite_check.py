@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..formats._tflite_flatbuffer import FILE_IDENTIFIER, read_tflite_metadata, verify_tflite_bytes
+from ..formats.tflite import FILE_IDENTIFIER, read_tflite_metadata, verify_tflite_bytes
 
 __all__ = ["FILE_IDENTIFIER", "read_tflite_metadata", "verify_tflite", "verify_tflite_bytes"]
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 from ._protobuf import length_delimited, spans, walk_fields
 from .base import ModelFormat, register_format
 
+__all__ = ["OnnxFormat", "walk_fields"]
+
 # ModelProto field numbers (onnx/onnx.proto)
 IR_VERSION, GRAPH, METADATA_PROPS = 1, 7, 14
 # StringStringEntryProto

@@ -13,9 +13,10 @@
 from __future__ import annotations
 
 from ..errors import EdgeDeployError
-from ._tflite_flatbuffer import read_tflite_metadata, verify_tflite_bytes
+from ._tflite_flatbuffer import FILE_IDENTIFIER, read_tflite_metadata, verify_tflite_bytes
 from .base import ModelFormat, register_format
 
+__all__ = ["FILE_IDENTIFIER", "TFLiteFormat", "read_tflite_metadata", "verify_tflite_bytes"]
 WRITER_HINT = "pip install ai-edge-litert"
 
 
