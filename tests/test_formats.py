@@ -146,6 +146,25 @@ def test_onnx_writer_matches_the_onnx_package_byte_for_byte(edge_models):
     assert get_format("onnx").write_metadata(data, EMBED_KEY, '{"v": 2}') == model.SerializeToString()
 
 
+@pytest.mark.parametrize("model", ["model_float32.tflite", "model_float32.onnx"])
+def test_strip_manifest_makes_a_no_manifest_model_from_a_real_export(edge_models, tmp_path, model):
+    if format_for_path(model).name == "tflite":
+        pytest.importorskip("ai_edge_litert", reason="rewriting TFLite metadata uses ai-edge-litert's flatbuffer tools")
+    fmt = format_for_path(model)
+    data = (edge_models / model).read_bytes()
+    bare = fmt.strip_manifest(data)
+    assert fmt.manifest_text(data) is not None and fmt.manifest_text(bare) is None
+    assert EMBED_KEY not in fmt.metadata_from_bytes(bare)
+    out = tmp_path / model
+    out.write_bytes(bare)
+    fmt.verify(out)
+    from edge_runtime import ImageClassifier
+
+    with pytest.warns(UserWarning, match="carries no manifest"):
+        clf = ImageClassifier(out, probe="never")
+    assert not clf.manifest_found and clf.manifest.labels == [str(i) for i in range(10)]
+
+
 def test_read_manifest_falls_back_to_the_sidecar_and_skips_damage_unless_strict(edge_models, tmp_path):
     model = tmp_path / "plain.tflite"
     model.write_bytes((edge_models / "model_nomanifest.tflite").read_bytes())

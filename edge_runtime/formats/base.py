@@ -39,8 +39,9 @@ class ModelFormat:
         """Every metadata entry, name -> text; ValueError if they are damaged."""
         raise NotImplementedError
 
-    def write_metadata(self, data: bytes, key: str, text: str) -> bytes:
-        """``data`` with entry ``key`` set to ``text`` (an entry of that name is replaced)."""
+    def write_metadata(self, data: bytes, key: str, text: str | None) -> bytes:
+        """``data`` with entry ``key`` set to ``text`` (an entry of that name is replaced);
+        ``text=None`` removes the entry."""
         raise NotImplementedError
 
     # -- files --------------------------------------------------------------------------
@@ -102,6 +103,12 @@ class ModelFormat:
 
         text = manifest if isinstance(manifest, str) else json.dumps(manifest.to_dict(), sort_keys=True, separators=(",", ":"))
         return self.write_metadata(data, EMBED_KEY, text)
+
+    def strip_manifest(self, data: bytes) -> bytes:
+        """Model bytes without an embedded manifest (tests make "no manifest" models from real exports)."""
+        from ..manifest import EMBED_KEY
+
+        return self.write_metadata(data, EMBED_KEY, None)
 
     def read_manifest(self, path: str | os.PathLike, strict: bool = True) -> "Manifest | None":
         """The manifest embedded in the file, else its sidecar, else None.

@@ -53,9 +53,11 @@ class OnnxFormat(ModelFormat):
                 out[key] = text
         return out
 
-    def write_metadata(self, data: bytes, key: str, text: str) -> bytes:
-        entry = length_delimited(ENTRY_KEY, key.encode("utf-8")) + length_delimited(ENTRY_VALUE, text.encode("utf-8"))
-        new = length_delimited(METADATA_PROPS, entry)
+    def write_metadata(self, data: bytes, key: str, text: str | None) -> bytes:
+        new = b""
+        if text is not None:
+            entry = length_delimited(ENTRY_KEY, key.encode("utf-8")) + length_delimited(ENTRY_VALUE, text.encode("utf-8"))
+            new = length_delimited(METADATA_PROPS, entry)
         out, placed = bytearray(), False
         for field, wire, value, start, end in spans(data):
             if field == METADATA_PROPS and wire == 2 and _entry(value)[0] == key:

@@ -36,7 +36,7 @@ class TFLiteFormat(ModelFormat):
     def metadata_from_bytes(self, data: bytes) -> dict[str, str]:
         return {k: v.decode("utf-8", "replace") for k, v in read_tflite_metadata(data).items()}
 
-    def write_metadata(self, data: bytes, key: str, text: str) -> bytes:
+    def write_metadata(self, data: bytes, key: str, text: str | None) -> bytes:
         try:
             import numpy as np
             from ai_edge_litert import schema_py_generated as schema
@@ -53,12 +53,13 @@ class TFLiteFormat(ModelFormat):
                 model.buffers[m.buffer].data = None
             else:
                 keep.append(m)
-        buf = schema.BufferT()
-        buf.data = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
-        model.buffers.append(buf)
-        entry = schema.MetadataT()
-        entry.name = key
-        entry.buffer = len(model.buffers) - 1
-        keep.append(entry)
-        model.metadata = keep
+        if text is not None:
+            buf = schema.BufferT()
+            buf.data = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+            model.buffers.append(buf)
+            entry = schema.MetadataT()
+            entry.name = key
+            entry.buffer = len(model.buffers) - 1
+            keep.append(entry)
+        model.metadata = keep or None
         return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
