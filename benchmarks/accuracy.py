@@ -181,7 +181,7 @@ def _backend_for(model: Path, backend: str) -> str:
     """The named backend where it reads this file type, else auto (a folder may mix .tflite and .onnx)."""
     from edge_runtime.backends import BACKENDS
 
-    if backend == "auto" or model.suffix.lower() in BACKENDS.get(backend).suffixes:
+    if backend == "auto" or BACKENDS.get(backend).reads(model):
         return backend
     return "auto"
 

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
+from .backends import BACKENDS
 from .errors import EdgeDeployError
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from .progress import Progress
 
 PROG = "edge-infer"
-BACKEND_NAMES = ("auto", "litert", "tflite-runtime", "onnxruntime")
+BACKEND_NAMES = BACKENDS.choices("auto")  # "auto" + the registry (plug-ins included), read when used
 PROGRESS_MIN_TTY = 10  # show a bar on a terminal from this many inputs
 PROGRESS_MIN_LOG = 200  # and in a log file from this many
 

@@ -39,7 +39,6 @@ def _first_line(exc: BaseException) -> str:
 @FORMATS.register("tflite")
 class TFLiteFormat(ExportFormat):
     name = "tflite"
-    suffix = ".tflite"
     order = 10
     modes = {
         "none": "float32",
@@ -50,6 +49,7 @@ class TFLiteFormat(ExportFormat):
     }
     calibrated = ("int8", "int16x8")
     keep_float_modes = ("int8", "int16x8")
+    io_modes = ("int8",)
 
     # -- conversion -------------------------------------------------------------
     def _configure(self, converter: Any, ctx: ConvertContext, mode: str) -> None:
@@ -129,15 +129,6 @@ class TFLiteFormat(ExportFormat):
             io = {"uint8": tf.uint8, "int8": tf.int8}[ctx.io]
             quantized = tfl_util.modify_model_io_type(quantized, io, io)
         return Converted(data=bytes(quantized), converter=path + " + keep-float denylist", kept_float=nodes, notes=notes)
-
-    # -- checks -----------------------------------------------------------------
-    def check(self, data: bytes) -> None:
-        from edge_runtime.backends.tflite_check import verify_tflite_bytes
-
-        try:
-            verify_tflite_bytes(data)
-        except ValueError as exc:
-            raise ConversionError(f"the converter produced an invalid TFLite file: {exc}") from None
 
 
 def tensor_names(data: bytes) -> list[str]:
