@@ -4,6 +4,9 @@
                [--batch-size B] [--no-xnnpack] [--max-pixels N]
     edge-infer MODEL --watch DIR [--max-images N] [--duration S]
     edge-infer MODEL --serve [--host 127.0.0.1] [--port 8080]
+    edge-infer MODEL --info [--json]                      (no image needed)
+    edge-infer MODEL DIR --labels-from-folders [--json]   (accuracy of DIR/<label>/...)
+    edge-infer MODEL --video SOURCE [--every N] [--fps F] (file, camera, URL, picamera)
 
 INPUT is a file, a folder (searched recursively; hidden files and symlinks
 that leave the folder are skipped) or a glob. An image that cannot be read is
@@ -83,7 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-xnnpack", dest="xnnpack", action="store_false", help="do not apply the XNNPACK delegate (TFLite)")
     p.add_argument("--max-pixels", type=_int_at_least(1), default=None, metavar="N",
                    help="refuse images with more pixels (default 50,000,000)")
-    p.add_argument("--info", action="store_true", help="print the model, backend and delegate on stderr first")
+    p.add_argument("--info", action="store_true",
+                   help="describe the model, backend, accelerator really used, tensors and labels (alone: on stdout, "
+                        "no image needed; with --json as one JSON object; with inputs: on stderr first)")
+    p.add_argument("--labels-from-folders", action="store_true",
+                   help="INPUT is one folder of DIR/<label>/... images: print accuracy, per-class P/R/F1 and the confusion matrix")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="never draw a progress bar")
     w = p.add_argument_group("watch a folder")
     w.add_argument("--watch", metavar="DIR", help="classify new images as they appear in DIR (Ctrl-C stops)")
@@ -92,6 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a new file must be unmodified this long before it is read (default 0.5)")
     w.add_argument("--max-images", type=_int_at_least(1), default=None, metavar="N", help="stop after N new images")
     w.add_argument("--duration", type=_positive_float, default=None, metavar="S", help="stop after S seconds")
+    v = p.add_argument_group("classify a video, camera or stream (pip install 'edgedeploy[video]')")
+    v.add_argument("--video", metavar="SOURCE",
+                   help="a video file, a camera index or /dev/videoN, an rtsp:// or http(s):// URL, or picamera (Pi); "
+                        "--max-images and --duration stop it too")
+    v.add_argument("--every", type=_int_at_least(1), default=1, metavar="N", help="classify every Nth frame (default 1)")
+    v.add_argument("--fps", type=_positive_float, default=None, metavar="F", help="classify at most F frames per second")
     s = p.add_argument_group("serve over HTTP")
     s.add_argument("--serve", action="store_true", help="POST /predict (image bytes) -> JSON; GET /health")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
@@ -243,19 +256,58 @@ def _open_classifier(args: argparse.Namespace) -> "ImageClassifier":
     return clf
 
 
+def _video_options(args: argparse.Namespace):
+    if not args.video:
+        return None
+    if args.inputs or args.watch or args.serve:
+        raise EdgeDeployError(f"Received --video {args.video!r} with INPUT, --watch or --serve; run them separately")
+    from .video import VideoOptions, source_kind
+
+    opts = VideoOptions(args.video, every=args.every, fps=args.fps, max_frames=args.max_images, duration=args.duration)
+    source_kind(opts.source)  # a missing file is a one-line error before the model loads
+    return opts
+
+
+def _evaluate_folder(clf: "ImageClassifier", args: argparse.Namespace) -> int:
+    from .evaluate import evaluate_folder, format_evaluation
+
+    def on_error(path: str, reason: str) -> None:
+        print(f"{PROG}: error: {reason}" if path in reason else f"{PROG}: error: {path}: {reason}", file=sys.stderr)
+
+    ev = evaluate_folder(clf, args.inputs[0], _walk_folder, args.batch_size, on_error)
+    print(format_evaluation(ev, args.json), flush=True)
+    return 1 if ev.failed else 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Do what the parsed arguments ask. Raises EdgeDeployError on user errors."""
     if args.backend not in BACKEND_NAMES:
         raise EdgeDeployError(f"Received --backend {args.backend!r}, expected one of {', '.join(BACKEND_NAMES)}")
     if args.serve and (args.watch or args.inputs):
         raise EdgeDeployError("--serve takes no INPUT and no --watch; run them separately")
-    if not (args.inputs or args.watch or args.serve):
-        raise EdgeDeployError("no INPUT given: pass image files, folders or globs, or --watch DIR, or --serve")
+    if not (args.inputs or args.watch or args.serve or args.video or args.info):
+        raise EdgeDeployError("no INPUT given: pass image files, folders or globs, or --watch DIR, --video SOURCE, --serve or --info")
     if args.watch and not Path(args.watch).is_dir():
         raise EdgeDeployError(f"--watch needs an existing folder, got {args.watch!r}")
+    video_opts = _video_options(args)  # checked before the model loads
+    if args.labels_from_folders and (len(args.inputs) != 1 or args.watch or args.serve or args.video):
+        raise EdgeDeployError(f"Received --labels-from-folders with {len(args.inputs)} INPUT(s), expected one folder of label folders")
     clf = _open_classifier(args)
     if args.info:
-        print(f"{PROG}: {json.dumps(clf.describe())}", file=sys.stderr)
+        from .info import format_info, model_info
+
+        info = model_info(clf)
+        alone = not (args.inputs or args.watch or args.serve or args.video)
+        if alone:  # the answer itself: stdout
+            print(json.dumps(info) if args.json else format_info(info), flush=True)
+            return 0
+        print(f"{PROG}: {json.dumps(info)}" if args.json else format_info(info), file=sys.stderr, flush=True)
+    if args.labels_from_folders:
+        return _evaluate_folder(clf, args)
+    if video_opts is not None:
+        from .video import run_video
+
+        return run_video(clf, video_opts, args.json, PROG)
     if args.serve:
         from .serve import serve
 
