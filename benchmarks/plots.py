@@ -51,7 +51,13 @@ def _log(axis) -> None:
 
 
 def _legend_outside(ax) -> None:
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, frameon=False)
+    leg = ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, frameon=False)
+    # The plot's marker sizes only keep ties visible; in the legend they would read as a magnitude.
+    for h in getattr(leg, "legend_handles", None) or getattr(leg, "legendHandles", []):
+        if hasattr(h, "set_sizes"):
+            h.set_sizes([50])
+        elif hasattr(h, "set_markersize"):
+            h.set_markersize(7)
 
 
 def latency_accuracy_figure(plt, entries: Sequence[VariantEntry], reference_accuracy: float | None,
