@@ -126,7 +126,7 @@ def load_run(run_dir: str | os.PathLike, split: str = "test") -> EvalSet:
         files.append(str(f))
     if not images:
         raise EdgeDeployError(f"none of the {len(items)} {split} images of run {run} could be read (first: {unreadable[:1]})")
-    return EvalSet(f"{split} split of run {run.name} ({len(images)} images from {root})", images, truth, classes, unreadable,
+    return EvalSet(f"{split} split of run folder {run} ({len(images)} images from {root})", images, truth, classes, unreadable,
                    files=files)
 
 

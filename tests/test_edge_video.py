@@ -165,3 +165,31 @@ def test_cv2_is_not_imported_without_video(edge_models):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.stderr.strip().splitlines()[-1] == "False"
+
+
+def test_sigint_in_a_real_process_exits_130_with_the_summary(tmp_path, edge_models, video):
+    import signal
+    import time
+
+    cv2 = pytest.importorskip("cv2")
+    _, frames = video
+    path = tmp_path / "long.mkv"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FFV1"), 10, (W, H))
+    for i in range(40):
+        writer.write(cv2.cvtColor(frames[i % len(frames)], cv2.COLOR_RGB2BGR))
+    writer.release()
+    proc = subprocess.Popen([sys.executable, "-m", "edge_runtime.cli", str(edge_models / "model_int8.tflite"), "--video",
+                             str(path), "--json", "--fps", "4"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        first = proc.stdout.readline()  # the loop is running (4 frames/s: 10 s for the whole file)
+        assert json.loads(first)["frame"] == 0
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    lines = [json.loads(ln) for ln in out.splitlines()]
+    assert len(lines) < 39  # stopped early
+    assert "edge-infer: interrupted: " in err and "frames/s" in err
