@@ -13,7 +13,9 @@ runs and ``--runs`` timed runs, and reports:
 - latency mean, std, min, max, p50, p90, p99 (ms) of ``predict_tensor`` on a
   batch (quantization of integer models included, image decoding not);
 - throughput (images/s = batch size / mean latency);
-- peak RSS of that process (``getrusage``), and RSS before/after the load;
+- peak RSS of that process (its own ``VmHWM`` from /proc; ``getrusage``'s
+  ``ru_maxrss`` is carried across fork and exec on Linux, so it would show the
+  parent's peak), and RSS before/after the load;
 - achieved GMAC/s = manifest ``macs`` x batch / p50 latency ("n/a" when the
   manifest has no ``macs``), and the % of ``--peak-gflops`` when given
   (1 MAC = 2 FLOPs);
