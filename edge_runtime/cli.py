@@ -258,6 +258,8 @@ def _open_classifier(args: argparse.Namespace) -> "ImageClassifier":
 
 def _video_options(args: argparse.Namespace):
     if not args.video:
+        if args.every != 1 or args.fps is not None:
+            raise EdgeDeployError("Received --every/--fps without --video SOURCE; they pace video frames only")
         return None
     if args.inputs or args.watch or args.serve:
         raise EdgeDeployError(f"Received --video {args.video!r} with INPUT, --watch or --serve; run them separately")

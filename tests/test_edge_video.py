@@ -142,6 +142,9 @@ def test_missing_video_is_one_line_before_the_model_loads(capsys, edge_models, t
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "none.avi" in err[0]
     assert main([str(edge_models / "model_int8.tflite"), "x.png", "--video", "0"]) == 2
+    capsys.readouterr()
+    assert main([str(edge_models / "model_int8.tflite"), "x.png", "--fps", "3"]) == 2
+    assert "without --video" in capsys.readouterr().err
 
 
 def test_without_opencv_the_error_names_the_extra(tmp_path, edge_models):
