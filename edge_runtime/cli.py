@@ -256,31 +256,6 @@ def _open_classifier(args: argparse.Namespace) -> "ImageClassifier":
     return clf
 
 
-def _video_options(args: argparse.Namespace):
-    if not args.video:
-        if args.every != 1 or args.fps is not None:
-            raise EdgeDeployError("Received --every/--fps without --video SOURCE; they pace video frames only")
-        return None
-    if args.inputs or args.watch or args.serve:
-        raise EdgeDeployError(f"Received --video {args.video!r} with INPUT, --watch or --serve; run them separately")
-    from .video import VideoOptions, source_kind
-
-    opts = VideoOptions(args.video, every=args.every, fps=args.fps, max_frames=args.max_images, duration=args.duration)
-    source_kind(opts.source)  # a missing file is a one-line error before the model loads
-    return opts
-
-
-def _evaluate_folder(clf: "ImageClassifier", args: argparse.Namespace) -> int:
-    from .evaluate import evaluate_folder, format_evaluation
-
-    def on_error(path: str, reason: str) -> None:
-        print(f"{PROG}: error: {reason}" if path in reason else f"{PROG}: error: {path}: {reason}", file=sys.stderr)
-
-    ev = evaluate_folder(clf, args.inputs[0], _walk_folder, args.batch_size, on_error)
-    print(format_evaluation(ev, args.json), flush=True)
-    return 1 if ev.failed else 0
-
-
 def run(args: argparse.Namespace) -> int:
     """Do what the parsed arguments ask. Raises EdgeDeployError on user errors."""
     if args.backend not in BACKEND_NAMES:
@@ -291,21 +266,21 @@ def run(args: argparse.Namespace) -> int:
         raise EdgeDeployError("no INPUT given: pass image files, folders or globs, or --watch DIR, --video SOURCE, --serve or --info")
     if args.watch and not Path(args.watch).is_dir():
         raise EdgeDeployError(f"--watch needs an existing folder, got {args.watch!r}")
-    video_opts = _video_options(args)  # checked before the model loads
-    if args.labels_from_folders and (len(args.inputs) != 1 or args.watch or args.serve or args.video):
-        raise EdgeDeployError(f"Received --labels-from-folders with {len(args.inputs)} INPUT(s), expected one folder of label folders")
+    from .evaluate import check_folder_args
+    from .video import options_from_args
+
+    video_opts = options_from_args(args)  # bad flags or a missing file: before the model loads
+    check_folder_args(args)
     clf = _open_classifier(args)
     if args.info:
-        from .info import format_info, model_info
+        from .info import print_info
 
-        info = model_info(clf)
-        alone = not (args.inputs or args.watch or args.serve or args.video)
-        if alone:  # the answer itself: stdout
-            print(json.dumps(info) if args.json else format_info(info), flush=True)
+        if print_info(clf, args.json, alone=not (args.inputs or args.watch or args.serve or args.video), prog=PROG):
             return 0
-        print(f"{PROG}: {json.dumps(info)}" if args.json else format_info(info), file=sys.stderr, flush=True)
     if args.labels_from_folders:
-        return _evaluate_folder(clf, args)
+        from .evaluate import run_labelled_folder
+
+        return run_labelled_folder(clf, args.inputs[0], args.json, args.batch_size, _walk_folder, PROG)
     if video_opts is not None:
         from .video import run_video
 

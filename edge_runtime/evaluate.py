@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,8 @@ from .errors import EdgeDeployError
 if TYPE_CHECKING:
     from .classifier import ImageClassifier
 
-__all__ = ["classification_metrics", "scan_labelled_folder", "evaluate_folder", "FolderEvaluation", "format_evaluation"]
+__all__ = ["classification_metrics", "scan_labelled_folder", "evaluate_folder", "FolderEvaluation", "format_evaluation",
+           "check_folder_args", "run_labelled_folder"]
 
 
 def classification_metrics(y_true, y_pred, labels: Sequence[str]) -> dict[str, Any]:
@@ -203,3 +205,23 @@ def format_evaluation(ev: FolderEvaluation, as_json: bool = False) -> str:
     if ev.failed:
         lines.append(f"{len(ev.failed)} image(s) could not be read and were left out")
     return "\n".join(lines)
+
+
+def check_folder_args(args: Any) -> None:
+    """edge-infer's --labels-from-folders takes exactly one INPUT folder and nothing else to run."""
+    if args.labels_from_folders and (len(args.inputs) != 1 or args.watch or args.serve or args.video):
+        raise EdgeDeployError(f"Received --labels-from-folders with {len(args.inputs)} INPUT(s), "
+                              "expected one folder of label folders (and no --watch, --serve or --video)")
+
+
+def run_labelled_folder(clf: "ImageClassifier", folder: str, as_json: bool, batch_size: int,
+                        walk: Callable[[Path], list[Path]], prog: str, out=None, err=None) -> int:
+    """The ``--labels-from-folders`` command: the report on ``out``; exit 1 when some images could not be read."""
+    out, err = out or sys.stdout, err or sys.stderr
+
+    def on_error(path: str, reason: str) -> None:
+        print(f"{prog}: error: {reason}" if path in reason else f"{prog}: error: {path}: {reason}", file=err)
+
+    ev = evaluate_folder(clf, folder, walk, batch_size, on_error)
+    print(format_evaluation(ev, as_json), file=out, flush=True)
+    return 1 if ev.failed else 0

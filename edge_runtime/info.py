@@ -9,6 +9,8 @@ merely requested.
 """
 from __future__ import annotations
 
+import json
+import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -76,3 +78,13 @@ def format_info(d: dict[str, Any]) -> str:
         rows.append(("manifest", "none in the file or beside it: labels are class indices, input is raw 0..255 RGB"))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k + ':':<{width + 1}} {v}" for k, v in rows)
+
+
+def print_info(clf: "ImageClassifier", as_json: bool, alone: bool, prog: str) -> bool:
+    """``--info``: alone, the answer on stdout (True: nothing else to do); with inputs, on stderr first."""
+    info = model_info(clf)
+    if alone:
+        print(json.dumps(info) if as_json else format_info(info), flush=True)
+        return True
+    print(f"{prog}: {json.dumps(info)}" if as_json else format_info(info), file=sys.stderr, flush=True)
+    return False

@@ -76,6 +76,19 @@ class Frame:
     rgb: "np.ndarray"
 
 
+def options_from_args(args: Any) -> VideoOptions | None:
+    """edge-infer's --video/--every/--fps/--max-images/--duration as checked options (None without --video)."""
+    if not args.video:
+        if args.every != 1 or args.fps is not None:
+            raise EdgeDeployError("Received --every/--fps without --video SOURCE; they pace video frames only")
+        return None
+    if args.inputs or args.watch or args.serve:
+        raise EdgeDeployError(f"Received --video {args.video!r} with INPUT, --watch or --serve; run them separately")
+    opts = VideoOptions(args.video, every=args.every, fps=args.fps, max_frames=args.max_images, duration=args.duration)
+    source_kind(opts.source)  # a missing file is a one-line error before the model loads
+    return opts
+
+
 def import_cv2() -> Any:
     """OpenCV, or a one-line error naming the extra that installs it."""
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # its WARN lines would break our one-line errors
