@@ -21,7 +21,7 @@ if _HERE not in sys.path:
 
 import _common as C  # noqa: E402
 from edge_runtime.errors import EdgeDeployError  # noqa: E402
-from plots import wide  # noqa: E402
+from plots import legend_outside, log_axis, wide  # noqa: E402
 from records import MERGED_FIELDS as FIELDS  # noqa: E402  (merged.csv's header, merged.json's row fields)
 from records import MergedRow  # noqa: E402
 
@@ -143,9 +143,10 @@ def plot(merged: dict, out: Path, force: bool) -> tuple[bool, str | None]:
     log_y = wide(values)  # 10x or more: log, as compare.py's plots
     if log_y:
         ax.set_yscale("log")
+        log_axis(ax.yaxis)
     ax.set_ylabel("latency p50 (ms, best thread count" + (", log scale)" if log_y else ")"))
     ax.set_title("Latency per variant and device")
-    ax.legend(fontsize=8)
+    legend_outside(ax)  # never over a bar
     ax.grid(axis="y", alpha=0.3)
     atomic_write_with(out / PLOT, lambda f: fig.savefig(f, format="png", dpi=110, bbox_inches="tight"), force=force)
     C.readable(out / PLOT)

@@ -41,7 +41,7 @@ def styles(entries: Sequence[VariantEntry]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _log(axis) -> None:
+def log_axis(axis) -> None:
     """A log axis labelled in plain numbers at 1, 2, 5 x 10^k (decades alone leave a cluster unlabelled)."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
@@ -50,7 +50,7 @@ def _log(axis) -> None:
     axis.set_minor_formatter(NullFormatter())
 
 
-def _legend_outside(ax) -> None:
+def legend_outside(ax) -> None:
     leg = ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, frameon=False)
     # The plot's marker sizes only keep ties visible; in the legend they would read as a magnitude.
     for h in getattr(leg, "legend_handles", None) or getattr(leg, "legendHandles", []):
@@ -82,12 +82,12 @@ def latency_accuracy_figure(plt, entries: Sequence[VariantEntry], reference_accu
         ax.set_ylim(max(0.0, lo - pad), min(100.0 + pad / 4, hi + pad))
     if log_x:
         ax.set_xscale("log")
-        _log(ax.xaxis)
+        log_axis(ax.xaxis)
     ax.set_xlabel("latency p50 (ms, best thread count" + (", log scale)" if log_x else ")"))
     ax.set_ylabel("accuracy (%)")
     ax.set_title("Latency vs accuracy (one point per variant)")
     ax.grid(alpha=0.3, which="both" if log_x else "major")
-    _legend_outside(ax)
+    legend_outside(ax)
     return fig, {"x": "log" if log_x else "linear", "y": "linear"}
 
 
@@ -105,7 +105,7 @@ def size_figure(plt, entries: Sequence[VariantEntry]) -> tuple[Any, dict[str, st
     ax.bar_label(bars, fmt="%.0f", fontsize=8, padding=3)
     if log_x:
         ax.set_xscale("log")
-        _log(ax.xaxis)
+        log_axis(ax.xaxis)
     ax.set_xlabel("file size (KB" + (", log scale)" if log_x else ")"))
     ax.margins(x=0.15)
     ax.set_title("Size per variant")
@@ -123,13 +123,13 @@ def threads_figure(plt, entries: Sequence[VariantEntry], latency_rows: Sequence[
                 markersize=5 + 2.5 * (len(entries) - 1 - i), markeredgecolor="black", markeredgewidth=0.5, alpha=0.9)
     if log_y:
         ax.set_yscale("log")
-        _log(ax.yaxis)
+        log_axis(ax.yaxis)
     ax.set_xlabel("threads")
     ax.set_ylabel("latency p50 (ms" + (", log scale)" if log_y else ")"))
     ax.set_xticks(sorted({r["threads"] for r in latency_rows}))
     ax.set_title("Latency vs thread count")
     ax.grid(alpha=0.3, which="both" if log_y else "major")
-    _legend_outside(ax)
+    legend_outside(ax)
     return fig, {"x": "linear", "y": "log" if log_y else "linear"}
 
 
