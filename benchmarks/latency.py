@@ -129,6 +129,7 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
         "batch_size": batch,
         "xnnpack": clf.backend.xnnpack,
         "delegate_applied": clf.backend.delegate_applied,
+        "accelerator": clf.backend.accelerator,  # what the runtime really used: XNNPACK, built-in kernels, ORT providers
         "dynamic_batch": clf.backend.dynamic_batch,
         "input_dtype": str(np.dtype(clf.backend.input.dtype)),
         "import_ms": import_s * 1e3,

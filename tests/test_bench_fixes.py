@@ -38,7 +38,8 @@ def test_peak_rss_is_the_fresh_processs_own_not_the_parents(tmp_path):
         "models = [Path(a) for a in sys.argv[1:]]\n"
         "rows = L.run_latency(models, threads=[1], warmup=1, runs=3, progress=False)\n"
         "print(json.dumps({'parent_peak_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,\n"
-        "                  'peaks': {Path(r['path']).name: r['peak_rss_mb'] for r in rows}}))\n")
+        "                  'peaks': {Path(r['path']).name: r['peak_rss_mb'] for r in rows},\n"
+        "                  'accelerators': {Path(r['path']).name: r['accelerator'] for r in rows}}))\n")
     proc = subprocess.run([sys.executable, "-c", code, str(_model()), str(_model("model_float32.onnx"))],
                           capture_output=True, text=True, env=script_env(), timeout=300)
     assert proc.returncode == 0, proc.stderr
@@ -48,6 +49,7 @@ def test_peak_rss_is_the_fresh_processs_own_not_the_parents(tmp_path):
     # ru_maxrss would report >= 400 MB in every child (Linux carries it across fork and exec).
     assert all(10 < v < 250 for v in peaks.values()), peaks
     assert peaks["model_int8.tflite"] != peaks["model_float32.onnx"]  # each variant its own figure
+    assert got["accelerators"] == {"model_int8.tflite": "XNNPACK", "model_float32.onnx": "CPUExecutionProvider"}
 
 
 # -- a run's own held-out split ---------------------------------------------------------------
