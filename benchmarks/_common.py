@@ -245,7 +245,20 @@ def backends_for(path: Path, names: Sequence[str]) -> list[str]:
 
 # -- memory -----------------------------------------------------------------------
 def peak_rss_bytes() -> int:
-    """Peak resident set size of this process (ru_maxrss; KB on Linux, bytes on macOS)."""
+    """Peak resident set size of this process: VmHWM from /proc (Linux, the Pi), else ru_maxrss.
+
+    Not ``ru_maxrss`` on Linux: the kernel carries it across fork and exec, so a
+    freshly started ``python`` child reports its parent's peak when that was
+    larger (compare.py showed the same 113 MB for every variant). VmHWM
+    belongs to the process's own address space, which exec replaces.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
     import resource
 
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -13,7 +13,9 @@ runs and ``--runs`` timed runs, and reports:
 - latency mean, std, min, max, p50, p90, p99 (ms) of ``predict_tensor`` on a
   batch (quantization of integer models included, image decoding not);
 - throughput (images/s = batch size / mean latency);
-- peak RSS of that process (``getrusage``), and RSS before/after the load;
+- peak RSS of that process (its own ``VmHWM`` from /proc; ``getrusage``'s
+  ``ru_maxrss`` is carried across fork and exec on Linux, so it would show the
+  parent's peak), and RSS before/after the load;
 - achieved GMAC/s = manifest ``macs`` x batch / p50 latency ("n/a" when the
   manifest has no ``macs``), and the % of ``--peak-gflops`` when given
   (1 MAC = 2 FLOPs);
@@ -127,6 +129,7 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
         "batch_size": batch,
         "xnnpack": clf.backend.xnnpack,
         "delegate_applied": clf.backend.delegate_applied,
+        "accelerator": clf.backend.accelerator,  # what the runtime really used: XNNPACK, built-in kernels, ORT providers
         "dynamic_batch": clf.backend.dynamic_batch,
         "input_dtype": str(np.dtype(clf.backend.input.dtype)),
         "import_ms": import_s * 1e3,

@@ -4,6 +4,9 @@
                [--batch-size B] [--no-xnnpack] [--max-pixels N]
     edge-infer MODEL --watch DIR [--max-images N] [--duration S]
     edge-infer MODEL --serve [--host 127.0.0.1] [--port 8080]
+    edge-infer MODEL --info [--json]                      (no image needed)
+    edge-infer MODEL DIR --labels-from-folders [--json]   (accuracy of DIR/<label>/...)
+    edge-infer MODEL --video SOURCE [--every N] [--fps F] (file, camera, URL, picamera)
 
 INPUT is a file, a folder (searched recursively; hidden files and symlinks
 that leave the folder are skipped) or a glob. An image that cannot be read is
@@ -84,7 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-xnnpack", dest="xnnpack", action="store_false", help="do not apply the XNNPACK delegate (TFLite)")
     p.add_argument("--max-pixels", type=_int_at_least(1), default=None, metavar="N",
                    help="refuse images with more pixels (default 50,000,000)")
-    p.add_argument("--info", action="store_true", help="print the model, backend and delegate on stderr first")
+    p.add_argument("--info", action="store_true",
+                   help="describe the model, backend, accelerator really used, tensors and labels (alone: on stdout, "
+                        "no image needed; with --json as one JSON object; with inputs: on stderr first)")
+    p.add_argument("--labels-from-folders", action="store_true",
+                   help="INPUT is one folder of DIR/<label>/... images: print accuracy, per-class P/R/F1 and the confusion matrix")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="never draw a progress bar")
     w = p.add_argument_group("watch a folder")
     w.add_argument("--watch", metavar="DIR", help="classify new images as they appear in DIR (Ctrl-C stops)")
@@ -93,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a new file must be unmodified this long before it is read (default 0.5)")
     w.add_argument("--max-images", type=_int_at_least(1), default=None, metavar="N", help="stop after N new images")
     w.add_argument("--duration", type=_positive_float, default=None, metavar="S", help="stop after S seconds")
+    v = p.add_argument_group("classify a video, camera or stream (pip install 'edgedeploy[video]')")
+    v.add_argument("--video", metavar="SOURCE",
+                   help="a video file, a camera index or /dev/videoN, an rtsp:// or http(s):// URL, or picamera (Pi); "
+                        "--max-images and --duration stop it too")
+    v.add_argument("--every", type=_int_at_least(1), default=1, metavar="N", help="classify every Nth frame (default 1)")
+    v.add_argument("--fps", type=_positive_float, default=None, metavar="F", help="classify at most F frames per second")
     s = p.add_argument_group("serve over HTTP")
     s.add_argument("--serve", action="store_true", help="POST /predict (image bytes) -> JSON; GET /health")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
@@ -250,13 +263,29 @@ def run(args: argparse.Namespace) -> int:
         raise EdgeDeployError(f"Received --backend {args.backend!r}, expected one of {', '.join(BACKEND_NAMES)}")
     if args.serve and (args.watch or args.inputs):
         raise EdgeDeployError("--serve takes no INPUT and no --watch; run them separately")
-    if not (args.inputs or args.watch or args.serve):
-        raise EdgeDeployError("no INPUT given: pass image files, folders or globs, or --watch DIR, or --serve")
+    if not (args.inputs or args.watch or args.serve or args.video or args.info):
+        raise EdgeDeployError("no INPUT given: pass image files, folders or globs, or --watch DIR, --video SOURCE, --serve or --info")
     if args.watch and not Path(args.watch).is_dir():
         raise EdgeDeployError(f"--watch needs an existing folder, got {args.watch!r}")
+    from .evaluate import check_folder_args
+    from .video import options_from_args
+
+    video_opts = options_from_args(args)  # bad flags or a missing file: before the model loads
+    check_folder_args(args)
     clf = _open_classifier(args)
     if args.info:
-        print(f"{PROG}: {json.dumps(clf.describe())}", file=sys.stderr)
+        from .info import print_info
+
+        if print_info(clf, args.json, alone=not (args.inputs or args.watch or args.serve or args.video), prog=PROG):
+            return 0
+    if args.labels_from_folders:
+        from .evaluate import run_labelled_folder
+
+        return run_labelled_folder(clf, args.inputs[0], args.json, args.batch_size, _walk_folder, PROG)
+    if video_opts is not None:
+        from .video import run_video
+
+        return run_video(clf, video_opts, args.json, PROG)
     if args.serve:
         from .serve import serve
 

@@ -152,6 +152,18 @@ class Backend:
         """Whether an accelerating delegate (XNNPACK) took part; None if not applicable."""
         return None
 
+    @property
+    def accelerator(self) -> str:
+        """What really ran the model, as the runtime reports it once it is open.
+
+        TFLite: "XNNPACK" when the delegate took part, else the built-in CPU
+        kernels; backends with providers (ONNX Runtime) override this.
+        """
+        applied = self.delegate_applied
+        if applied is None:
+            return "unknown (the runtime does not say)"
+        return "XNNPACK" if applied else "none (built-in CPU kernels)"
+
     def embedded_metadata(self) -> dict[str, str]:
         """Metadata stored in the model file (the manifest travels here), read by its format."""
         return self.model_format().read_metadata(self.path)
@@ -171,6 +183,7 @@ class Backend:
             "threads": self.threads,
             "xnnpack": self.xnnpack,
             "delegate_applied": self.delegate_applied,
+            "accelerator": self.accelerator,
             "input": {"shape": list(self.input.shape), "dtype": str(np.dtype(self.input.dtype)), "scale": self.input.scale, "zero_point": self.input.zero_point},
             "output": {"shape": list(self.output.shape), "dtype": str(np.dtype(self.output.dtype)), "scale": self.output.scale, "zero_point": self.output.zero_point},
         }

@@ -58,3 +58,20 @@ class OnnxRuntimeBackend(Backend):
         except Exception as exc:  # onnxruntime's own Fail/InvalidArgument/RuntimeException classes
             msg = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise ModelError(f"onnxruntime failed to run {self.path.name} on input {tuple(batch.shape)}: {msg[:300]}") from None
+
+    @property
+    def providers(self) -> list[str]:
+        """The execution providers the session really uses, in priority order."""
+        return list(self._sess.get_providers())
+
+    @property
+    def accelerator(self) -> str:
+        return ", ".join(self.providers)
+
+    def describe(self) -> dict:
+        d = super().describe()
+        # XNNPACK is a TFLite delegate here: ONNX Runtime used it only if its own
+        # XNNPACK execution provider is in the session (never requested today).
+        d["xnnpack"] = "XnnpackExecutionProvider" in self.providers
+        d["providers"] = self.providers
+        return d
