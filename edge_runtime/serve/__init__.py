@@ -20,22 +20,24 @@ image or request, 404/405 a wrong route or method, 408 the request missed its
 deadline while sending, 413 a body over ``--max-body-mb``, 503 +
 ``Retry-After`` every inference slot busy, 500 a bug (the server keeps going).
 
-Why this stack (Starlette + uvicorn, h11), measured on the edge install
-(numpy, Pillow, ai-edge-litert, onnxruntime; Python 3.11, x86-64, one run on
-one machine, ``python benchmarks/serve_stack.py``; figures in
-reports/serve_stack.md/json):
+Why this stack (Starlette + uvicorn, h11): measured on top of the edge
+install's imports (numpy, Pillow, edge_runtime.classifier; Python 3.11,
+x86-64, a shared 2-core machine, so wall times are noisy;
+one run on one machine: ``python benchmarks/serve_stack.py``, 11 fresh
+interpreters per row, reports/serve_stack.md/json; both rows include
+prometheus_client)::
 
-  =============================================  ============  ============  =========
-  what is imported                               wall median   -X importtime  peak RSS
-  =============================================  ============  ============  =========
-  uvicorn + starlette + python-multipart         see report    see report     see report
-  aiohttp.web                                    see report    see report     see report
-  =============================================  ============  ============  =========
+    added to the edge core          wall (min)   -X importtime (min)   peak RSS
+    starlette + uvicorn + multipart  +0.40 s      +25 ms                +14.8 MB
+    aiohttp.web                      +0.72 s      +336 ms               +22.0 MB
 
-Starlette + uvicorn import faster and add less memory than aiohttp, and every
-package of that stack is pure Python (h11, anyio, click, idna, python-multipart),
-so the same wheels install on any Pi without a compiler; aiohttp needs
-compiled wheels of aiohttp, multidict, yarl, frozenlist and propcache.
+Starlette + uvicorn start faster and add less memory than aiohttp (RSS is
+the steadiest figure on a busy machine: 7 MB less), and every package of
+that stack is pure Python (h11, anyio, click, idna, python-multipart), so
+the same wheels install on any Pi without a compiler; aiohttp needs compiled
+wheels of aiohttp, multidict, yarl, frozenlist and propcache for the Pi's
+platform. Nothing of it is imported by ``edge-infer --help`` or a
+non-serving run: the modules here import it inside functions.
 
 The design (app.py): async I/O, so a slow client holds a socket, never a
 thread; ONE deadline per request, body upload included; an inference slot is
