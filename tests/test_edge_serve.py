@@ -189,6 +189,27 @@ def test_a_trickling_body_gets_408_at_the_one_request_deadline(server, edge_mode
     assert _request(server.port, "POST", "/predict", _image(edge_models, sorted(truth)[0]))[0] == 200
 
 
+def test_trickled_headers_get_408_at_the_deadline(server):
+    """Before the head is complete the app has not started; the protocol's own head deadline cuts it."""
+    t0 = time.monotonic()
+    reply = b""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.sendall(b"POST /predict HTTP/1.1\r\n")
+        s.settimeout(0.3)
+        for i in range(100):  # at most 30 s
+            try:
+                reply = s.recv(4096)
+                break
+            except socket.timeout:
+                try:
+                    s.sendall(f"X-Slow-{i}: y\r\n".encode())
+                except OSError:
+                    break
+    assert reply.split(b"\r\n")[0] == b"HTTP/1.1 408 Request Timeout", reply[:100]
+    assert b"request headers not received within --request-timeout 2 s" in reply
+    assert time.monotonic() - t0 < 10
+
+
 def test_metrics_and_info(server, edge_models, truth):
     from prometheus_client.parser import text_string_to_metric_families
 
@@ -215,9 +236,15 @@ def test_metrics_and_info(server, edge_models, truth):
 
 
 def test_access_log_has_one_line_per_request(server):
+    time.sleep(0.2)  # lines of earlier tests' requests are written just after their answers
     before = server.access_log.getvalue().count("\n")
     _request(server.port, "GET", "/health")
     _request(server.port, "GET", "/nope")
+    for _ in range(100):  # the line follows the answer; wait for it (at most 5 s)
+        if server.access_log.getvalue().count("\n") >= before + 2:
+            break
+        time.sleep(0.05)
+    time.sleep(0.1)
     lines = server.access_log.getvalue().splitlines()[before:]
     assert len(lines) == 2
     assert '"GET /health HTTP/1.1" 200 ' in lines[0] and lines[0].startswith("edge-infer: 127.0.0.1:")

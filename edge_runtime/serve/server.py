@@ -43,6 +43,47 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def head_deadline_protocol(timeout: float) -> type:
+    """uvicorn's h11 protocol with a deadline on the request head.
+
+    The app's deadline (app.FrontDoor) starts once the headers are in; this
+    covers the part before: a client that starts a request and has not
+    finished its headers ``timeout`` seconds later gets a 408 and is
+    disconnected, so trickled headers cannot hold a connection forever.
+    """
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    body = (f'{{"error": "request headers not received within --request-timeout {timeout:g} s", "status": 408}}\n').encode()
+    reply = (b"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nConnection: close\r\n"
+             b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+
+    class HeadDeadlineH11(H11Protocol):
+        head_timer: Any = None
+
+        def data_received(self, data: bytes) -> None:
+            if self.head_timer is None and self.conn.their_state is h11.IDLE:
+                self.head_timer = self.loop.call_later(timeout, self.head_expired)
+            super().data_received(data)
+            if self.head_timer is not None and self.conn.their_state is not h11.IDLE:
+                self.head_timer.cancel()
+                self.head_timer = None
+
+        def head_expired(self) -> None:
+            self.head_timer = None
+            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+                self.transport.write(reply)
+                self.transport.close()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self.head_timer is not None:
+                self.head_timer.cancel()
+                self.head_timer = None
+            super().connection_lost(exc)
+
+    return HeadDeadlineH11
+
+
 def _server(app: Any, options: "ServeOptions") -> Any:
     import uvicorn
 
@@ -69,7 +110,7 @@ def _server(app: Any, options: "ServeOptions") -> Any:
                 for s, h in old.items():
                     signal.signal(s, h)
 
-    config = uvicorn.Config(app, http="h11", loop="asyncio", lifespan="off", log_config=None, log_level="warning",
+    config = uvicorn.Config(app, http=head_deadline_protocol(options.request_timeout), loop="asyncio", lifespan="off", log_config=None, log_level="warning",
                             access_log=False, server_header=False, timeout_keep_alive=5,
                             timeout_graceful_shutdown=max(1, int(options.request_timeout + 0.999)))
     return Server(config)
