@@ -125,6 +125,9 @@ def test_multipart_with_a_bad_file_names_it(server, edge_models, truth):
     body, ctype = _multipart([(name, _image(edge_models, name)), ("broken.png", b"not an image")])
     status, out, _ = _request(server.port, "POST", "/predict", body, {"Content-Type": ctype})
     assert status == 400 and out["error"].startswith("broken.png: ") and "\n" not in out["error"]
+    body, ctype = _multipart([("tiny.png", b"x")] * 65)
+    out = _request(server.port, "POST", "/predict", body, {"Content-Type": ctype})[1]
+    assert out["error"] == "Received 65 files in one request, expected at most 64"
     body, ctype = _multipart([], fields=[("note", "no files")])
     assert _request(server.port, "POST", "/predict", body, {"Content-Type": ctype})[1]["error"] == "multipart body holds no file part"
 
