@@ -3,7 +3,7 @@
     edge-infer MODEL INPUT... [--top-k K] [--json] [--threads N] [--backend B]
                [--batch-size B] [--no-xnnpack] [--max-pixels N]
     edge-infer MODEL --watch DIR [--max-images N] [--duration S]
-    edge-infer MODEL --serve [--host 127.0.0.1] [--port 8080]
+    edge-infer MODEL --serve [--host 127.0.0.1] [--port 8080] [--max-concurrent N] [--quiet]
     edge-infer MODEL --info [--json]                      (no image needed)
     edge-infer MODEL DIR --labels-from-folders [--json]   (accuracy of DIR/<label>/...)
     edge-infer MODEL --video SOURCE [--every N] [--fps F] (file, camera, URL, picamera)
@@ -107,11 +107,17 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--every", type=_int_at_least(1), default=1, metavar="N", help="classify every Nth frame (default 1)")
     v.add_argument("--fps", type=_positive_float, default=None, metavar="F", help="classify at most F frames per second")
     s = p.add_argument_group("serve over HTTP")
-    s.add_argument("--serve", action="store_true", help="POST /predict (image bytes) -> JSON; GET /health")
+    s.add_argument("--serve", action="store_true",
+                   help="POST /predict (image bytes or multipart files) -> JSON; GET /health /info /metrics "
+                        "(needs: pip install 'edgedeploy[serve]')")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     s.add_argument("--port", type=_int_at_least(0), default=8080, help="port (default 8080; 0 picks a free one)")
     s.add_argument("--max-body-mb", type=_positive_float, default=20.0, metavar="MB", help="largest request body (default 20)")
-    s.add_argument("--request-timeout", type=_positive_float, default=10.0, metavar="S", help="socket timeout per request (default 10)")
+    s.add_argument("--request-timeout", type=_positive_float, default=10.0, metavar="S",
+                   help="one deadline per request, body upload included (default 10)")
+    s.add_argument("--max-concurrent", type=_int_at_least(1), default=8, metavar="N",
+                   help="requests in inference at once; more get 503 + Retry-After (default 8)")
+    s.add_argument("--quiet", action="store_true", help="no access-log line per request")
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     from . import __version__
 
@@ -257,6 +263,22 @@ def _open_classifier(args: argparse.Namespace) -> "ImageClassifier":
     return clf
 
 
+def _serve(args: argparse.Namespace) -> int:
+    """--serve: check the serve extra first, open the model (timed, for /metrics), serve until SIGTERM/Ctrl-C."""
+    from .serve import ServeOptions, require_serve_extra, serve
+
+    require_serve_extra()
+    options = ServeOptions(host=args.host, port=args.port, max_body=int(args.max_body_mb * 1024 * 1024),
+                           request_timeout=args.request_timeout, max_concurrent=args.max_concurrent,
+                           access_log=not args.quiet)
+    t0 = time.perf_counter()
+    clf = _open_classifier(args)
+    load_s = time.perf_counter() - t0
+    if args.info:
+        print(f"{PROG}: {json.dumps(clf.describe())}", file=sys.stderr)
+    return serve(clf, options, model_load_s=load_s)
+
+
 def run(args: argparse.Namespace) -> int:
     """Do what the parsed arguments ask. Raises EdgeDeployError on user errors."""
     if args.backend not in BACKEND_NAMES:
@@ -272,6 +294,8 @@ def run(args: argparse.Namespace) -> int:
 
     video_opts = options_from_args(args)  # bad flags or a missing file: before the model loads
     check_folder_args(args)
+    if args.serve:
+        return _serve(args)
     clf = _open_classifier(args)
     if args.info:
         from .info import print_info
@@ -286,11 +310,6 @@ def run(args: argparse.Namespace) -> int:
         from .video import run_video
 
         return run_video(clf, video_opts, args.json, PROG)
-    if args.serve:
-        from .serve import serve
-
-        return serve(clf, host=args.host, port=args.port, max_body=int(args.max_body_mb * 1024 * 1024),
-                     request_timeout=args.request_timeout, log=args.debug)
     runner = Runner(clf, args.json, args.batch_size)
     paths, problems = expand_inputs(args.inputs)
     for item, reason in problems:
