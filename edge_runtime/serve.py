@@ -218,8 +218,7 @@ class PredictHandler(BaseHTTPRequestHandler):
             sys.stderr.write(f"edge-infer serve: internal error: {type(exc).__name__}: {exc}\n")
             self._error(500, f"internal error: {type(exc).__name__}")
             return
-        out = {"path": name, **pred.to_dict(), "latency_ms": round((time.perf_counter() - t0) * 1000, 3)}
-        self._send(200, out)
+        self._send(200, pred.to_dict(path=name, latency_ms=(time.perf_counter() - t0) * 1000))
 
 
 def make_server(clf: "ImageClassifier", host: str = "127.0.0.1", port: int = 8080, max_body: int = DEFAULT_MAX_BODY,

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..environment import default_threads  # noqa: F401  (the one thread default, re-exported here)
 from ..errors import EdgeDeployError, ModelError
 from ..registry import Registry
 
@@ -28,14 +29,6 @@ class TensorInfo:
     def __post_init__(self) -> None:
         self.dtype = np.dtype(self.dtype)
         self.quantized = bool(self.scale != 0.0 and np.issubdtype(self.dtype, np.integer))
-
-
-def default_threads() -> int:
-    """All cores this process may use (a Pi 4/5 has 4)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
 
 
 class Backend:
