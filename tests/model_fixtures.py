@@ -229,6 +229,7 @@ def build(dest: Path) -> Path:
     run = _train(dest)
     _export(run, dest)
     _reference(run, dest)
+    shutil.rmtree(run / "checkpoints", ignore_errors=True)  # --resume state: not needed by any test (5 MB)
     _odd_models(dest)
     _run(str(TESTS / "edge_fixtures.py"), "--fuzz-tiny", str(dest), what="the hand-made fuzz seeds (tests/edge_fixtures.py)")
     _images(dest / "images")
@@ -264,7 +265,22 @@ def build_cached() -> Path:
             os.replace(work, final)
         finally:
             shutil.rmtree(work, ignore_errors=True)
+        _prune(base, keep=final)
     return final
+
+
+def _prune(base: Path, keep: Path, max_age_days: float = 14) -> None:
+    """Remove chains built more than ``max_age_days`` ago (older sources; ~3 MB each)."""
+    import time
+
+    cutoff = time.time() - max_age_days * 86400
+    for d in base.glob("chain-*"):
+        try:
+            if d != keep and d.stat().st_mtime < cutoff:
+                shutil.rmtree(d, ignore_errors=True)
+                (base / f".{d.name}.lock").unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 def test_models() -> Path:
