@@ -14,11 +14,7 @@ import datetime as _dt
 import io
 import json
 import os
-import platform
-import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -31,7 +27,11 @@ except ImportError:  # running from a checkout without installing
     sys.path.insert(0, str(ROOT))
     import edge_runtime  # noqa: F401
 
+from edge_runtime import command  # noqa: E402
+from edge_runtime.environment import EDGE_PACKAGES as PACKAGES  # noqa: E402,F401  (captured once, there)
+from edge_runtime.environment import cpu_model, environment, package_versions  # noqa: E402,F401
 from edge_runtime.errors import EdgeDeployError, ModelError  # noqa: E402
+from edge_runtime.progress import Progress  # noqa: E402,F401  (the scripts' progress bar: C.Progress)
 
 REPORT_SCHEMA = 1
 DEFAULT_SEED = 0
@@ -68,11 +68,8 @@ def __getattr__(name: str) -> Any:
 
 
 # -- command line -----------------------------------------------------------------
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse that reports usage mistakes as one-line EdgeDeployErrors (exit 2)."""
-
-    def error(self, message: str):  # type: ignore[override]
-        raise EdgeDeployError(f"{self.prog}: {message} (see --help)")
+class ArgumentParser(command.ArgumentParser):
+    """The shared parser (edge_runtime/command.py): a usage mistake is one UsageError line, exit 2."""
 
 
 def add_common_args(p: argparse.ArgumentParser) -> None:
@@ -82,20 +79,8 @@ def add_common_args(p: argparse.ArgumentParser) -> None:
 
 
 def run_main(body: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None, prog: str) -> int:
-    """Run a script body: EdgeDeployError -> one line on stderr and its exit code (2)."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    try:
-        return body(args)
-    except EdgeDeployError as exc:
-        if "--debug" in args:
-            raise
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        if "--debug" in args:
-            raise
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
+    """Run a script body through edge_runtime.command (exit codes 0/1/2/3/130, one-line errors, --debug)."""
+    return command.run_argv(prog, body, argv)
 
 
 def parse_int_list(text: str, name: str, minimum: int = 1) -> list[int]:
@@ -130,10 +115,10 @@ def positive_int(name: str, minimum: int = 1) -> Callable[[str], int]:
 
 
 def cpu_count() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
-        return max(1, os.cpu_count() or 1)
+    """The default thread count: edge_runtime.environment.default_threads (one definition)."""
+    from edge_runtime.environment import default_threads
+
+    return default_threads()
 
 
 # -- models -----------------------------------------------------------------------
@@ -292,96 +277,6 @@ def latency_stats(seconds: Sequence[float]) -> dict[str, float]:
             "p50_ms": float(p50), "p90_ms": float(p90), "p99_ms": float(p99)}
 
 
-# -- environment -------------------------------------------------------------------
-_ARM_PARTS = {"0xd03": "Cortex-A53", "0xd04": "Cortex-A35", "0xd05": "Cortex-A55", "0xd07": "Cortex-A57",
-              "0xd08": "Cortex-A72", "0xd09": "Cortex-A73", "0xd0a": "Cortex-A75", "0xd0b": "Cortex-A76",
-              "0xd0c": "Neoverse-N1", "0xd0d": "Cortex-A77", "0xd41": "Cortex-A78", "0xd46": "Cortex-A510",
-              "0xd47": "Cortex-A710", "0xd4b": "Cortex-A78C", "0xb76": "ARM1176", "0xc07": "Cortex-A7"}
-PACKAGES = ("edgedeploy", "numpy", "pillow", "ai-edge-litert", "tflite-runtime", "onnxruntime", "matplotlib")
-
-
-def _read(path: str) -> str | None:
-    try:
-        with open(path, "rb") as f:
-            return f.read().decode("utf-8", "replace").replace("\x00", "").strip()
-    except OSError:
-        return None
-
-
-def cpu_model() -> str:
-    info = _read("/proc/cpuinfo") or ""
-    fields: dict[str, str] = {}
-    parts: list[str] = []
-    for line in info.splitlines():
-        if ":" in line:
-            k, v = (s.strip() for s in line.split(":", 1))
-            fields.setdefault(k.lower(), v)
-            if k.lower() == "cpu part":
-                parts.append(v.lower())
-    for key in ("model name", "cpu model", "processor"):
-        v = fields.get(key, "")
-        if v and not v.isdigit():
-            return v
-    if parts:
-        names = sorted({_ARM_PARTS.get(p, f"ARM part {p}") for p in parts})
-        return " + ".join(names)
-    if platform.system() == "Darwin":
-        try:
-            return subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True, timeout=5).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
-def package_versions() -> dict[str, str | None]:
-    from importlib import metadata
-
-    out: dict[str, str | None] = {}
-    for name in PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
-
-
-def environment(device_name: str | None = None) -> dict[str, Any]:
-    """What the figures were measured on: CPU, cores, arch; the Pi's board, clock, heat, throttling; versions."""
-    env: dict[str, Any] = {
-        "cpu_model": cpu_model(),
-        "cpu_cores": os.cpu_count(),
-        "cpu_cores_usable": cpu_count(),
-        "arch": platform.machine(),
-        "os": f"{platform.system()} {platform.release()}",
-        "board_model": _read("/proc/device-tree/model"),
-        "python": platform.python_version(),
-        "python_implementation": platform.python_implementation(),
-        "packages": package_versions(),
-    }
-    cpufreq = "/sys/devices/system/cpu/cpu0/cpufreq"
-    cur, mx = _read(f"{cpufreq}/scaling_cur_freq"), _read(f"{cpufreq}/cpuinfo_max_freq")
-    env["cpu_freq_mhz"] = round(int(cur) / 1000) if cur and cur.isdigit() else None
-    env["cpu_max_freq_mhz"] = round(int(mx) / 1000) if mx and mx.isdigit() else None
-    env["cpu_governor"] = _read(f"{cpufreq}/scaling_governor")
-    temp = _read("/sys/class/thermal/thermal_zone0/temp")
-    env["temperature_c"] = round(int(temp) / 1000, 1) if temp and temp.lstrip("-").isdigit() else None
-    env["throttled"] = _throttled()
-    env["device"] = device_name or env["board_model"] or f"{env['cpu_model']} ({env['arch']}, {env['cpu_cores']} cores)"
-    return env
-
-
-def _throttled() -> str | None:
-    """``vcgencmd get_throttled`` on a Pi (0x0 = never throttled), None where there is no vcgencmd."""
-    exe = shutil.which("vcgencmd")
-    if not exe:
-        return None
-    try:
-        out = subprocess.run([exe, "get_throttled"], capture_output=True, text=True, timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.split("=", 1)[-1] if out else None
-
-
 def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
 
@@ -474,44 +369,3 @@ def matplotlib_pyplot():
     except ImportError:
         return None
     return plt
-
-
-# -- progress ----------------------------------------------------------------------
-class Progress:
-    """A tiny progress bar on stderr (no tqdm): live on a terminal, one summary line otherwise."""
-
-    def __init__(self, total: int, label: str, enabled: bool = True, stream=None):
-        self.total = max(1, int(total))
-        self.label = label
-        self.stream = stream or sys.stderr
-        self.enabled = enabled
-        self.live = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.n = 0
-        self.start = time.perf_counter()
-        self._last = 0.0
-
-    def update(self, k: int = 1) -> None:
-        self.n += k
-        if not self.live:
-            return
-        t = time.perf_counter()
-        if t - self._last < 0.1 and self.n < self.total:
-            return
-        self._last = t
-        frac = min(1.0, self.n / self.total)
-        bar = "#" * int(frac * 30)
-        elapsed = t - self.start
-        eta = elapsed / frac - elapsed if frac > 0 else 0.0
-        self.stream.write(f"\r{self.label} [{bar:<30}] {self.n}/{self.total} {elapsed:5.1f}s eta {eta:5.1f}s")
-        self.stream.flush()
-
-    def close(self, note: str = "") -> None:
-        if not self.enabled:
-            return
-        elapsed = time.perf_counter() - self.start
-        msg = f"{self.label}: {self.n}/{self.total} in {elapsed:.1f}s{(' ' + note) if note else ''}"
-        if self.live:
-            self.stream.write("\r" + msg.ljust(80) + "\n")
-        else:
-            self.stream.write(msg + "\n")
-        self.stream.flush()

@@ -18,7 +18,6 @@ usage error. Needs only the ``edge`` extra: mutations come from a seeded
 """
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import random
@@ -30,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from edge_runtime.command import ArgumentParser, run_argv  # noqa: E402
 from edge_runtime.errors import EdgeDeployError  # noqa: E402
 from edge_runtime.formats import describe_suffixes, format_for_path, is_model_path  # noqa: E402
 from edge_runtime.fuzzing import FuzzWorker, apply_mutations, random_mutations, seed_images  # noqa: E402
@@ -107,7 +107,7 @@ def _markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _run(argv: list[str]) -> int:
     """Run the campaign and write the reports.
 
     Args:
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         0 if every case was acceptable, 1 if not, 2 on a usage error.
     """
-    p = argparse.ArgumentParser(prog="benchmarks/fuzz.py", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="benchmarks/fuzz.py", description=__doc__.split("\n\n")[0])
     p.add_argument("models", nargs="+", help="model files or folders holding them")
     p.add_argument("--cases", type=int, default=2000, help="mutations per model file (default 2000)")
     p.add_argument("--image-cases", type=int, default=None, help="mutations per image format (default: --cases // 4)")
@@ -161,6 +161,11 @@ def main(argv: list[str] | None = None) -> int:
     print(_markdown(report))
     print(f"wrote {out / 'fuzz.json'} and {out / 'fuzz.md'}", file=sys.stderr)
     return 0 if bad == 0 else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point through edge_runtime.command (one-line errors: exit 2; Ctrl-C: 130; --debug: traceback)."""
+    return run_argv("fuzz.py", _run, argv)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ the edge cold start (``python -X importtime``). Writes
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -45,6 +44,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from edge_runtime.backends import BACKENDS  # noqa: E402
+from edge_runtime.command import ArgumentParser, run_argv  # noqa: E402
 from edge_runtime.errors import EdgeDeployError  # noqa: E402
 from edge_runtime.io import atomic_write_json, atomic_write_text  # noqa: E402
 
@@ -212,7 +212,7 @@ def markdown(rep: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
+def _run(argv: list[str]) -> int:
     """Measure and write ``runtime_overhead.json`` and ``.md``.
 
     Args:
@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         0 when measured (targets are reported, not enforced), 2 on a usage error.
     """
-    p = argparse.ArgumentParser(prog="benchmarks/runtime_overhead.py", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="benchmarks/runtime_overhead.py", description=__doc__.split("\n\n")[0])
     p.add_argument("model", help="a .tflite model exported by edgedeploy (the small CNN)")
     p.add_argument("--repeats", type=int, default=5, help="fresh processes per measurement (default 5)")
     p.add_argument("--iters", type=int, default=4000, help="calls per loop and process in (a) (default 4000)")
@@ -246,6 +246,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(markdown(rep))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point through edge_runtime.command (one-line errors: exit 2; Ctrl-C: 130; --debug: traceback)."""
+    return run_argv("runtime_overhead.py", _run, argv)
 
 
 if __name__ == "__main__":

@@ -21,16 +21,21 @@ from pathlib import Path
 from typing import Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from edge_runtime.command import run_argv  # noqa: E402
+
+
+def _run(argv: list[str]) -> int:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    return subprocess.call([sys.executable, "-m", "train.throughput_cli", *argv], env=env)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
-    try:
-        return subprocess.call([sys.executable, "-m", "train.throughput_cli", *argv], env=env)
-    except KeyboardInterrupt:
-        return 130
+    """Entry point through edge_runtime.command (the child prints its own errors; Ctrl-C: 130)."""
+    return run_argv("train_throughput.py", _run, argv)
 
 
 if __name__ == "__main__":

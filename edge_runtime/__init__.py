@@ -11,12 +11,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["ImageClassifier", "Prediction", "Manifest", "EdgeDeployError", "__version__"]
+__all__ = ["ImageClassifier", "Prediction", "ClassifierOptions", "Manifest", "EdgeDeployError", "__version__"]
 
 if TYPE_CHECKING:
     from .classifier import ImageClassifier, Prediction
     from .errors import EdgeDeployError
     from .manifest import Manifest
+    from .options import ClassifierOptions
 
 
 def __getattr__(name: str) -> Any:
@@ -25,6 +26,10 @@ def __getattr__(name: str) -> Any:
         from . import classifier
 
         return getattr(classifier, name)
+    if name == "ClassifierOptions":
+        from .options import ClassifierOptions
+
+        return ClassifierOptions
     if name == "Manifest":
         from .manifest import Manifest
 

@@ -11,7 +11,6 @@ probabilities.
 """
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -23,7 +22,12 @@ import numpy as np
 from .backends import Backend, backend_for
 from .errors import EdgeDeployError, ManifestError, ModelError
 from .manifest import Manifest, default_manifest
+from .options import ClassifierOptions
 from .preprocess import DEFAULT_MAX_PIXELS, ImageSource, preprocess
+
+
+SCORE_DIGITS = 6  # scores in a prediction's JSON form
+LATENCY_DIGITS = 3  # milliseconds in a prediction's JSON form
 
 
 @dataclass
@@ -36,8 +40,18 @@ class Prediction:
     top_k: list[tuple[str, float]] = field(default_factory=list)
     probabilities: np.ndarray | None = field(default=None, repr=False)
 
-    def to_dict(self) -> dict:
-        return {"label": self.label, "score": self.score, "top_k": [{"label": lab, "score": s} for lab, s in self.top_k]}
+    def to_dict(self, path: str | None = None, latency_ms: float | None = None) -> dict:
+        """THE JSON form of a prediction (edge-infer --json, serve): path, label, score, top_k, latency_ms.
+
+        ``path`` and ``latency_ms`` appear only when given. Scores are rounded
+        to 6 decimals and the latency to 3 (microseconds), everywhere.
+        """
+        d: dict = {} if path is None else {"path": str(path)}
+        d.update(label=self.label, score=round(float(self.score), SCORE_DIGITS),
+                 top_k=[{"label": lab, "score": round(float(s), SCORE_DIGITS)} for lab, s in self.top_k])
+        if latency_ms is not None:
+            d["latency_ms"] = round(float(latency_ms), LATENCY_DIGITS)
+        return d
 
 
 def load_manifest_for(model_path: str | os.PathLike, backend: Backend | None = None) -> Manifest | None:
@@ -63,6 +77,8 @@ class ImageClassifier:
     Args:
         model_path: a ``.tflite`` or ``.onnx`` file exported by edgedeploy (or any
             single-input, single-output image classifier).
+        threads ... probe: the options one by one (kept for callers of the first
+            version), or all at once as ``options=ClassifierOptions(...)``; not both.
         threads: CPU threads for the runtime; default all cores.
         backend: a registered backend name or "auto" (by file type and what is installed).
         manifest: override the manifest found in the file.
@@ -72,20 +88,28 @@ class ImageClassifier:
         probe: "auto" (default), "always" or "never": load an unseen model file
             in a throwaway process first, so a damaged file that would crash
             the native runtime raises ModelError instead (backends/probe.py).
+        options: a ``ClassifierOptions`` (validated); the CLI and serve build one.
     """
 
     def __init__(self, model_path: str | os.PathLike, threads: int | None = None, backend: str = "auto",
                  manifest: Manifest | None = None, xnnpack: bool = True,
-                 max_pixels: int = DEFAULT_MAX_PIXELS, top_k: int = 5, probe: str | None = None):
-        if not isinstance(top_k, int) or top_k < 1:
-            raise EdgeDeployError(f"Received top_k={top_k!r}, expected an integer >= 1")
+                 max_pixels: int = DEFAULT_MAX_PIXELS, top_k: int = 5, probe: str | None = None,
+                 options: ClassifierOptions | None = None):
+        given = dict(threads=threads, backend=backend, xnnpack=xnnpack, max_pixels=max_pixels, top_k=top_k, probe=probe)
+        if options is None:
+            options = ClassifierOptions(**given)
+        elif not isinstance(options, ClassifierOptions):
+            raise EdgeDeployError(f"Received options={options!r}, expected a ClassifierOptions")
+        elif given != vars(ClassifierOptions()):
+            changed = ", ".join(k for k, v in given.items() if v != getattr(ClassifierOptions(), k))
+            raise EdgeDeployError(f"Received options= and {changed}=; pass the options one way, not both")
+        self.options = options
         self.path = Path(model_path)
-        if not isinstance(max_pixels, int) or max_pixels < 1:
-            raise EdgeDeployError(f"Received max_pixels={max_pixels!r}, expected an integer >= 1")
-        self.backend = backend_for(self.path, backend, threads=threads, xnnpack=xnnpack, probe=probe)
+        self.backend = backend_for(self.path, options.backend, threads=options.threads, xnnpack=options.xnnpack,
+                                   probe=options.probe)
         self.manifest = manifest or load_manifest_for(self.path, self.backend)
-        self.max_pixels = max_pixels
-        self.top_k = top_k
+        self.max_pixels = options.max_pixels
+        self.top_k = options.top_k
         self.manifest_found = self.manifest is not None
         if self.manifest is None:
             self.manifest = self._manifest_from_model()
@@ -219,9 +243,3 @@ class ImageClassifier:
     def __repr__(self) -> str:
         return f"ImageClassifier({str(self.path)!r}, backend={self.backend.name!r}, threads={self.backend.threads})"
 
-
-def dumps_prediction(path: str, pred: Prediction, latency_ms: float | None = None) -> str:
-    d = {"path": path, **pred.to_dict()}
-    if latency_ms is not None:
-        d["latency_ms"] = round(latency_ms, 3)
-    return json.dumps(d)

@@ -32,10 +32,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from .backends import BACKENDS
+from .command import ArgumentParser, run_command
 from .errors import EdgeDeployError
 
 if TYPE_CHECKING:
     from .classifier import ImageClassifier, Prediction
+    from .options import ClassifierOptions
     from .progress import Progress
 
 PROG = "edge-infer"
@@ -44,9 +46,8 @@ PROGRESS_MIN_TTY = 10  # show a bar on a terminal from this many inputs
 PROGRESS_MIN_LOG = 200  # and in a log file from this many
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2, no usage dump
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+class _Parser(ArgumentParser):
+    """The shared parser (edge_runtime/command.py): a bad flag raises UsageError, one line, exit 2."""
 
 
 def _int_at_least(low: int):
@@ -182,9 +183,7 @@ def expand_inputs(items: Sequence[str]) -> tuple[list[Path], list[tuple[str, str
 def format_prediction(path: str, pred: "Prediction", latency_ms: float, as_json: bool) -> str:
     """One output line for one image (JSON or human)."""
     if as_json:
-        d = {"path": path, "label": pred.label, "score": round(pred.score, 6),
-             "top_k": [{"label": lab, "score": round(s, 6)} for lab, s in pred.top_k], "latency_ms": round(latency_ms, 3)}
-        return json.dumps(d)
+        return json.dumps(pred.to_dict(path=path, latency_ms=latency_ms))
     rest = ", ".join(f"{lab} {s:.1%}" for lab, s in pred.top_k[1:])
     return f"{path}: {pred.label} {pred.score:.1%}" + (f"  (then {rest})" if rest else "") + f"  [{latency_ms:.1f} ms]"
 
@@ -248,16 +247,23 @@ class Runner:
 
 
 # -- main --------------------------------------------------------------------------
+def classifier_options(args: argparse.Namespace) -> "ClassifierOptions":
+    """The validated ClassifierOptions for edge-infer's flags (serve and the API build the same object)."""
+    from .options import ClassifierOptions
+    from .preprocess import DEFAULT_MAX_PIXELS
+
+    return ClassifierOptions(threads=args.threads, backend=args.backend, xnnpack=args.xnnpack,
+                             max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS, top_k=args.top_k)
+
+
 def _open_classifier(args: argparse.Namespace) -> "ImageClassifier":
     import warnings
 
     from .classifier import ImageClassifier
-    from .preprocess import DEFAULT_MAX_PIXELS
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        clf = ImageClassifier(args.model, threads=args.threads, backend=args.backend, xnnpack=args.xnnpack,
-                              max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS, top_k=args.top_k)
+        clf = ImageClassifier(args.model, options=classifier_options(args))
     for w in caught:
         print(f"{PROG}: warning: {' '.join(str(w.message).split())}", file=sys.stderr)
     return clf
@@ -347,20 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         The exit code (0, 1, 2 or 130).
     """
-    args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except EdgeDeployError as exc:
-        if args.debug:
-            raise
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:  # `edge-infer ... | head`: the reader left, that is fine
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+    return run_command(PROG, build_parser, run, argv)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from typing import Any, Callable, Sequence
 
 from .errors import EdgeDeployError
 
-__all__ = ["ArgumentParser", "UsageError", "RuntimeFailure", "run_command", "EXIT_OK", "EXIT_RUNTIME",
+__all__ = ["ArgumentParser", "UsageError", "RuntimeFailure", "run_command", "run_argv", "EXIT_OK", "EXIT_RUNTIME",
            "EXIT_USAGE", "EXIT_GATE", "EXIT_INTERRUPTED"]
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, EXIT_GATE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -115,3 +115,27 @@ def run_command(prog: str, build_parser: Callable[[], argparse.ArgumentParser],
                 signal.signal(signal.SIGTERM, previous)
             except ValueError:
                 pass
+
+
+class _ArgvOnly:
+    """A 'parser' that hands the raw arguments on, for bodies that parse them themselves."""
+
+    def parse_args(self, args: Sequence[str]) -> argparse.Namespace:
+        return argparse.Namespace(argv=list(args), debug="--debug" in args)
+
+
+def run_argv(prog: str, body: Callable[[list[str]], int | None], argv: Sequence[str] | None = None,
+             stderr: Any = None) -> int:
+    """:func:`run_command` for a body that takes the argument list and parses it itself.
+
+    The body's parser should be :class:`ArgumentParser` (a mistake is then one
+    ``UsageError`` line, exit 2); its ``--help`` exits 0 as usual.
+    """
+
+    def run(ns: argparse.Namespace) -> int | None:
+        try:
+            return body(ns.argv)
+        except SystemExit as exc:  # --help / --version from the body's own parser
+            return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE
+
+    return run_command(prog, _ArgvOnly, run, argv, stderr)

@@ -8,11 +8,10 @@ converters' own output.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from typing import Sequence
 
-from edge_runtime.errors import EdgeDeployError
+from edge_runtime.command import ArgumentParser, run_command
 
 from .calibration import DEFAULT_SAMPLES
 from .formats import FORMATS, IO_TYPES, MODES, format_names
@@ -22,13 +21,8 @@ from .pipeline import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, ExportOptions, run_ex
 PROG = "export-model"
 
 
-class _UsageError(EdgeDeployError):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, no usage block
-        raise _UsageError(f"{message} (see {PROG} --help)")
+class _Parser(ArgumentParser):
+    """The shared parser (edge_runtime/command.py): a bad flag raises UsageError, one line, exit 2."""
 
 
 def _formats_help() -> str:
@@ -116,39 +110,21 @@ def options_from_args(args: argparse.Namespace) -> ExportOptions:
     )
 
 
-def _on_sigterm(signum: int, frame: object) -> None:
-    # Unwind like Ctrl-C, so atomic writes remove their temporary files.
-    raise KeyboardInterrupt
+def run(args: argparse.Namespace) -> int:
+    """Export what the parsed arguments ask for (errors are raised, run_command maps them)."""
+    try:
+        run_export(options_from_args(args))
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (run_command turns it into KeyboardInterrupt)
+        if getattr(args, "debug", False):
+            raise
+        print(f"{PROG}: interrupted; no partial files were left", file=sys.stderr, flush=True)
+        return 130
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv
-    previous = None
-    try:
-        previous = signal.signal(signal.SIGTERM, _on_sigterm)
-    except ValueError:  # not the main thread
-        pass
-    try:
-        try:
-            args = build_parser().parse_args(argv)
-        except SystemExit as exc:  # --help
-            return int(exc.code or 0)
-        run_export(options_from_args(args))
-        return 0
-    except EdgeDeployError as exc:
-        if debug:
-            raise
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        if debug:
-            raise
-        print(f"{PROG}: interrupted; no partial files were left", file=sys.stderr)
-        return 130
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+    """Console entry point of ``export-model``: exit 0 ok, 1 converter failed, 2 usage, 3 gate, 130 interrupted."""
+    return run_command(PROG, build_parser, run, argv)
 
 
 if __name__ == "__main__":

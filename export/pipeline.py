@@ -175,15 +175,10 @@ def _precheck_outputs(jobs: list[Job], out_dir: Path, force: bool) -> None:
 
 # -- the run ------------------------------------------------------------------------
 def _versions() -> dict[str, str]:
-    from importlib import metadata
+    from edge_runtime.environment import package_versions
 
-    out = {}
-    for dist in ("edgedeploy", "tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert", "numpy"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            continue
-    return out
+    return package_versions(("edgedeploy", "tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert", "numpy"),
+                            skip_missing=True)
 
 
 def _tensor_spec(info: Any) -> dict[str, Any]:

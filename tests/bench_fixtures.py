@@ -1,22 +1,16 @@
-"""Tiny export folders and helpers for the benchmarks tests (tests/test_bench_*.py).
+"""The benchmarks tests' models and helpers (tests/test_bench_*.py).
 
-``bench_export_dir()`` is an export folder for a tiny CNN (functional Keras,
-Rescaling(1/255) in the graph, Conv 8/16 + Dense 32/10, trained a few epochs
-on the embedded digits at 32x32):
+``bench_export_dir()`` is export-model's own output from the real-command
+chain (tests/model_fixtures.py: train-model small_cnn on digits at 32x32, then
+export-model), restricted to the three variants the benchmark tests compare:
 
   model_float32.tflite   float32
   model_int8.tflite      full int8, uint8 I/O
   model_float32.onnx     float32
 
-each with its manifest embedded (``macs`` set) and a sidecar JSON. Built once
-and cached under ~/.cache/edgedeploy/test-models (EDGEDEPLOY_TEST_CACHE),
-keyed by the content of the fixture files:
-
-- with ``export-model`` (export/cli.py) when it and TensorFlow are there: a
-  run folder from tests/export_fixtures.py, exported as the README does;
-- otherwise from tests/edge_fixtures.py's cached models, with ``macs``
-  written into the files by ai_edge_litert's flatbuffer tools and a few lines
-  of protobuf (no TensorFlow or onnx needed for that step).
+each with its manifest embedded (``macs`` counted by train-model), its sidecar
+``model_<mode>.<ext>.json`` and export_report.json. If the chain cannot be
+built, the test fails with the command's error; nothing falls back.
 
 ``run_script`` runs a benchmark script the way a user does
 (``python benchmarks/<name>.py``) and returns the CompletedProcess.
@@ -24,32 +18,21 @@ keyed by the content of the fixture files:
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import warnings
 from pathlib import Path
 
-import pytest
+import model_fixtures
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
 BENCH = ROOT / "benchmarks"
-VARIANTS = ("model_float32.tflite", "model_int8.tflite", "model_float32.onnx")
-EMBED_KEY = "edgedeploy.manifest"
+VARIANTS = model_fixtures.BENCH_VARIANTS
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-# The edge_fixtures CNN (tests/edge_fixtures.py::_train) at 32x32x3, per image, used
-# when the folder is built from edge_fixtures (export-model counts its own):
-#   Conv2D 8 (3x3, same) on 32x32x3:  32*32*8 * 3*3*3  = 221,184
-#   Conv2D 16 (3x3, same) on 16x16x8: 16*16*16 * 3*3*8 = 294,912
-#   Dense 8*8*16 -> 32:                1024*32          =  32,768
-#   Dense 32 -> 10:                    32*10            =     320
-EDGE_FIXTURE_MACS = 221_184 + 294_912 + 32_768 + 320
 
 
 def sidecar_manifest(model: Path) -> dict:
@@ -67,188 +50,14 @@ def fixture_macs() -> int:
     return values.pop()
 
 
-def _edge_fixtures():
-    if str(TESTS) not in sys.path:
-        sys.path.insert(0, str(TESTS))
-    import edge_fixtures
-
-    return edge_fixtures
-
-
 def edge_models_dir() -> Path:
-    """edge_fixtures' cached model folder (built with TensorFlow the first time), or skip."""
-    ef = _edge_fixtures()
-    cached = ef.cache_dir()
-    if all((cached / f).is_file() for f in ef.FILES):
-        return cached
-    try:
-        import tensorflow  # noqa: F401
-    except ImportError:
-        pytest.skip("the tiny fixture models are not cached and TensorFlow is not installed to build them")
-    return ef.ensure_edge_models()
+    """The whole chain folder (odd models such as model_nomanifest.tflite live there)."""
+    return model_fixtures.test_models()
 
 
-def _cache_key() -> str:
-    h = hashlib.sha256(Path(__file__).read_bytes())
-    for f in ("edge_fixtures.py", "export_fixtures.py"):
-        if (TESTS / f).is_file():
-            h.update((TESTS / f).read_bytes())
-    return h.hexdigest()[:12]
-
-
-# -- rewriting the manifest inside the files (no TensorFlow, no onnx) --------------
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, pos
-        shift += 7
-
-
-def _fields(buf: bytes):
-    """(field, wire, start, end, payload) for each top-level protobuf field."""
-    pos = 0
-    while pos < len(buf):
-        start = pos
-        key, pos = _read_varint(buf, pos)
-        field, wire = key >> 3, key & 7
-        payload = b""
-        if wire == 0:
-            _, pos = _read_varint(buf, pos)
-        elif wire == 1:
-            pos += 8
-        elif wire == 2:
-            n, pos = _read_varint(buf, pos)
-            payload, pos = buf[pos:pos + n], pos + n
-        elif wire == 5:
-            pos += 4
-        else:
-            raise ValueError(f"wire type {wire}")
-        yield field, wire, start, pos, payload
-
-
-def set_onnx_manifest(path: Path, manifest_json: str) -> None:
-    """Replace the ``edgedeploy.manifest`` entry of an ONNX file's metadata_props (field 14)."""
-    buf = path.read_bytes()
-    kept = bytearray()
-    for field, wire, start, end, payload in _fields(buf):
-        if field == 14 and wire == 2:
-            entry = {f: p for f, w, _, _, p in _fields(payload) if w == 2}
-            if entry.get(1) == EMBED_KEY.encode():
-                continue
-        kept += buf[start:end]
-    key, value = EMBED_KEY.encode(), manifest_json.encode()
-    entry = b"\x0a" + _varint(len(key)) + key + b"\x12" + _varint(len(value)) + value
-    kept += b"\x72" + _varint(len(entry)) + entry
-    path.write_bytes(bytes(kept))
-
-
-def set_tflite_manifest(path: Path, manifest_json: str) -> None:
-    """Replace (or add) the ``edgedeploy.manifest`` metadata entry of a TFLite file."""
-    import numpy as np
-    from ai_edge_litert import schema_py_generated as schema
-    from ai_edge_litert.tools import flatbuffer_utils as fbu
-
-    model = fbu.read_model(str(path))
-    data = np.frombuffer(manifest_json.encode(), np.uint8)
-    for meta in model.metadata or []:
-        name = meta.name.decode() if isinstance(meta.name, bytes) else meta.name
-        if name == EMBED_KEY:
-            model.buffers[meta.buffer].data = data
-            break
-    else:
-        buf = schema.BufferT()
-        buf.data = data
-        model.buffers.append(buf)
-        meta = schema.MetadataT()
-        meta.name = EMBED_KEY
-        meta.buffer = len(model.buffers) - 1
-        model.metadata = (model.metadata or []) + [meta]
-    fbu.write_model(model, str(path))
-
-
-def _build(dest: Path) -> None:
-    src = edge_models_dir()
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in VARIANTS:
-        shutil.copy(src / name, dest / name)
-        sidecar = (src / name).with_suffix(".json")
-        manifest = json.loads(sidecar.read_text())
-        manifest["macs"] = EDGE_FIXTURE_MACS
-        text = json.dumps(manifest, indent=2)
-        if name.endswith(".tflite"):
-            set_tflite_manifest(dest / name, text)
-        else:
-            set_onnx_manifest(dest / name, text)
-        (dest / name).with_suffix(".json").write_text(text)
-    (dest / "export_report.json").write_text(json.dumps({"note": "test fixture", "variants": list(VARIANTS)}))
-
-
-def _build_with_export_cli(dest: Path) -> None:
-    """The real thing: a tiny run folder (tests/export_fixtures.py) through ``export-model``."""
-    if str(TESTS) not in sys.path:
-        sys.path.insert(0, str(TESTS))
-    import export_fixtures
-
-    run = export_fixtures.train_tiny(dest.parent / f"{dest.name}-run", epochs=4)
-    try:
-        for fmt, modes in (("tflite", "none,int8"), ("onnx", "none")):
-            proc = export_fixtures.run_cli(str(run), "--format", fmt, "--quantize", modes, "--output", str(dest), "--force")
-            if proc.returncode != 0:
-                raise RuntimeError(f"export-model --format {fmt} failed: {(proc.stderr or proc.stdout).strip()[-400:]}")
-    finally:
-        shutil.rmtree(run, ignore_errors=True)
-
-
-def _export_cli_available() -> bool:
-    import importlib.util
-
-    return (ROOT / "export" / "cli.py").is_file() and all(importlib.util.find_spec(m) is not None for m in ("tensorflow", "tf2onnx"))
-
-
-@functools.lru_cache(maxsize=None)
 def bench_export_dir() -> Path:
-    """The cached export folder (see the module docstring)."""
-    base = Path(os.environ.get("EDGEDEPLOY_TEST_CACHE", Path.home() / ".cache" / "edgedeploy" / "test-models"))
-    for kind in ("export", "edge"):
-        final = base / f"bench-{kind}-{_cache_key()}"
-        if all((final / v).is_file() for v in VARIANTS):
-            return final
-    base.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(dir=base, prefix=".bench-build-"))
-    kind = "edge"
-    try:
-        if _export_cli_available():
-            try:
-                _build_with_export_cli(work)
-                kind = "export"
-            except Exception as exc:  # export/ is someone else's moving target: say so, and go on
-                warnings.warn(f"building the benchmark fixtures with export-model failed ({exc}); "
-                              "using tests/edge_fixtures.py's models instead")
-                shutil.rmtree(work, ignore_errors=True)
-                work.mkdir()
-        if kind == "edge":
-            _build(work)
-        final = base / f"bench-{kind}-{_cache_key()}"
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(work, final)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return final
+    """The export folder of the three benchmark variants (see the module docstring)."""
+    return model_fixtures.bench_dir()
 
 
 def copy_export_dir(dest: Path) -> Path:

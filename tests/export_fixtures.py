@@ -1,10 +1,13 @@
-"""Tiny trained run folders for the export tests, built once per test process.
+"""Run folders for the export tests.
 
-A run folder here is what ``train-model`` writes (model.keras, manifest.json,
-config.json, splits.json), for a small functional CNN (Rescaling in the
-graph) trained for a few seconds on the embedded digits at 32x32. It is small
-on purpose: two CPU cores are shared, and the export tests convert it in every
-format and mode.
+``tiny_run()`` is the run folder ``train-model`` itself wrote in the shared
+real-command chain (tests/model_fixtures.py: small_cnn on digits at 32x32, a few
+epochs); tests take a private copy with ``copy_run``.
+
+``train_tiny`` (and ``tiny_run(kind, ...)`` with a kind or options) builds the
+cases train-model cannot make, written in train-model's run-folder layout:
+a ``Sequential`` model (the converter fallbacks), a model with a ``Lambda``
+layer (--unsafe-load) and untrained or differently sized variants.
 """
 from __future__ import annotations
 
@@ -101,8 +104,14 @@ def train_tiny(run_dir: Path, epochs: int = 10, kind: str = "functional", lambda
     return run_dir
 
 
-def tiny_run(kind: str = "functional", **kw) -> Path:
-    """A trained run folder, built once per process and copied per call site."""
+def tiny_run(kind: str = "chain", **kw) -> Path:
+    """A trained run folder: train-model's own (kind "chain"), else one built here once per process."""
+    if kind == "chain" and not kw:
+        import model_fixtures
+
+        return model_fixtures.test_models() / "run"
+    if kind == "chain":
+        kind = "functional"
     key = f"{kind}-{sorted(kw.items())}"
     if key not in _CACHE:
         base = _CACHE.setdefault("__base__", _base_dir())

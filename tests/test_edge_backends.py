@@ -159,7 +159,7 @@ def test_embedded_manifest_wins_and_sidecar_is_a_fallback(edge_models, tmp_path)
     # A file without embedded manifest but with a sidecar MODEL.json next to it.
     model = tmp_path / "plain.tflite"
     model.write_bytes((edge_models / "model_nomanifest.tflite").read_bytes())
-    side = json.loads((edge_models / "model_float32.json").read_text())
+    side = json.loads((edge_models / "model_float32.tflite.json").read_text())
     side["labels"] = [f"digit-{i}" for i in range(10)]
     (tmp_path / "plain.json").write_text(json.dumps(side))
     clf = ImageClassifier(model)

@@ -113,7 +113,7 @@ def test_bad_manifests(capsys, tmp_path, edge_models, image, sidecar, fragment):
 
 
 def test_manifest_input_size_differs_from_the_model(capsys, tmp_path, edge_models, image):
-    side = json.loads((edge_models / "model_float32.json").read_text())
+    side = json.loads((edge_models / "model_float32.tflite.json").read_text())
     side.update(input_height=64, input_width=48)
     model = _model_with_sidecar(tmp_path, edge_models, json.dumps(side))
     code, _, err = _run(capsys, [model, image])
@@ -121,7 +121,7 @@ def test_manifest_input_size_differs_from_the_model(capsys, tmp_path, edge_model
 
 
 def test_manifest_class_count_differs_from_the_model(capsys, tmp_path, edge_models, image):
-    side = json.loads((edge_models / "model_float32.json").read_text())
+    side = json.loads((edge_models / "model_float32.tflite.json").read_text())
     side["labels"] = ["cat", "dog"]
     model = _model_with_sidecar(tmp_path, edge_models, json.dumps(side))
     code, _, err = _run(capsys, [model, image])

@@ -1,19 +1,17 @@
 """edge_runtime on what train-model and export-model really write (the end-to-end contract).
 
-Trains the small CNN on digits for two epochs with ``train-model``, exports
-TFLite and ONNX (float32 and int8) with ``export-model``, then checks that
+Uses the shared chain (tests/model_fixtures.py): the small CNN trained on
+digits for a few epochs with ``train-model``, exported to TFLite and ONNX
+(float32 and int8) with ``export-model``. Checks that
 every backend reads the same files the same way: identical top-1 and
 probabilities within 1e-3 between LiteRT and ONNX Runtime on the float32
 exports, the manifest read from the file alone, and edge-infer on the int8
-files. Skips when train/ or export/ is not importable (an edge-only install).
+files.
 """
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,22 +21,14 @@ from edge_runtime import ImageClassifier
 from edge_runtime.datasets import load_digits
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = [pytest.mark.tf, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory) -> Path:
-    pytest.importorskip("train.cli", reason="train/ is not installed")
-    pytest.importorskip("export.cli", reason="export/ is not installed")
-    base = tmp_path_factory.mktemp("exported")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    for cmd in ([sys.executable, "-m", "train.cli", "--model", "small_cnn", "--dataset", "digits", "--epochs", "2",
-                 "--output", str(base / "run")],
-                [sys.executable, "-m", "export.cli", str(base / "run"), "--format", "all", "--quantize", "none,int8",
-                 "--output", str(base / "models")]):
-        out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
-        assert out.returncode == 0, f"{' '.join(cmd[2:4])} failed: {out.stderr[-1500:]}"
-    return base / "models"
+def exported() -> Path:
+    """export-model's folder from the shared real-command chain (tests/model_fixtures.py)."""
+    import model_fixtures
+
+    return model_fixtures.test_models()
 
 
 def test_litert_and_onnxruntime_agree_on_exported_float32(exported):
@@ -64,8 +54,8 @@ def test_the_model_file_alone_is_enough(exported, tmp_path, name):
 
 def test_sidecar_named_like_export_writes_it_is_read(exported, tmp_path):
     side = exported / "model_float32.tflite.json"
-    if not side.exists():
-        pytest.skip("export-model wrote no <file>.json sidecar")
+    assert side.is_file() and not (exported / "model_float32.json").exists()  # no colliding model_<mode>.json
+    assert (exported / "model_float32.onnx.json").is_file()
     m = json.loads(side.read_text())
     assert m["labels"] == [str(i) for i in range(10)]
 

@@ -16,18 +16,14 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from edge_runtime.command import ArgumentParser, run_command
 from edge_runtime.errors import EdgeDeployError
 
 PROG = "train-model"
 
 
-class _UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:  # one line, not usage + message
-        raise _UsageError(message)
+class _Parser(ArgumentParser):
+    """The shared parser (edge_runtime/command.py): a bad flag raises UsageError, one line, exit 2."""
 
 
 def _listing() -> str:
@@ -102,41 +98,27 @@ def config_from_args(args: argparse.Namespace) -> Any:
     return TrainConfig.from_dict({**base, **flags}, source="settings")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except _UsageError as exc:
-        print(f"{PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
-    except SystemExit as exc:  # --help
-        return int(exc.code or 0)
-    if args.debug:
-        os.environ["EDGEDEPLOY_DEBUG"] = "1"
-    else:
+def run(args: argparse.Namespace) -> int:
+    """Train what the parsed arguments ask for; run_command maps the errors to exit codes."""
+    if not args.debug:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from .trainer import TrainingInterrupted, train
 
     try:
-        cfg = config_from_args(args)
-        train(cfg)
-        return 0
-    except TrainingInterrupted as exc:
-        print(f"{PROG}: {exc.message()}", file=sys.stderr)
+        train(config_from_args(args))
+    except TrainingInterrupted as exc:  # says where the checkpoint is and how to resume
+        print(f"{PROG}: {exc.message()}", file=sys.stderr, flush=True)
         return 130
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
-    except EdgeDeployError as exc:
-        if args.debug:
-            raise
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return exc.exit_code
     except OSError as exc:  # a path the user named: missing, a directory, not writable
         if args.debug or exc.filename is None:
             raise
-        print(f"{PROG}: error: {exc.strerror or exc}: {exc.filename}", file=sys.stderr)
-        return 2
+        raise EdgeDeployError(f"{exc.strerror or exc}: {exc.filename}") from None
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console entry point of ``train-model``: exit 0 ok, 2 usage, 1 runtime, 130 interrupted (resumable)."""
+    return run_command(PROG, build_parser, run, argv)
 
 
 if __name__ == "__main__":

@@ -253,23 +253,12 @@ def resolve(config: TrainConfig) -> TrainConfig:
 def package_versions() -> dict[str, str]:
     """Versions of the packages a run depends on (recorded in config.json)."""
     import platform
-    import sys
-    from importlib import metadata
 
-    out = {"python": sys.version.split()[0], "platform": platform.platform()}
-    for dist in ("edgedeploy", "tensorflow", "keras", "numpy", "pillow", "tensorflow-datasets", "matplotlib"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = "not installed"
-    if out["edgedeploy"] == "not installed":
-        try:
-            import edge_runtime
+    from edge_runtime.environment import package_versions as versions, python_version
 
-            out["edgedeploy"] = f"{edge_runtime.__version__} (source checkout)"
-        except Exception:
-            pass
-    return out
+    return {"python": python_version(), "platform": platform.platform(),
+            **versions(("edgedeploy", "tensorflow", "keras", "numpy", "pillow", "tensorflow-datasets", "matplotlib"),
+                       missing="not installed")}
 
 
 def config_to_json(cfg: TrainConfig) -> str:

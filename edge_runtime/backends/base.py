@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..environment import default_threads  # noqa: F401  (the one thread default, re-exported here)
 from ..errors import EdgeDeployError, ModelError
 from ..registry import Registry
 
@@ -48,14 +49,6 @@ class TensorInfo:
 
         self.dtype = np.dtype(self.dtype)
         self.quantized = bool(self.scale != 0.0 and np.issubdtype(self.dtype, np.integer))
-
-
-def default_threads() -> int:
-    """All cores this process may use (a Pi 4/5 has 4)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
 
 
 class _FormatSuffixes:
