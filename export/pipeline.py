@@ -207,13 +207,17 @@ class _Exporter:
         return []
 
     def check_keep_float(self, converted: list[tuple[Job, Converted | FileResult, float]], model: Any) -> None:
-        """A --keep-float name that matched no node in any file it applies to is a usage error (exit 2)."""
+        """A --keep-float name that is no Keras layer and matched no node anywhere is a usage error (exit 2).
+
+        A real layer name that matched nothing (the converter folded the layer
+        away) stays a note on the files concerned.
+        """
         applied = [c for j, c, _ in converted if isinstance(c, Converted) and j.mode in j.fmt.keep_float_modes]
         if not self.opts.keep_float or not applied:
             return
+        layers = list(keras_layer_scopes(model))
         for pat in self.opts.keep_float:
-            if all(pat in c.keep_float_unmatched for c in applied):
-                layers = [layer for layer in keras_layer_scopes(model)]
+            if pat not in layers and all(pat in c.keep_float_unmatched for c in applied):
                 raise EdgeDeployError(f"Received --keep-float {pat!r}, which matches no layer or node of the model; "
                                       f"its layers: {', '.join(layers)}")
 

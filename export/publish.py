@@ -66,9 +66,9 @@ class Publisher:
         want = job.fmt.expected_input_dtype(self.ctx, job.mode)
         if want is None or io_in["dtype"] == want:
             return None
-        why = f" with --keep-float {','.join(self.ctx.keep_float)}" if self.ctx.keep_float else ""
-        return (f"{job.label}: input type is {io_in['dtype']}, not {want} as --io asks{why}; the converter could not "
-                f"quantize the input (the device then passes {io_in['dtype']} images)")
+        why = (f": --keep-float {','.join(self.ctx.keep_float)} keeps the layer that reads the input in float, "
+               "so the converter left the input unquantized") if self.ctx.keep_float else ""
+        return f"{job.label}: input type is {io_in['dtype']}, not {want} as --io asks{why}"
 
     def publish(self, job: Job, index: int, conv: Converted, result: FileResult) -> FileResult:
         """Gate ``conv`` and write it; fills ``result`` and returns it."""

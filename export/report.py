@@ -153,6 +153,10 @@ def markdown(report: dict[str, Any]) -> str:
         lines += ["", "## Kept in float (--keep-float " + ",".join(report["settings"].get("keep_float") or []) + ")", ""]
         lines += [f"- `{r['file']}`: {len(r['kept_float'])} node(s): " + ", ".join(f"`{n}`" for n in r["kept_float"][:12])
                   + (" ..." if len(r["kept_float"]) > 12 else "") for r in kept]
+    noted = [r for r in rows if r.get("notes")]
+    if noted:
+        lines += ["", "## Notes", ""]
+        lines += [f"- `{r['file']}`: {note}" for r in noted for note in r["notes"]]
     lines += _selection_lines(report.get("selection"))
     if report.get("worst_layers"):
         from .debug import keep_float_hint

@@ -33,6 +33,7 @@ from edge_runtime.io import atomic_write_bytes, atomic_write_text
 CRITERIA = ("fastest", "smallest", "accurate")
 SELECTED_STEM = "selected"
 SLOW_FACTOR = 2.0  # "far slower": at least twice the p50 of a sibling no larger
+SMALL_FILE = 0.6  # files at most this share of the largest one are the ones picked for their size
 
 
 @dataclass
@@ -153,10 +154,18 @@ def choose(cands: list[Candidate], criterion: str) -> tuple[Candidate, Candidate
 
 
 def slow_warnings(cands: list[Candidate], factor: float = SLOW_FACTOR) -> list[str]:
-    """Files at least ``factor`` x slower (p50) than a sibling of the same size or smaller."""
+    """Reduced-size files at least ``factor`` x slower (p50) than a sibling of the same size or smaller.
+
+    Only files a user would pick for their size are checked (at most
+    ``SMALL_FILE`` of the largest file): a float32 file being slower than an
+    int8 one is no surprise worth a warning.
+    """
     out = []
     timed = [c for c in cands if c.p50_ms]
+    largest = max((c.size_bytes for c in cands), default=0)
     for c in timed:
+        if c.size_bytes > SMALL_FILE * largest:
+            continue
         faster = [s for s in timed if s is not c and s.size_bytes <= c.size_bytes and c.p50_ms >= factor * s.p50_ms]
         if faster:
             s = min(faster, key=lambda x: x.p50_ms)
@@ -165,7 +174,15 @@ def slow_warnings(cands: list[Candidate], factor: float = SLOW_FACTOR) -> list[s
     return out
 
 
-def reason_lines(criterion: str, chosen: Candidate, runner: Candidate | None, proven: bool) -> list[str]:
+def better_unproven(cands: list[Candidate], chosen: Candidate, criterion: str) -> list[Candidate]:
+    """Inconclusive files that would rank above the chosen proven one."""
+    key = rank_key(criterion)
+    return sorted((c for c in cands if not c.proven and key(c) < key(chosen)
+                   and (criterion != "fastest" or c.p50_ms is not None)), key=key)
+
+
+def reason_lines(criterion: str, chosen: Candidate, runner: Candidate | None, proven: bool,
+                 unproven: Sequence[Candidate] = ()) -> list[str]:
     lo, hi = chosen.drop_ci
     p50 = "n/a" if chosen.p50_ms is None else f"{chosen.p50_ms:.3g} ms"
     lines = [f"{chosen.file} is the {criterion} accepted file: {chosen.size_bytes / 1024:.1f} KB, p50 {p50} "
@@ -178,6 +195,10 @@ def reason_lines(criterion: str, chosen: Candidate, runner: Candidate | None, pr
         rp = "n/a" if runner.p50_ms is None else f"{runner.p50_ms:.3g} ms"
         lines.append(f"Runner-up: {runner.file}, {runner.size_bytes / 1024:.1f} KB, p50 {rp}, accuracy drop "
                      f"{runner.accuracy_drop:+.2f} points (95% [{runner.drop_ci[0]:+.2f}, {runner.drop_ci[1]:+.2f}]).")
+    if proven and unproven:
+        names = ", ".join(c.file + ("" if c.p50_ms is None else f" (p50 {c.p50_ms:.3g} ms)") for c in unproven[:3])
+        lines.append(f"Would rank higher but are only inconclusive (not proven within the budget): {names}; "
+                     "more evidence images (--parity-samples, --parity-data) could qualify them.")
     return lines
 
 
@@ -220,7 +241,7 @@ def select_and_write(results: Sequence[Any], out_dir: Path, opts: Any, log: Call
     sidecar = chosen.path.with_name(chosen.path.name + ".json")
     if sidecar.is_file():
         atomic_write_text(dest.with_name(dest.name + ".json"), sidecar.read_text("utf-8"), force=True)
-    lines = reason_lines(opts.select, chosen, runner, proven)
+    lines = reason_lines(opts.select, chosen, runner, proven, better_unproven(cands, chosen, opts.select) if proven else ())
     warnings = slow_warnings(cands)
     for line in lines + [f"warning: {w}" for w in warnings]:
         log(f"  select: {line}")

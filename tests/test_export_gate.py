@@ -64,6 +64,21 @@ def test_black_calibration_is_rejected(run: Path, black_images: Path, tmp_path: 
     assert meta["metrics"]["gate"]["passed"] is False
 
 
+def test_diagnosis_names_the_file_that_failed(run: Path, black_images: Path, tmp_path: Path, capsys) -> None:
+    """Only the ONNX int8 file fails: the debugger line names it, and says TFLite's debugger runs as a proxy."""
+    out = tmp_path / "out"
+    rc = main([str(run), "--format", "onnx", "--quantize", "int8", "--calibration-data", str(black_images),
+               "--output", str(out), "--parity-samples", "200"])
+    err = capsys.readouterr().err
+    assert rc == 3
+    assert ("model_int8.onnx.rejected failed the gate: running TFLite's QuantizationDebugger on the calibration data "
+            "(a tflite int8 conversion of the same model, as a proxy") in err
+    assert "int8 failed the gate" not in err
+    report = json.loads((out / "export_report.json").read_text())
+    assert report["diagnosis"] == {"file": "model_int8.onnx.rejected", "tool": "TFLite's QuantizationDebugger", "proxy": True}
+    assert "For `model_int8.onnx.rejected` (measured on the TFLite conversion" in (out / "export_report.md").read_text()
+
+
 def test_rejection_with_force_replaces_an_earlier_accepted_file(run: Path, black_images: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert main([str(run), "--quantize", "int8", "--output", str(out), "--parity-samples", "60"]) == 0
@@ -98,6 +113,11 @@ def test_keep_float_leaves_named_layers_in_float(run: Path, tmp_path: Path) -> N
     for name in ("model_int8.tflite", "model_int8.onnx"):
         assert rows[name]["kept_float"], name
         assert all("predictions" in n for n in rows[name]["kept_float"])
+        # the kept layers travel in the manifest and the report
+        manifest = json.loads((out / f"{name}.json").read_text())
+        assert manifest["metrics"]["kept_float"] == {"requested": ["predictions"], "nodes": rows[name]["kept_float"]}
+    md = (out / "export_report.md").read_text()
+    assert "## Kept in float (--keep-float predictions)" in md and rows["model_int8.tflite"]["kept_float"][0] in md
     clf = ImageClassifier(out / "model_int8.tflite")
     ops = [op["op_name"] for op in clf.backend._it._get_ops_details()]
     assert "DEQUANTIZE" in ops  # the kept layer runs in float between (de)quantize ops
@@ -109,12 +129,31 @@ def test_keep_float_leaves_named_layers_in_float(run: Path, tmp_path: Path) -> N
     assert any(n.name in kept and n.op_type in ("MatMul", "Gemm", "Softmax") for n in graph.node)
 
 
-def test_keep_float_that_matches_nothing_is_reported(run: Path, tmp_path: Path, capsys) -> None:
+def test_misspelled_keep_float_is_a_usage_error_before_any_file(run: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "out"
-    rc = main([str(run), "--quantize", "int8", "--keep-float", "no_such_layer", "--output", str(out), "--parity-samples", "40",
+    rc = main([str(run), "--format", "all", "--quantize", "none,int8", "--keep-float", "predictons", "--output", str(out),
+               "--parity-samples", "40"])
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert rc == 2
+    assert last.startswith("export-model: error: Received --keep-float 'predictons', which matches no layer")
+    assert "predictions" in last  # the layer names it could have meant
+    assert not any(p.suffix in (".tflite", ".onnx", ".rejected") for p in out.iterdir())
+
+
+def test_keep_float_on_the_first_layer_says_the_input_type_changed(run: Path, tmp_path: Path, capsys) -> None:
+    from edge_runtime import ImageClassifier
+
+    out = tmp_path / "out"
+    rc = main([str(run), "--quantize", "int8", "--keep-float", "conv1", "--output", str(out), "--parity-samples", "60",
                "--max-accuracy-drop", "5"])
+    err = capsys.readouterr().err
     assert rc == 0
-    assert "--keep-float 'no_such_layer' matched no TFLite node" in capsys.readouterr().err
+    assert str(ImageClassifier(out / "model_int8.tflite").backend.input.dtype) == "float32"
+    expected = "tflite int8: input type is float32, not uint8 as --io asks: --keep-float conv1 keeps the layer"
+    assert f"note: {expected}" in err
+    row = json.loads((out / "export_report.json").read_text())["files"][0]
+    assert any(n.startswith(expected) for n in row["notes"]) and row["input"]["dtype"] == "float32"
+    assert expected in (out / "export_report.md").read_text()
 
 
 @pytest.mark.parametrize("io", ["int8", "float32"])
