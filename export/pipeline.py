@@ -277,7 +277,8 @@ class _Exporter:
                 self.log(f"  {tool.diagnosis_tool} failed: {type(exc).__name__}: {str(exc).strip()[:200]}")
                 return None
             if layers:
-                return {"file": r.file, "tool": tool.diagnosis_tool, "proxy": proxy, "layers": layers}
+                return {"file": r.file, "tool": tool.diagnosis_tool, "proxy": proxy,
+                        "proxy_format": (tool.title or tool.name) if proxy else None, "layers": layers}
         return None
 
     def run(self) -> dict[str, Any]:

@@ -41,7 +41,9 @@ def merge_rows(out_dir: Path, new_rows: list[dict[str, Any]]) -> list[dict[str, 
     same_models = {r["file"].removesuffix(".rejected") for r in new_rows}
     kept = [r for r in old if r["file"] not in written and r["file"].removesuffix(".rejected") not in same_models
             and (out_dir / r["file"]).exists()]
-    order = {"tflite": 0, "onnx": 1}
+    from .formats import format_names
+
+    order = {name: i for i, name in enumerate(format_names())}
     modes = ["none", "float16", "dynamic", "int8", "int16x8"]
     rows = kept + new_rows
     rows.sort(key=lambda r: (order.get(r.get("format"), 9), modes.index(r["mode"]) if r.get("mode") in modes else 9))
@@ -162,11 +164,11 @@ def markdown(report: dict[str, Any]) -> str:
         from .debug import keep_float_hint
 
         diag = report.get("diagnosis") or {}
-        title = f"## Layers with the largest int8 error ({diag.get('tool', 'TFLite QuantizationDebugger')})"
+        title = f"## Layers with the largest int8 error ({diag.get('tool', 'quantization debugger')})"
         lines += ["", title, ""]
         if diag.get("file"):
-            lines += [f"For `{diag['file']}`" + (" (measured on the TFLite conversion of the same model, as a proxy)"
-                                                  if diag.get("proxy") else "") + ".", ""]
+            lines += [f"For `{diag['file']}`" + (f" (measured on the {diag.get('proxy_format')} conversion of the same "
+                                                  "model, as a proxy)" if diag.get("proxy") else "") + ".", ""]
         lines += [
                   "| layer | scope | op | RMSE/scale | max abs error |", "|---|---|---|---|---|"]
         lines += [f"| {w.get('layer') or '-'} | `{w['scope']}` | {w['op']} | {w['rmse_over_scale']} | {w['max_abs_error']} |"

@@ -75,7 +75,8 @@ def test_diagnosis_names_the_file_that_failed(run: Path, black_images: Path, tmp
             "(a tflite int8 conversion of the same model, as a proxy") in err
     assert "int8 failed the gate" not in err
     report = json.loads((out / "export_report.json").read_text())
-    assert report["diagnosis"] == {"file": "model_int8.onnx.rejected", "tool": "TFLite's QuantizationDebugger", "proxy": True}
+    assert report["diagnosis"] == {"file": "model_int8.onnx.rejected", "tool": "TFLite's QuantizationDebugger", "proxy": True,
+                                   "proxy_format": "TFLite"}
     assert "For `model_int8.onnx.rejected` (measured on the TFLite conversion" in (out / "export_report.md").read_text()
 
 
@@ -167,3 +168,76 @@ def test_tflite_int8_io_types(run: Path, tmp_path: Path, io: str) -> None:
     assert str(clf.backend.input.dtype) == io and str(clf.backend.output.dtype) == io
     assert clf.manifest.input.dtype == io
     assert (clf.manifest.input.quantization is None) == (io == "float32")
+
+
+def test_gate_policies_on_thin_evidence(run: Path, tmp_path: Path, capsys) -> None:
+    """40 images prove nothing either way: evidence accepts with one warning, strict rejects, point accepts silently."""
+    rc = main([str(run), "--output", str(tmp_path / "e"), "--parity-samples", "40"])
+    err = capsys.readouterr().err
+    assert rc == 0 and err.count("warning: model_float32.tflite: inconclusive, accepted under --gate evidence") == 1
+    row = json.loads((tmp_path / "e" / "export_report.json").read_text())["files"][0]
+    assert (row["status"], row["verdict"], row["inconclusive"]) == ("accepted", "inconclusive", True)
+    assert "more images like these would settle it" in row["gate"]["settle"]
+    assert "## Inconclusive" in (tmp_path / "e" / "export_report.md").read_text()
+
+    rc = main([str(run), "--output", str(tmp_path / "s"), "--parity-samples", "40", "--gate", "strict"])
+    assert rc == 3 and "inconclusive under --gate strict" in capsys.readouterr().err.splitlines()[-1]
+    assert (tmp_path / "s" / "model_float32.tflite.rejected").is_file()
+
+    rc = main([str(run), "--output", str(tmp_path / "p"), "--parity-samples", "40", "--gate", "point"])
+    assert rc == 0 and "warning:" not in capsys.readouterr().err
+
+
+def test_parity_data_adds_labelled_evidence(run: Path, tmp_path: Path, capsys) -> None:
+    from PIL import Image
+
+    from edge_runtime.datasets import load_digits
+
+    extra = tmp_path / "extra"
+    ds = load_digits("validation")
+    for i, (img, lab) in enumerate(zip(ds.images[:50], ds.labels[:50])):
+        (extra / str(int(lab))).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(extra / str(int(lab)) / f"{i}.png")
+    out = tmp_path / "out"
+    assert main([str(run), "--output", str(out), "--parity-samples", "400", "--parity-data", str(extra)]) == 0
+    report = json.loads((out / "export_report.json").read_text())
+    assert report["parity"]["evidence_images"]["parity-data"] == 50
+    assert report["parity"]["evidence_images"]["test"] == 269
+    assert report["parity"]["split"] == "test+parity-data+validation"
+    assert report["files"][0]["parity_samples"] == 400 - report["parity"]["evidence_images"].get("train", 0)
+    bad = tmp_path / "bad"
+    (bad / "cat").mkdir(parents=True)
+    rc = main([str(run), "--output", str(tmp_path / "o2"), "--parity-data", str(bad)])
+    assert rc == 2 and "Received --parity-data" in capsys.readouterr().err and not (tmp_path / "o2" / "model_float32.tflite").exists()
+
+
+@pytest.mark.slow
+def test_photo_run_good_int8_accepted_and_grey_calibration_rejected(tmp_path: Path) -> None:
+    """train-model on the real photos (small, quick), then a faithful and a grey-calibrated int8 export."""
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    from train_fixtures import PHOTOS_REASON, SHARED_PHOTOS
+
+    if not SHARED_PHOTOS.is_dir():
+        pytest.skip(PHOTOS_REASON)
+    run = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "train.cli", "--model", "small_cnn", "--data", str(SHARED_PHOTOS),
+                           "--image-size", "64", "--epochs", "4", "--no-augment", "--output", str(run)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    good = tmp_path / "good"
+    assert main([str(run), "--format", "all", "--quantize", "int8", "--output", str(good)]) == 0
+    rows = json.loads((good / "export_report.json").read_text())["files"]
+    assert all(r["status"] == "accepted" and r["verdict"] != "rejected" for r in rows)
+    grey = tmp_path / "grey"
+    grey.mkdir()
+    for i in range(40):
+        Image.new("RGB", (64, 64), (128, 128, 128)).save(grey / f"g{i}.png")
+    bad = tmp_path / "bad"
+    assert main([str(run), "--format", "all", "--quantize", "int8", "--calibration-data", str(grey),
+                 "--parity-samples", "80", "--output", str(bad)]) == 3
+    rows = json.loads((bad / "export_report.json").read_text())["files"]
+    assert all(r["status"] == "rejected" for r in rows), [(r["file"], r["top1_disagreement"]) for r in rows]

@@ -49,7 +49,7 @@ def test_plan_defaults_and_matrix() -> None:
     ({"modes": [""]}, "empty --quantize"),
     ({"calibration_samples": 0}, "--calibration-samples 0"),
     ({"opset": 19, "formats": ["onnx"]}, "--opset 19"),
-    ({"io": "uint8"}, "--io applies to tflite int8 only"),
+    ({"io": "uint8"}, "--io applies to TFLite int8 only"),
     ({"max_prob_diff": 0}, "--max-prob-diff"),
     ({"parity_samples": 0}, "--parity-samples"),
     ({"threads": 0}, "--threads"),

@@ -60,6 +60,7 @@ class ExportFormat:
     """One target format: its file suffix, its quantize modes, its converter."""
 
     name: ClassVar[str] = ""
+    title: ClassVar[str] = ""  # the name in messages ("TFLite"); defaults to ``name``
     suffix: ClassVar[str] = ""
     order: ClassVar[int] = 100  # position in plans, reports and --help
     modes: ClassVar[dict[str, str]] = {}  # mode -> one-line description (shown in --help)

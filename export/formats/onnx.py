@@ -80,6 +80,7 @@ class _Reader:
 @FORMATS.register("onnx")
 class OnnxFormat(ExportFormat):
     name = "onnx"
+    title = "ONNX"
     suffix = ".onnx"
     order = 20
     modes = {

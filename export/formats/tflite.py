@@ -41,6 +41,7 @@ def _first_line(exc: BaseException) -> str:
 @FORMATS.register("tflite")
 class TFLiteFormat(ExportFormat):
     name = "tflite"
+    title = "TFLite"
     suffix = ".tflite"
     order = 10
     modes = {
