@@ -260,7 +260,7 @@ def decide(ev: Evidence, mode: str, p: GatePolicy, accuracy: float | None = None
         reason = reason or prob_reason
     settle = _settle(ev, p) if verdict == INCONCLUSIVE else None
     warning = None
-    if verdict == INCONCLUSIVE and passed:
+    if verdict == INCONCLUSIVE and passed and p.policy == "evidence":
         warning = (f"inconclusive, accepted under --gate evidence: accuracy drop {d.estimate:.2f} points, 95% interval "
                    f"[{d.lo:.2f}, {d.hi:.2f}], disagreement {g.estimate:.1f}% [{g.lo:.1f}, {g.hi:.1f}]; {settle}")
     return GateVerdict(policy=p.policy, verdict=verdict, passed=passed, reason=reason, accuracy_drop=d, disagreement=g,
