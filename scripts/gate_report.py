@@ -23,7 +23,10 @@ def main() -> int:
     out = Path(args.out)
     lines = ["# The evidence gate on the photo run", "",
              f"One run of each command on one machine ({platform.machine()}, {platform.processor() or 'CPU'}, "
-             "2 shared cores); written by `scripts/gate_report.py` from the export reports copied beside it.", ""]
+             "2 shared cores); written by `scripts/gate_report.py` from the export reports copied beside it.",
+             "The p50 latencies behind `--select fastest` come from a short run (3 warm-up + 20 timed calls) on a machine "
+             "other jobs were using: files within a few tenths of a millisecond of each other can swap places from run to run.",
+             ""]
     for spec in args.runs:
         name, _, folder = spec.partition("=")
         src = Path(folder) / "export_report.json"
