@@ -246,7 +246,7 @@ def decide(ev: Evidence, mode: str, p: GatePolicy, accuracy: float | None = None
                       f"above {p.max_accuracy_drop:g}{acc}")
         elif g.verdict == REJECTED:
             reason = (f"top-1 disagreement with Keras {g.estimate:.1f}% of {ev.agreement.n} images, 95% interval "
-                      f"[{g.lo:.1f}, {g.hi:.1f}]%, above {p.max_disagreement:g}% (damage, not rounding)")
+                      f"[{g.lo:.1f}, {g.hi:.1f}]%, above {p.max_disagreement:g}%, far more than a faithful quantization changes")
         elif rejected_classes:
             c = per_class[rejected_classes[0]]
             reason = (f"class {rejected_classes[0]!r}: accuracy drop {c['accuracy_drop']['estimate']:.2f} points, "

@@ -225,7 +225,7 @@ def test_photo_run_good_int8_accepted_and_grey_calibration_rejected(tmp_path: Pa
         pytest.skip(PHOTOS_REASON)
     run = tmp_path / "run"
     proc = subprocess.run([sys.executable, "-m", "train.cli", "--model", "small_cnn", "--data", str(SHARED_PHOTOS),
-                           "--image-size", "64", "--epochs", "4", "--no-augment", "--output", str(run)],
+                           "--image-size", "64", "--epochs", "15", "--no-augment", "--output", str(run)],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     good = tmp_path / "good"
