@@ -34,12 +34,37 @@ except ImportError:  # running from a checkout without installing
 from edge_runtime.errors import EdgeDeployError, ModelError  # noqa: E402
 
 REPORT_SCHEMA = 1
-MODEL_SUFFIXES = (".tflite", ".onnx")
 DEFAULT_SEED = 0
-# The modules a backend imports when it opens a model: timed apart from the load.
-RUNTIME_MODULES = {"litert": "ai_edge_litert.interpreter", "tflite-runtime": "tflite_runtime.interpreter",
-                   "onnxruntime": "onnxruntime"}
 PLOT_HINT = "pip install matplotlib"
+
+
+def runtime_modules() -> dict[str, str]:
+    """Backend name -> the module it imports when it opens a model (timed apart from the load).
+
+    Read from the backends registry, so a new backend (or a plug-in named in
+    EDGEDEPLOY_BACKENDS) is measured like the built-in ones.
+    """
+    from edge_runtime.backends import runtime_modules as from_registry
+
+    return from_registry()
+
+
+def runtime_names() -> list[str]:
+    """Every registered backend a benchmark can measure ("auto" not included)."""
+    from edge_runtime.backends import backend_names
+
+    return backend_names()
+
+
+def __getattr__(name: str) -> Any:
+    # Read on use, not at import: RUNTIME_MODULES / MODEL_SUFFIXES used to be constants.
+    if name == "RUNTIME_MODULES":
+        return runtime_modules()
+    if name == "MODEL_SUFFIXES":
+        from edge_runtime.formats import model_suffixes
+
+        return model_suffixes()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # -- command line -----------------------------------------------------------------
@@ -116,22 +141,24 @@ _ORDER = {"none": 0, "float32": 0, "float16": 1, "dynamic": 2, "int16x8": 3, "in
 
 
 def discover_models(items: Iterable[str | os.PathLike]) -> list[Path]:
-    """Model files from files and export folders (every .tflite/.onnx inside), in a stable order."""
+    """Model files from files and export folders (every model file inside), in a stable order."""
+    from edge_runtime.formats import describe_suffixes, is_model_path
+
     found: list[Path] = []
     for item in items:
         p = Path(item)
         if not p.exists():
             raise ModelError(f"model file or folder not found: {p}")
         if p.is_dir():
-            models = sorted(q for q in p.iterdir() if q.suffix.lower() in MODEL_SUFFIXES and q.is_file() and not q.name.startswith("."))
+            models = sorted(q for q in p.iterdir() if is_model_path(q) and q.is_file() and not q.name.startswith("."))
             if not models:
-                raise ModelError(f"no .tflite or .onnx models in folder {p}")
+                raise ModelError(f"no {describe_suffixes()} models in folder {p}")
             models.sort(key=_variant_order)
             found.extend(models)
-        elif p.name.endswith(REJECTED_SUFFIX) and Path(p.name[: -len(REJECTED_SUFFIX)]).suffix.lower() in MODEL_SUFFIXES:
+        elif p.name.endswith(REJECTED_SUFFIX) and is_model_path(Path(p.name[: -len(REJECTED_SUFFIX)])):
             found.append(rejected_view(p))  # asked for by name: measure a file the parity gate rejected
-        elif p.suffix.lower() not in MODEL_SUFFIXES:
-            raise ModelError(f"unsupported model file {p}; expected a .tflite or .onnx file, or an export folder")
+        elif not is_model_path(p):
+            raise ModelError(f"unsupported model file {p}; expected a {describe_suffixes()} file, or an export folder")
         else:
             found.append(p)
     seen: set[Path] = set()
@@ -169,9 +196,11 @@ def rejected_view(p: Path) -> Path:
 
 
 def _variant_order(p: Path) -> tuple:
-    # float32 TFLite, then the quantized TFLite modes, then ONNX the same way
+    # the formats in their listing order (TFLite first), each float32 first, then its quantized modes
+    from edge_runtime.formats import format_for_path
+
     mode = p.stem.split("_", 1)[1] if p.stem.startswith("model_") else p.stem
-    return (p.suffix.lower() != ".tflite", _ORDER.get(mode, 9), p.name)
+    return (format_for_path(p).order, _ORDER.get(mode, 9), p.name)
 
 
 def read_manifest(path: Path):
@@ -183,8 +212,10 @@ def read_manifest(path: Path):
 
 def variant_info(path: Path) -> dict[str, Any]:
     """Name, format, quantization and size of a model file, from its manifest where it has one."""
+    from edge_runtime.formats import format_for_path
+
     m = read_manifest(path)
-    fmt = path.suffix.lower().lstrip(".")
+    fmt = format_for_path(path)
     quant = m.quantize if m is not None else None
     if quant is None:
         stem = path.stem
@@ -192,9 +223,9 @@ def variant_info(path: Path) -> dict[str, Any]:
     mode = "float32" if quant == "none" else quant
     return {
         "variant": path.name,
-        "label": f"{'TFLite' if fmt == 'tflite' else 'ONNX'} {mode}",
+        "label": f"{fmt.display_name} {mode}",
         "path": str(path),
-        "format": fmt,
+        "format": fmt.name,
         "quantize": quant,
         "is_float": quant in ("none", "float32"),
         "size_bytes": path.stat().st_size,
@@ -231,7 +262,7 @@ def backends_for(path: Path, names: Sequence[str]) -> list[str]:
     for n in names:
         if n == "auto":
             chosen.append(resolve_backend(path, "auto").name)
-        elif path.suffix.lower() in BACKENDS.get(n).suffixes:
+        elif BACKENDS.get(n).reads(path):
             chosen.append(resolve_backend(path, n).name)  # raises if not installed
     chosen = list(dict.fromkeys(chosen))
     if not chosen:
@@ -241,7 +272,20 @@ def backends_for(path: Path, names: Sequence[str]) -> list[str]:
 
 # -- memory -----------------------------------------------------------------------
 def peak_rss_bytes() -> int:
-    """Peak resident set size of this process (ru_maxrss; KB on Linux, bytes on macOS)."""
+    """Peak resident set size of this process: VmHWM from /proc (Linux, the Pi), else ru_maxrss.
+
+    Not ``ru_maxrss`` on Linux: the kernel carries it across fork and exec, so a
+    freshly started ``python`` child reports its parent's peak when that was
+    larger (compare.py showed the same 113 MB for every variant). VmHWM
+    belongs to the process's own address space, which exec replaces.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
     import resource
 
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

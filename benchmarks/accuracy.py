@@ -1,6 +1,6 @@
 """Accuracy, per-class precision/recall/F1, confusion matrix and agreement with a reference model.
 
-    python benchmarks/accuracy.py MODEL_OR_EXPORT_DIR... (--dataset digits | --data DIR)
+    python benchmarks/accuracy.py MODEL_OR_EXPORT_DIR... (--dataset digits | --data DIR | --run RUN)
         [--reference MODEL] [--limit N] [--threads N] [--backend NAME] [--json OUT] [--quick]
 
 - ``--dataset digits``: the held-out test split of the embedded digits, the
@@ -8,6 +8,12 @@
 - ``--data DIR``: one subfolder per class, named by the label. Every file in
   a class folder is tried; the ones that cannot be read as images are
   counted and listed with the reason. Symlinks that leave DIR are not followed.
+- ``--run RUN``: the held-out test split of a train-model run folder, read
+  from its ``splits.json`` (the digits split, or the listed files of a
+  ``--data`` folder), so the training images are never scored.
+
+A class of the data that a model's manifest does not list fails before any
+model runs (one line).
 
 Images are decoded once and preprocessed per model exactly as edge-infer
 does (``edge_runtime.preprocess``), then run through ``ImageClassifier``.
@@ -71,6 +77,73 @@ def load_dataset(name: str, split: str = "test") -> EvalSet:
                    list(ds.label_names))
 
 
+def load_run(run_dir: str | os.PathLike, split: str = "test") -> EvalSet:
+    """The held-out ``split`` of a train-model run folder, read from its ``splits.json`` (no TensorFlow).
+
+    train/ writes ``splits.json`` into the run folder: ``{"dataset": "digits", ...}``
+    for the embedded digits (split by ``edge_runtime.datasets``), or, for
+    ``--data DIR``, ``{"dataset": "folder", "root": DIR, "classes": [...],
+    "splits": {"test": [[relative path, class index], ...], ...}}``. A TFDS run
+    needs tensorflow-datasets to read its split, which benchmarks never import.
+    """
+    import json
+
+    from edge_runtime.preprocess import load_image
+
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise EdgeDeployError(f"Received --run {str(run_dir)!r}, expected a train-model run folder (it holds splits.json)")
+    path = run / "splits.json"
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise EdgeDeployError(f"Received --run {str(run_dir)!r}, but it has no splits.json; is it a train-model run folder?") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise EdgeDeployError(f"{path} is not valid JSON: {exc}") from None
+    name = record.get("dataset") if isinstance(record, dict) else None
+    if name in DATASETS:
+        data = load_dataset(name, split)
+        data.name = f"{data.name} of run {run.name}"
+        return data
+    if name != "folder":
+        raise EdgeDeployError(f"run {run} was trained on {name!r} (TensorFlow Datasets); benchmarks do not import TensorFlow, "
+                              "so score it with --data DIR")
+    try:
+        root, classes, items = Path(record["root"]), list(record["classes"]), record["splits"][split]
+    except (KeyError, TypeError):
+        raise EdgeDeployError(f"{path} has no {split!r} split with root and classes; was it written by train-model?") from None
+    if not root.is_dir():
+        raise EdgeDeployError(f"the data folder of run {run} is gone: {root} (named in {path})")
+    images, truth, files, unreadable = [], [], [], []
+    for rel, y in items:
+        f = root / rel
+        try:
+            images.append(load_image(f, 3))
+        except ImageError as exc:
+            unreadable.append({"path": str(f), "error": str(exc)})
+            continue
+        truth.append(classes[int(y)])
+        files.append(str(f))
+    if not images:
+        raise EdgeDeployError(f"none of the {len(items)} {split} images of run {run} could be read (first: {unreadable[:1]})")
+    return EvalSet(f"{split} split of run folder {run} ({len(images)} images from {root})", images, truth, classes, unreadable,
+                   files=files)
+
+
+def check_labels(models: Sequence[Path], data: EvalSet) -> None:
+    """Fail before any timing when a model's manifest lacks a class of the data (one line)."""
+    for m in models:
+        manifest = C.read_manifest(m)
+        if manifest is None:  # labels come from the runtime later; checked then
+            continue
+        missing = sorted(set(data.truth) - set(manifest.labels))
+        if missing:
+            labels = manifest.labels
+            raise EdgeDeployError(f"class(es) {', '.join(repr(x) for x in missing[:8])}{', ...' if len(missing) > 8 else ''} "
+                                  f"in {data.name} are not among the labels of {m.name} "
+                                  f"({', '.join(labels[:12])}{', ...' if len(labels) > 12 else ''})")
+
+
 def _inside(path: Path, root: Path) -> bool:
     try:
         path.resolve().relative_to(root)
@@ -123,43 +196,8 @@ def load_folder(folder: str | os.PathLike) -> EvalSet:
     return EvalSet(str(root), images, truth, [d.name for d in classes], unreadable, warnings, files)
 
 
-# -- metrics (numpy only) --------------------------------------------------------------
-def classification_metrics(y_true, y_pred, labels: Sequence[str]) -> dict[str, Any]:
-    """Accuracy, per-class precision/recall/F1/support, macro and weighted averages, confusion matrix.
-
-    ``confusion_matrix[i][j]`` counts images of true class i predicted as class j.
-    """
-    import numpy as np
-
-    n = len(labels)
-    yt, yp = np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64)
-    cm = np.zeros((n, n), np.int64)
-    np.add.at(cm, (yt, yp), 1)
-    tp = np.diag(cm).astype(np.float64)
-    support, predicted = cm.sum(1).astype(np.float64), cm.sum(0).astype(np.float64)
-    precision = np.divide(tp, predicted, out=np.zeros(n), where=predicted > 0)
-    recall = np.divide(tp, support, out=np.zeros(n), where=support > 0)
-    denom = precision + recall
-    f1 = np.divide(2 * precision * recall, denom, out=np.zeros(n), where=denom > 0)
-    present = (support > 0) | (predicted > 0)
-    total = float(support.sum())
-
-    def avg(v, w=None):
-        if not present.any():
-            return 0.0
-        return float(np.average(v[present], weights=None if w is None else w[present])) if (w is None or w[present].sum() > 0) else 0.0
-
-    return {
-        "n_images": int(total),
-        "correct": int(tp.sum()),
-        "accuracy": float(tp.sum() / total) if total else 0.0,
-        "per_class": [{"label": labels[i], "precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
-                       "support": int(support[i]), "predicted": int(predicted[i])} for i in range(n)],
-        "macro": {"precision": avg(precision), "recall": avg(recall), "f1": avg(f1)},
-        "weighted": {"precision": avg(precision, support), "recall": avg(recall, support), "f1": avg(f1, support)},
-        "labels": list(labels),
-        "confusion_matrix": cm.tolist(),
-    }
+# -- metrics (numpy only): one definition, shared with edge-infer --labels-from-folders
+from edge_runtime.evaluate import classification_metrics  # noqa: E402,F401
 
 
 # -- running models ---------------------------------------------------------------------
@@ -181,7 +219,7 @@ def _backend_for(model: Path, backend: str) -> str:
     """The named backend where it reads this file type, else auto (a folder may mix .tflite and .onnx)."""
     from edge_runtime.backends import BACKENDS
 
-    if backend == "auto" or model.suffix.lower() in BACKENDS.get(backend).suffixes:
+    if backend == "auto" or BACKENDS.get(backend).reads(model):
         return backend
     return "auto"
 
@@ -237,10 +275,13 @@ def evaluate(models: Sequence[Path], data: EvalSet, reference: Path | None = Non
     return rows
 
 
-def load_eval_set(dataset: str | None, data_dir: str | None, limit: int | None) -> EvalSet:
-    if (dataset is None) == (data_dir is None):
-        raise EdgeDeployError("give exactly one of --dataset digits or --data DIR")
-    data = load_folder(data_dir) if data_dir is not None else load_dataset(dataset)
+def load_eval_set(dataset: str | None, data_dir: str | None, limit: int | None, run_dir: str | None = None) -> EvalSet:
+    if sum(x is not None for x in (dataset, data_dir, run_dir)) != 1:
+        raise EdgeDeployError("give one of --dataset digits or --data DIR (or --run RUN: a run folder's held-out test split)")
+    if run_dir is not None:
+        data = load_run(run_dir)
+    else:
+        data = load_folder(data_dir) if data_dir is not None else load_dataset(dataset)
     for w in data.warnings:
         print(f"warning: {w}", file=sys.stderr)
     if data.unreadable:
@@ -262,6 +303,7 @@ def build_parser() -> C.ArgumentParser:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--dataset", default=None, help="an embedded dataset: digits (its held-out test split)")
     src.add_argument("--data", default=None, metavar="DIR", help="a folder with one subfolder per class, named by the label")
+    src.add_argument("--run", default=None, metavar="RUN", help="a train-model run folder: score its held-out test split")
     p.add_argument("--reference", default=None, metavar="MODEL", help="report top-1 agreement with this model (e.g. the float32 one)")
     p.add_argument("--limit", type=C.positive_int("--limit", 1), default=None, help=f"score only the first N images (--quick: {QUICK_LIMIT})")
     p.add_argument("--threads", type=C.positive_int("--threads", 1), default=None, help="runtime threads (default all cores)")
@@ -278,7 +320,8 @@ def _main(argv: Sequence[str]) -> int:
     models = C.discover_models(args.models)
     reference = C.discover_models([args.reference])[0] if args.reference else None
     limit = args.limit if args.limit is not None else (QUICK_LIMIT if args.quick else None)
-    data = load_eval_set(args.dataset, args.data, limit)
+    data = load_eval_set(args.dataset, args.data, limit, args.run)
+    check_labels(models + ([reference] if reference else []), data)
     rows = evaluate(models, data, reference, args.threads, args.backend)
     report = {"tool": "accuracy", "schema": C.REPORT_SCHEMA, "created": C.now_iso(), "environment": C.environment(),
               "settings": {"quick": args.quick, "limit": limit, "reference": args.reference, "threads": args.threads,

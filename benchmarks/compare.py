@@ -1,13 +1,16 @@
 """Every variant side by side: latency, size, memory, GMAC/s and accuracy, as md/json/csv and plots.
 
     python benchmarks/compare.py EXPORT_DIR_OR_MODELS... [--out report/]
-        [--dataset digits | --data DIR] [--threads 1,2,4] [--backend auto]
+        [--dataset digits | --data DIR | --run RUN] [--threads 1,2,4] [--backend auto]
         [--warmup N] [--runs N] [--peak-gflops G] [--device-name NAME] [--quick] [--force]
 
 It runs ``latency.py`` (each model x backend x thread count in a fresh
 process, the same seeded input for all) and ``accuracy.py`` (the held-out
 test images) over every model in the export folder(s), then writes into
-``--out``:
+``--out``. The data is chosen, loaded and checked against every model's
+labels before any timing starts: ``--run RUN`` scores that run's held-out
+test split; with no data option, the manifests' dataset (digits), or the test
+split of the run that ``export_report.json`` names.
 
 - ``report.md``   the tables, the environment, the verdicts and the plots;
 - ``report.json`` everything (environment, settings, every latency row, every
@@ -36,15 +39,12 @@ import _common as C  # noqa: E402
 import accuracy as A  # noqa: E402
 import latency as L  # noqa: E402
 from edge_runtime.errors import EdgeDeployError  # noqa: E402
+from plots import PLOTS, write_plots  # noqa: E402
+from records import CSV_FIELDS, CsvRow, VariantEntry  # noqa: E402,F401  (CSV_FIELDS: the report.csv header)
 
 PROG = "compare.py"
 WITHIN_POINTS = 1.0
-PLOTS = ("latency_vs_accuracy.png", "size.png", "latency_vs_threads.png")
 REPORT_FILES = ("report.md", "report.json", "report.csv")
-CSV_FIELDS = ("device", "variant", "label", "format", "quantize", "backend", "threads", "batch_size", "size_bytes", "load_ms",
-              "first_inference_ms", "mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p99_ms", "throughput_ips",
-              "peak_rss_mb", "macs", "gmacs_per_s", "pct_of_peak", "delegate_applied", "accuracy", "macro_f1",
-              "agreement", "warmup", "runs", "seed")
 
 
 def default_threads() -> list[int]:
@@ -63,7 +63,8 @@ def pick_reference(infos: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     return floats[0] if floats else None
 
 
-def summarize(latency_rows: Sequence[dict], accuracy_rows: Sequence[dict], reference: str | None, device: str) -> tuple[list[dict], dict]:
+def summarize(latency_rows: Sequence[dict], accuracy_rows: Sequence[dict], reference: str | None,
+              device: str) -> tuple[list[VariantEntry], dict]:
     """One entry per variant x backend (at its fastest thread count) and the verdicts."""
     acc = {r["path"]: r for r in accuracy_rows}
     best: dict[tuple[str, str], dict] = {}
@@ -75,52 +76,43 @@ def summarize(latency_rows: Sequence[dict], accuracy_rows: Sequence[dict], refer
     entries = []
     for (path, backend), r in best.items():
         a = acc.get(path)
-        e = {"device": device, "variant": r["variant"], "label": r["label"], "path": path, "format": r["format"],
-             "quantize": r["quantize"], "is_float": r["is_float"], "sha256": r["sha256"], "backend": backend,
-             "size_bytes": r["size_bytes"], "best_threads": r["threads"], "delegate_applied": r["delegate_applied"]}
-        for k in ("load_ms", "first_inference_ms", "mean_ms", "std_ms", "p50_ms", "p90_ms", "p99_ms", "throughput_ips",
-                  "peak_rss_mb", "macs", "gmacs_per_s", "pct_of_peak"):
-            e[k] = r[k]
-        e["p50_ms_by_threads"] = {str(x["threads"]): x["p50_ms"] for x in latency_rows if x["path"] == path and x["backend"] == backend}
-        e["accuracy"] = a["accuracy"] if a else None
-        e["macro_f1"] = a["macro"]["f1"] if a else None
-        e["agreement"] = a["agreement"] if a else None
-        e["delta_vs_float_pts"] = (100 * (a["accuracy"] - ref_acc)) if (a and ref_acc is not None) else None
+        e = VariantEntry.from_latency(r, device)
+        e.p50_ms_by_threads = {str(x["threads"]): x["p50_ms"] for x in latency_rows if x["path"] == path and x["backend"] == backend}
+        if a:
+            e.accuracy, e.macro_f1, e.agreement = a["accuracy"], a["macro"]["f1"], a["agreement"]
+            e.delta_vs_float_pts = 100 * (a["accuracy"] - ref_acc) if ref_acc is not None else None
         entries.append(e)
 
-    labels_unique = len({e["label"] for e in entries}) == len({e["path"] for e in entries})
+    labels_unique = len({e.label for e in entries}) == len({e.path for e in entries})
     for e in entries:
-        base = e["label"] if labels_unique else e["variant"]
-        multi = len({x["backend"] for x in entries if x["path"] == e["path"]}) > 1
-        e["name"] = f"{base} ({e['backend']})" if multi else base
+        base = e.label if labels_unique else e.variant
+        multi = len({x.backend for x in entries if x.path == e.path}) > 1
+        e.name = f"{base} ({e.backend})" if multi else base
 
-    def name(e):
-        return e["name"]
-
-    def lat(e):
-        return e["p50_ms"]
+    def lat(e: VariantEntry) -> float:
+        return e.p50_ms
 
     summary: dict[str, Any] = {"reference": Path(reference).name if reference else None, "reference_accuracy": ref_acc,
                                "within_points": WITHIN_POINTS}
-    ref_names = [e["name"] for e in entries if e["path"] == reference]
+    ref_names = [e.name for e in entries if e.path == reference]
     summary["reference_name"] = ref_names[0].split(" (")[0] if ref_names else summary["reference"]
     fastest = min(entries, key=lat)
-    summary["fastest"] = {"variant": name(fastest), "p50_ms": fastest["p50_ms"], "threads": fastest["best_threads"]}
-    scored = [e for e in entries if e["accuracy"] is not None]
+    summary["fastest"] = {"variant": fastest.name, "p50_ms": fastest.p50_ms, "threads": fastest.best_threads}
+    scored = [e for e in entries if e.accuracy is not None]
     if scored:
-        top = max(scored, key=lambda e: (e["accuracy"], -lat(e)))
-        ties = [e for e in scored if e["accuracy"] == top["accuracy"] and e is not top]
-        summary["most_accurate"] = {"variant": name(top), "accuracy": top["accuracy"], "tied_with": [name(e) for e in ties]}
+        top = max(scored, key=lambda e: (e.accuracy, -lat(e)))
+        ties = [e for e in scored if e.accuracy == top.accuracy and e is not top]
+        summary["most_accurate"] = {"variant": top.name, "accuracy": top.accuracy, "tied_with": [e.name for e in ties]}
     else:
         summary["most_accurate"] = None
-    ok = [e for e in scored if 100 * (ref_acc - e["accuracy"]) <= WITHIN_POINTS + 1e-9] if ref_acc is not None else []
+    ok = [e for e in scored if 100 * (ref_acc - e.accuracy) <= WITHIN_POINTS + 1e-9] if ref_acc is not None else []
     if ok:
         b = min(ok, key=lat)
-        summary["best_within_1pt"] = {"variant": name(b), "p50_ms": b["p50_ms"], "accuracy": b["accuracy"],
-                                      "threads": b["best_threads"], "speedup_vs_float": None}
-        ref_entries = [e for e in entries if e["path"] == reference]
+        summary["best_within_1pt"] = {"variant": b.name, "p50_ms": b.p50_ms, "accuracy": b.accuracy,
+                                      "threads": b.best_threads, "speedup_vs_float": None}
+        ref_entries = [e for e in entries if e.path == reference]
         if ref_entries:
-            summary["best_within_1pt"]["speedup_vs_float"] = min(map(lat, ref_entries)) / b["p50_ms"]
+            summary["best_within_1pt"]["speedup_vs_float"] = min(map(lat, ref_entries)) / b.p50_ms
     else:
         summary["best_within_1pt"] = None
     return entries, summary
@@ -150,34 +142,34 @@ def verdict_lines(summary: dict) -> list[str]:
     return out
 
 
-def main_table(entries: Sequence[dict]) -> tuple[list[str], list[list[str]]]:
+def main_table(entries: Sequence[VariantEntry]) -> tuple[list[str], list[list[str]]]:
     header = ["Variant", "Backend", "Size KB", "Load ms", "1st ms", "p50 ms", "p90 ms", "p99 ms", "img/s", "Peak RSS MB",
               "GMAC/s", "Threads", "Accuracy %", "vs float pts", "Agree %"]
     rows = []
     for e in entries:
-        d = e["delta_vs_float_pts"]
-        rows.append([e["name"], e["backend"], C.fmt(e["size_bytes"] / 1024, 1), C.fmt(e["load_ms"], 1),
-                     C.fmt(e["first_inference_ms"], 2), C.fmt(e["p50_ms"], 3), C.fmt(e["p90_ms"], 3), C.fmt(e["p99_ms"], 3),
-                     C.fmt(e["throughput_ips"], 0), C.fmt(e["peak_rss_mb"], 1), C.fmt(e["gmacs_per_s"], 3), e["best_threads"],
-                     C.fmt(None if e["accuracy"] is None else 100 * e["accuracy"], 2),
-                     "n/a" if d is None else f"{d:+.2f}", C.fmt(None if e["agreement"] is None else 100 * e["agreement"], 2)])
-    if any(e.get("pct_of_peak") is not None for e in entries):
+        d = e.delta_vs_float_pts
+        rows.append([e.name, e.backend, C.fmt(e.size_bytes / 1024, 1), C.fmt(e.load_ms, 1),
+                     C.fmt(e.first_inference_ms, 2), C.fmt(e.p50_ms, 3), C.fmt(e.p90_ms, 3), C.fmt(e.p99_ms, 3),
+                     C.fmt(e.throughput_ips, 0), C.fmt(e.peak_rss_mb, 1), C.fmt(e.gmacs_per_s, 3), e.best_threads,
+                     C.fmt(None if e.accuracy is None else 100 * e.accuracy, 2),
+                     "n/a" if d is None else f"{d:+.2f}", C.fmt(None if e.agreement is None else 100 * e.agreement, 2)])
+    if any(e.pct_of_peak is not None for e in entries):
         i = header.index("GMAC/s") + 1
         header.insert(i, "% peak")
         for row, e in zip(rows, entries):
-            row.insert(i, C.fmt(e.get("pct_of_peak"), 1))
+            row.insert(i, C.fmt(e.pct_of_peak, 1))
     return header, rows
 
 
-def threads_table(entries: Sequence[dict], threads: Sequence[int]) -> tuple[list[str], list[list[str]]]:
+def threads_table(entries: Sequence[VariantEntry], threads: Sequence[int]) -> tuple[list[str], list[list[str]]]:
     header = ["Variant", "Backend"] + [f"p50 ms @{t}" for t in threads]
-    return header, [[e["name"], e["backend"]] + [C.fmt(e["p50_ms_by_threads"].get(str(t)), 3) for t in threads] for e in entries]
+    return header, [[e.name, e.backend] + [C.fmt(e.p50_ms_by_threads.get(str(t)), 3) for t in threads] for e in entries]
 
 
-def per_class_table(accuracy_rows: Sequence[dict], entries: Sequence[dict]) -> tuple[list[str], list[list[str]]] | None:
+def per_class_table(accuracy_rows: Sequence[dict], entries: Sequence[VariantEntry]) -> tuple[list[str], list[list[str]]] | None:
     if not accuracy_rows or len(accuracy_rows[0]["labels"]) > 20:
         return None
-    names = {e["path"]: e["name"].split(" (")[0] for e in entries}
+    names = {e.path: e.name.split(" (")[0] for e in entries}
     labels = accuracy_rows[0]["labels"]
     header = ["Variant"] + [f"F1 {lab}" for lab in labels]
     rows = [[names.get(r["path"], r["variant"])] + [C.fmt(c["f1"], 3) for c in r["per_class"]] for r in accuracy_rows]
@@ -194,74 +186,6 @@ def env_lines(env: dict) -> list[str]:
                  f"temperature {C.fmt(env.get('temperature_c'))} C; throttled {C.fmt(env.get('throttled'))}")
     lines.append(f"- Python {env['python']}; {pk}")
     return lines
-
-
-# -- plots ------------------------------------------------------------------------------
-def write_plots(out: Path, entries: Sequence[dict], latency_rows: Sequence[dict], force: bool,
-                reference_accuracy: float | None = None) -> tuple[list[str], str | None]:
-    plt = C.matplotlib_pyplot()
-    if plt is None:
-        return [], f"matplotlib is not installed: the tables are complete; for the plots run `{C.PLOT_HINT}` and re-run"
-    from edge_runtime.io import atomic_write_with
-
-    written = []
-
-    def save(fig, name):
-        atomic_write_with(out / name, lambda f: fig.savefig(f, format="png", dpi=110, bbox_inches="tight"), force=force)
-        C.readable(out / name)
-        plt.close(fig)
-        written.append(name)
-
-    colors = {}
-    for e in entries:  # one colour per variant, the same in every plot
-        colors.setdefault(e["name"], f"C{len(colors) % 10}")
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    scored = [e for e in entries if e["accuracy"] is not None]
-    for i, e in enumerate(sorted(scored, key=lambda e: e["p50_ms"])):
-        ax.scatter(e["p50_ms"], 100 * e["accuracy"], s=60, color=colors[e["name"]], zorder=3)
-        # Variants often tie on accuracy and sit close in latency: stagger the
-        # labels vertically so they stay readable.
-        ax.annotate(e["name"], (e["p50_ms"], 100 * e["accuracy"]), textcoords="offset points",
-                    xytext=(5, 6 + 11 * (i % 3)), fontsize=8, color=colors[e["name"]])
-    if reference_accuracy is not None:
-        ref = 100 * reference_accuracy
-        ax.axhspan(ref - WITHIN_POINTS, ref, color="tab:green", alpha=0.08, label=f"within {WITHIN_POINTS:g} point of float")
-        ax.axhline(ref, color="tab:green", lw=0.8, ls="--")
-        ax.legend(fontsize=8, loc="lower right")
-    if scored:
-        accs = [100 * e["accuracy"] for e in scored] + ([100 * reference_accuracy - WITHIN_POINTS] if reference_accuracy is not None else [])
-        lo, hi = min(accs), max(accs)
-        pad = max(0.5, 0.1 * (hi - lo))
-        ax.set_ylim(max(0.0, lo - pad), min(100.0 + pad / 4, hi + pad))
-    ax.set_xlabel("latency p50 (ms, best thread count)")
-    ax.set_ylabel("accuracy (%)")
-    ax.set_title("Latency vs accuracy (one point per variant)")
-    ax.grid(alpha=0.3)
-    save(fig, PLOTS[0])
-
-    sizes = {}
-    for e in entries:
-        sizes.setdefault(e["name"], e["size_bytes"] / 1024)
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    bars = ax.bar(range(len(sizes)), list(sizes.values()), color=[colors.get(n, "C0") for n in sizes])
-    ax.set_xticks(range(len(sizes)), list(sizes), rotation=20, ha="right", fontsize=8)
-    ax.bar_label(bars, fmt="%.0f", fontsize=8)
-    ax.set_ylabel("file size (KB)")
-    ax.set_title("Size per variant")
-    save(fig, PLOTS[1])
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    for e in entries:
-        pts = sorted((r["threads"], r["p50_ms"]) for r in latency_rows if r["path"] == e["path"] and r["backend"] == e["backend"])
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=e["name"], color=colors[e["name"]])
-    ax.set_xlabel("threads")
-    ax.set_ylabel("latency p50 (ms)")
-    ax.set_xticks(sorted({r["threads"] for r in latency_rows}))
-    ax.set_title("Latency vs thread count")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    save(fig, PLOTS[2])
-    return written, None
 
 
 # -- report -----------------------------------------------------------------------------
@@ -300,10 +224,7 @@ def markdown(report: dict, entries, threads) -> str:
 def csv_rows(latency_rows, accuracy_rows, device):
     acc = {r["path"]: r for r in accuracy_rows}
     for r in latency_rows:
-        a = acc.get(r["path"])
-        extra = {"device": device, "accuracy": a["accuracy"] if a else None, "macro_f1": a["macro"]["f1"] if a else None,
-                 "agreement": a["agreement"] if a else None}
-        yield [extra[k] if k in extra else r.get(k) for k in CSV_FIELDS]
+        yield CsvRow.build(r, device, acc.get(r["path"])).values()
 
 
 def build_parser() -> C.ArgumentParser:
@@ -311,8 +232,11 @@ def build_parser() -> C.ArgumentParser:
     p.add_argument("models", nargs="+", metavar="DIR_OR_MODEL", help="export folders and/or .tflite/.onnx files")
     p.add_argument("--out", default="report", help="output folder (default report/)")
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--dataset", default=None, help="embedded dataset to score on: digits (default: the manifest's dataset)")
+    src.add_argument("--dataset", default=None,
+                     help="embedded dataset to score on: digits (default: the manifest's dataset; for a model trained "
+                          "on a folder, the test split of the run named in the export folder's export_report.json)")
     src.add_argument("--data", default=None, metavar="DIR", help="a folder with one subfolder per class")
+    src.add_argument("--run", default=None, metavar="RUN", help="a train-model run folder: score its held-out test split")
     p.add_argument("--no-accuracy", action="store_true", help="latency only")
     p.add_argument("--reference", default=None, metavar="MODEL", help="the float model to compare accuracy with (default: the float32 variant)")
     p.add_argument("--threads", default=None, help="comma-separated thread counts (default: 1, 2, 4, ... up to the core count)")
@@ -349,15 +273,13 @@ def _main(argv: Sequence[str]) -> int:
     limit = args.limit if args.limit is not None else (A.QUICK_LIMIT if args.quick else None)
 
     data = None
-    if not args.no_accuracy:
-        dataset = args.dataset
-        if dataset is None and args.data is None:
-            found = {i.get("dataset") for i in (_manifest_dataset(m) for m in models)} - {None, ""}
-            if len(found) == 1 and next(iter(found)) in A.DATASETS:
-                dataset = next(iter(found))
-            else:
-                raise EdgeDeployError("give --dataset digits or --data DIR to score accuracy (or --no-accuracy for latency only)")
-        data = A.load_eval_set(dataset, args.data, limit)  # fail on bad data before the long latency runs
+    if not args.no_accuracy:  # bad data or labels fail here, before the long latency runs
+        dataset, run = args.dataset, args.run
+        if dataset is None and args.data is None and run is None:
+            dataset, run = default_eval_source(models)
+        data = A.load_eval_set(dataset, args.data, limit, run)
+        A.check_labels(list(models) + ([reference] if reference is not None else []), data)
+        print(f"{PROG}: scoring accuracy on {data.name}", file=sys.stderr)
 
     device = C.environment(args.device_name)["device"]
     failures: list = []
@@ -373,13 +295,13 @@ def _main(argv: Sequence[str]) -> int:
     env = C.environment(args.device_name)  # after the runs: the temperature and throttling they caused
     entries, summary = summarize(lat_rows, acc_rows, str(reference) if reference else None, device)
     out.mkdir(parents=True, exist_ok=True)
-    plots, skipped = write_plots(out, entries, lat_rows, args.force, summary["reference_accuracy"])
+    plots, skipped, axes = write_plots(out, entries, lat_rows, args.force, summary["reference_accuracy"], WITHIN_POINTS)
     report = {"tool": "compare", "schema": C.REPORT_SCHEMA, "created": C.now_iso(), "environment": env,
               "settings": {**L.settings(args, threads, backends, warmup, runs), "accuracy_limit": limit,
                            "reference": str(reference) if reference else None},
-              "summary": summary, "verdict": verdict_lines(summary), "variants": entries, "latency": lat_rows,
+              "summary": summary, "verdict": verdict_lines(summary), "variants": [e.to_dict() for e in entries], "latency": lat_rows,
               "accuracy": acc_rows, "dataset": data.describe() if data is not None else None,
-              "plots": plots, "plots_skipped": skipped, "failures": failures}
+              "plots": plots, "plots_skipped": skipped, "plot_axes": axes, "failures": failures}
     C.write_json(out / "report.json", report, args.force)
     C.write_csv(out / "report.csv", CSV_FIELDS, csv_rows(lat_rows, acc_rows, device), args.force)
     C.write_text(out / "report.md", markdown(report, entries, threads) + "\n", args.force)
@@ -396,9 +318,36 @@ def _main(argv: Sequence[str]) -> int:
     return 1 if failures else 0
 
 
-def _manifest_dataset(path: Path) -> dict:
-    m = C.read_manifest(path)
-    return {"dataset": m.dataset if m is not None else None}
+def default_eval_source(models: Sequence[Path]) -> tuple[str | None, str | None]:
+    """(dataset, run folder) to score on when none is given: the manifests' dataset.
+
+    The embedded ``digits`` is scored directly. A model trained on a folder
+    (``folder:NAME``) is scored on its run's held-out test split when the
+    export folder's ``export_report.json`` names a run folder that still
+    holds ``splits.json``; never on the training images.
+    """
+    found = {m.dataset for m in map(C.read_manifest, models) if m is not None and m.dataset}
+    if len(found) == 1 and next(iter(found)) in A.DATASETS:
+        return next(iter(found)), None
+    runs = {r for r in map(_run_of_export, models) if r is not None}
+    if len(runs) == 1:
+        return None, runs.pop()
+    what = f"the manifests name {', '.join(sorted(found))}" if found else "the models carry no manifest dataset"
+    more = f" and {len(runs)} different run folders" if len(runs) > 1 else ""
+    raise EdgeDeployError(f"no data to score accuracy on: {what}{more}; give --run RUN (its held-out test split), "
+                          "--dataset digits or --data DIR (or --no-accuracy for latency only)")
+
+
+def _run_of_export(model: Path) -> str | None:
+    """The run folder export-model recorded beside ``model`` (export_report.json: source.run_dir), if it has splits.json."""
+    import json
+
+    try:
+        report = json.loads((model.parent / "export_report.json").read_text(encoding="utf-8"))
+        run = report["source"]["run_dir"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return str(run) if isinstance(run, str) and (Path(run) / "splits.json").is_file() else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

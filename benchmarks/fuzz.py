@@ -31,6 +31,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from edge_runtime.errors import EdgeDeployError  # noqa: E402
+from edge_runtime.formats import describe_suffixes, format_for_path, is_model_path  # noqa: E402
 from edge_runtime.fuzzing import FuzzWorker, apply_mutations, random_mutations, seed_images  # noqa: E402
 from edge_runtime.io import atomic_write_json, atomic_write_text  # noqa: E402
 
@@ -43,13 +44,13 @@ def _models(items: list[str]) -> list[Path]:
     for item in items:
         p = Path(item)
         if p.is_dir():
-            out.extend(sorted(q for q in p.iterdir() if q.suffix in (".tflite", ".onnx")))
+            out.extend(sorted(q for q in p.iterdir() if is_model_path(q) and q.is_file()))
         elif p.is_file():
             out.append(p)
         else:
             raise EdgeDeployError(f"model not found: {item}")
     if not out:
-        raise EdgeDeployError(f"no .tflite or .onnx files in {', '.join(items)}")
+        raise EdgeDeployError(f"no {describe_suffixes()} files in {', '.join(items)}")
     return out
 
 
@@ -135,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         with FuzzWorker(models[0], timeout=args.timeout) as worker:
             for m in models:
                 print(f"fuzzing {m.name} ({args.cases} cases)", file=sys.stderr, flush=True)
-                targets[m.name] = {"kind": "model", **fuzz_target(worker, "model", m.read_bytes(), m.suffix, args.cases, rng, examples)}
+                targets[m.name] = {"kind": "model", **fuzz_target(worker, "model", m.read_bytes(), format_for_path(m).suffix, args.cases, rng, examples)}
             n_img = args.image_cases or max(50, args.cases // 4)
             seeds = seed_images()
             for name in IMAGE_SEEDS:
@@ -144,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             base = {}
             for m in models if args.baseline else []:
                 print(f"baseline {m.name} ({args.baseline} cases, no checks)", file=sys.stderr, flush=True)
-                base[m.name] = baseline(worker, m.read_bytes(), m.suffix, args.baseline, random.Random(args.seed + 1))
+                base[m.name] = baseline(worker, m.read_bytes(), format_for_path(m).suffix, args.baseline, random.Random(args.seed + 1))
             restarts = worker.restarts
         bad = sum(t["unexpected"] + t["hang"] + (t["crash"] - t.get("contained_by_probe", 0)) for t in targets.values())
         report = {"total_cases": sum(t["cases"] for t in targets.values()), "unacceptable": bad, "seed": args.seed,

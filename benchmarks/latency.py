@@ -13,7 +13,9 @@ runs and ``--runs`` timed runs, and reports:
 - latency mean, std, min, max, p50, p90, p99 (ms) of ``predict_tensor`` on a
   batch (quantization of integer models included, image decoding not);
 - throughput (images/s = batch size / mean latency);
-- peak RSS of that process (``getrusage``), and RSS before/after the load;
+- peak RSS of that process (its own ``VmHWM`` from /proc; ``getrusage``'s
+  ``ru_maxrss`` is carried across fork and exec on Linux, so it would show the
+  parent's peak), and RSS before/after the load;
 - achieved GMAC/s = manifest ``macs`` x batch / p50 latency ("n/a" when the
   manifest has no ``macs``), and the % of ``--peak-gflops`` when given
   (1 MAC = 2 FLOPs);
@@ -113,6 +115,7 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
         "batch_size": batch,
         "xnnpack": clf.backend.xnnpack,
         "delegate_applied": clf.backend.delegate_applied,
+        "accelerator": clf.backend.accelerator,  # what the runtime really used: XNNPACK, built-in kernels, ORT providers
         "dynamic_batch": clf.backend.dynamic_batch,
         "input_dtype": str(np.dtype(clf.backend.input.dtype)),
         "import_ms": import_s * 1e3,
@@ -191,10 +194,10 @@ def run_latency(models: Sequence[Path], backends: Sequence[str] = ("auto",), thr
     segfault) is appended to ``failures`` and the others go on; without a
     ``failures`` list the first failure raises.
     """
-    from edge_runtime.backends.base import check_model_file
+    from edge_runtime.formats import verify_model_file
 
     for m in models:
-        check_model_file(Path(m), (Path(m).suffix.lower(),))
+        verify_model_file(m)
     jobs = plan(models, backends, threads)
     infos = {m: C.variant_info(m) for m in models}
     rows = []
@@ -269,7 +272,7 @@ def build_parser() -> C.ArgumentParser:
     p.add_argument("--warmup", type=C.positive_int("--warmup", 0), default=None, help=f"untimed runs first (default {DEFAULT_WARMUP}, --quick {QUICK_WARMUP})")
     p.add_argument("--runs", type=C.positive_int("--runs", 1), default=None, help=f"timed runs (default {DEFAULT_RUNS}, --quick {QUICK_RUNS})")
     p.add_argument("--threads", default=None, help="comma-separated thread counts (default: 1 and all cores)")
-    p.add_argument("--backend", default="auto", help="auto or comma-separated backend names (litert, tflite-runtime, onnxruntime)")
+    p.add_argument("--backend", default="auto", help=f"auto or comma-separated backend names ({', '.join(C.runtime_names())})")
     p.add_argument("--batch-size", type=C.positive_int("--batch-size", 1), default=1)
     p.add_argument("--seed", type=int, default=C.DEFAULT_SEED, help="seed of the synthetic input pixels (default 0)")
     p.add_argument("--peak-gflops", type=float, default=None,

@@ -21,12 +21,13 @@ if _HERE not in sys.path:
 
 import _common as C  # noqa: E402
 from edge_runtime.errors import EdgeDeployError  # noqa: E402
+from plots import legend_outside, log_axis, wide  # noqa: E402
+from records import MERGED_FIELDS as FIELDS  # noqa: E402  (merged.csv's header, merged.json's row fields)
+from records import MergedRow  # noqa: E402
 
 PROG = "merge.py"
 OUT_FILES = ("merged.md", "merged.json", "merged.csv")
 PLOT = "merged_latency.png"
-FIELDS = ("device", "variant", "label", "backend", "threads", "size_bytes", "load_ms", "p50_ms", "p90_ms", "p99_ms",
-          "throughput_ips", "peak_rss_mb", "gmacs_per_s", "accuracy", "sha256")
 
 
 def entries_of(report: dict, source: str) -> list[dict[str, Any]]:
@@ -54,8 +55,9 @@ def entries_of(report: dict, source: str) -> list[dict[str, Any]]:
 
 
 def merge(paths: Sequence[str]) -> dict[str, Any]:
+    """The merged report; its ``rows`` are ``MergedRow`` records (``to_json`` turns them into dicts)."""
     devices: list[dict[str, Any]] = []
-    rows: list[dict[str, Any]] = []
+    rows: list[MergedRow] = []
     names: dict[str, int] = {}
     for p in paths:
         rep = C.load_json_report(p)
@@ -67,12 +69,12 @@ def merge(paths: Sequence[str]) -> dict[str, Any]:
         devices.append({"device": name, "source": str(p), "tool": rep.get("tool"), "created": rep.get("created"),
                         "environment": env, "settings": rep.get("settings", {})})
         for e in entries_of(rep, str(p)):
-            rows.append({k: e.get(k) for k in FIELDS if k != "device"} | {"device": name})
+            rows.append(MergedRow.build(e, name))
     # The same file name with different contents on two devices is worth a warning.
     warnings = []
     by_variant: dict[str, set] = {}
     for r in rows:
-        by_variant.setdefault(r["variant"], set()).add(r.get("sha256"))
+        by_variant.setdefault(r.variant, set()).add(r.sha256)
     for v, hashes in sorted(by_variant.items()):
         hashes.discard(None)
         if len(hashes) > 1:
@@ -81,18 +83,26 @@ def merge(paths: Sequence[str]) -> dict[str, Any]:
             "warnings": warnings}
 
 
-def variants_in_order(rows) -> list[tuple[str, str]]:
-    return list(dict.fromkeys((r["variant"], r["backend"]) for r in rows))
+def to_json(merged: dict[str, Any]) -> dict[str, Any]:
+    return {**merged, "rows": [r.to_dict() for r in merged["rows"]]}
+
+
+def variants_in_order(rows: Sequence[MergedRow]) -> list[tuple[str, str]]:
+    return list(dict.fromkeys((r.variant, r.backend) for r in rows))
+
+
+def _name_of(rows: Sequence[MergedRow], variant: str) -> str:
+    return next(r.display_name for r in rows if r.variant == variant)
 
 
 def pivot(merged: dict) -> tuple[list[str], list[list[str]]]:
     devices = [d["device"] for d in merged["devices"]]
-    idx = {(r["device"], r["variant"], r["backend"]): r for r in merged["rows"]}
+    idx = {(r.device, r.variant, r.backend): r for r in merged["rows"]}
     header = ["Variant", "Backend"] + [f"p50 ms {d}" for d in devices]
     out = []
     for v, b in variants_in_order(merged["rows"]):
-        label = next((r.get("label") or v) for r in merged["rows"] if r["variant"] == v)
-        out.append([label, b] + [C.fmt((idx.get((d, v, b)) or {}).get("p50_ms"), 3) for d in devices])
+        cells = [idx.get((d, v, b)) for d in devices]
+        out.append([_name_of(merged["rows"], v), b] + [C.fmt(c.p50_ms if c else None, 3) for c in cells])
     return header, out
 
 
@@ -101,11 +111,11 @@ def long_table(merged: dict) -> tuple[list[str], list[list[str]]]:
               "GMAC/s", "Accuracy %"]
     out = []
     for r in merged["rows"]:
-        out.append([r["device"], r.get("label") or r["variant"], r["backend"], C.fmt(r.get("threads")),
-                    C.fmt(None if r.get("size_bytes") is None else r["size_bytes"] / 1024, 1), C.fmt(r["p50_ms"], 3),
-                    C.fmt(r.get("p90_ms"), 3), C.fmt(r.get("p99_ms"), 3), C.fmt(r.get("throughput_ips"), 0),
-                    C.fmt(r.get("peak_rss_mb"), 1), C.fmt(r.get("gmacs_per_s"), 3),
-                    C.fmt(None if r.get("accuracy") is None else 100 * r["accuracy"], 2)])
+        out.append([r.device, r.display_name, r.backend, C.fmt(r.threads),
+                    C.fmt(None if r.size_bytes is None else r.size_bytes / 1024, 1), C.fmt(r.p50_ms, 3),
+                    C.fmt(r.p90_ms, 3), C.fmt(r.p99_ms, 3), C.fmt(r.throughput_ips, 0),
+                    C.fmt(r.peak_rss_mb, 1), C.fmt(r.gmacs_per_s, 3),
+                    C.fmt(None if r.accuracy is None else 100 * r.accuracy, 2)])
     return header, out
 
 
@@ -119,7 +129,7 @@ def plot(merged: dict, out: Path, force: bool) -> tuple[bool, str | None]:
 
     devices = [d["device"] for d in merged["devices"]]
     keys = variants_in_order(merged["rows"])
-    idx = {(r["device"], r["variant"], r["backend"]): r["p50_ms"] for r in merged["rows"]}
+    idx = {(r.device, r.variant, r.backend): r.p50_ms for r in merged["rows"]}
     width = 0.8 / max(1, len(devices))
     fig, ax = plt.subplots(figsize=(max(6.4, 1.3 * len(keys) + 2), 4.6))
     x = np.arange(len(keys))
@@ -128,13 +138,15 @@ def plot(merged: dict, out: Path, force: bool) -> tuple[bool, str | None]:
         ys = [idx.get((d, v, b), np.nan) for v, b in keys]
         values += [y for y in ys if y == y]
         ax.bar(x + (i - (len(devices) - 1) / 2) * width, ys, width, label=d)
-    labels = [next((r.get("label") or v) for r in merged["rows"] if r["variant"] == v) for v, b in keys]
-    ax.set_xticks(x, labels, rotation=20, ha="right", fontsize=8)
-    if values and max(values) / max(min(values), 1e-9) > 30:
+    labels = [_name_of(merged["rows"], v) for v, b in keys]
+    ax.set_xticks(x, labels, rotation=30, ha="right", fontsize=8)
+    log_y = wide(values)  # 10x or more: log, as compare.py's plots
+    if log_y:
         ax.set_yscale("log")
-    ax.set_ylabel("latency p50 (ms, best thread count)")
+        log_axis(ax.yaxis)
+    ax.set_ylabel("latency p50 (ms, best thread count" + (", log scale)" if log_y else ")"))
     ax.set_title("Latency per variant and device")
-    ax.legend(fontsize=8)
+    legend_outside(ax)  # never over a bar
     ax.grid(axis="y", alpha=0.3)
     atomic_write_with(out / PLOT, lambda f: fig.savefig(f, format="png", dpi=110, bbox_inches="tight"), force=force)
     C.readable(out / PLOT)
@@ -160,8 +172,8 @@ def _main(argv: Sequence[str]) -> int:
     drew, skipped = plot(merged, out, args.force)
     merged["plot"] = PLOT if drew else None
     merged["plot_skipped"] = skipped
-    C.write_json(out / "merged.json", merged, args.force)
-    C.write_csv(out / "merged.csv", FIELDS, ([r.get(k) for k in FIELDS] for r in merged["rows"]), args.force)
+    C.write_json(out / "merged.json", to_json(merged), args.force)
+    C.write_csv(out / "merged.csv", FIELDS, (r.values() for r in merged["rows"]), args.force)
     ph, pr = pivot(merged)
     lh, lr = long_table(merged)
     md = ["# edgedeploy benchmarks across devices", ""]

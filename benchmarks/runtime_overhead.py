@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from edge_runtime.backends import BACKENDS  # noqa: E402
 from edge_runtime.errors import EdgeDeployError  # noqa: E402
 from edge_runtime.io import atomic_write_json, atomic_write_text  # noqa: E402
 
@@ -230,8 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         model = Path(args.model)
-        if not model.is_file() or model.suffix != ".tflite":
-            raise EdgeDeployError(f"expected a .tflite model file, got {args.model!r}")
+        litert = BACKENDS.get("litert")  # (a) drives a bare LiteRT interpreter beside ImageClassifier
+        if not model.is_file() or not litert.reads(model):
+            raise EdgeDeployError(f"expected a {litert.model_format().suffix} model file, got {args.model!r}")
         if min(args.repeats, args.iters, args.threads) < 1:
             raise EdgeDeployError("--repeats, --iters and --threads must be integers >= 1")
         repeats, iters = (3, 800) if args.quick else (args.repeats, args.iters)

@@ -22,7 +22,7 @@ import numpy as np
 
 from .backends import Backend, backend_for
 from .errors import EdgeDeployError, ManifestError, ModelError
-from .manifest import EMBED_KEY, Manifest, default_manifest
+from .manifest import Manifest, default_manifest
 from .preprocess import DEFAULT_MAX_PIXELS, ImageSource, preprocess
 
 
@@ -43,34 +43,18 @@ class Prediction:
 def load_manifest_for(model_path: str | os.PathLike, backend: Backend | None = None) -> Manifest | None:
     """The manifest embedded in a model file, else its sidecar, else None.
 
-    The embedded copy is read from ``backend`` when one is open, else straight
-    from the file without any runtime (benchmarks use that). The sidecar is
-    ``<file name>.json`` (``model_int8.tflite.json``, as export-model writes
-    it) or ``<stem>.json`` (``model_int8.json``).
+    Read by the file's format (``edge_runtime.formats``) without any runtime
+    (benchmarks use that). The sidecar is ``<file name>.json``
+    (``model_int8.tflite.json``, as export-model writes it) or ``<stem>.json``
+    (``model_int8.json``). With an open ``backend`` (the file is verified)
+    its format reads the file and damaged metadata is an error; without one,
+    damaged metadata is skipped for the sidecar (loading reports it later).
     """
-    path = Path(model_path)
-    meta = backend.embedded_metadata() if backend is not None else _embedded_metadata(path)
-    if EMBED_KEY in meta:
-        return Manifest.from_json(meta[EMBED_KEY], source=f"manifest embedded in {path.name}")
-    for sidecar in (path.with_name(path.name + ".json"), path.with_suffix(".json")):
-        if sidecar.is_file():
-            return Manifest.from_json(sidecar.read_bytes(), source=str(sidecar))
-    return None
+    from .formats import format_for_path
 
-
-def _embedded_metadata(path: Path) -> dict[str, str]:
-    """Metadata entries of a .tflite/.onnx file, read without a runtime; {} if unreadable."""
-    from .backends.onnx_check import read_onnx_metadata
-    from .backends.tflite_check import read_tflite_metadata
-
-    try:
-        if path.suffix.lower() == ".tflite":
-            return {k: v.decode("utf-8", "replace") for k, v in read_tflite_metadata(path.read_bytes()).items()}
-        if path.suffix.lower() == ".onnx":
-            return read_onnx_metadata(path)
-    except (ValueError, OSError):
-        pass  # a damaged file: the runtime's own check gives the one-line error later
-    return {}
+    if backend is not None:
+        return backend.model_format().read_manifest(model_path, strict=True)
+    return format_for_path(model_path).read_manifest(model_path, strict=False)
 
 
 class ImageClassifier:

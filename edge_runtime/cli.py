@@ -3,7 +3,10 @@
     edge-infer MODEL INPUT... [--top-k K] [--json] [--threads N] [--backend B]
                [--batch-size B] [--no-xnnpack] [--max-pixels N]
     edge-infer MODEL --watch DIR [--max-images N] [--duration S]
-    edge-infer MODEL --serve [--host 127.0.0.1] [--port 8080]
+    edge-infer MODEL --serve [--host 127.0.0.1] [--port 8080] [--max-concurrent N] [--quiet]
+    edge-infer MODEL --info [--json]                      (no image needed)
+    edge-infer MODEL DIR --labels-from-folders [--json]   (accuracy of DIR/<label>/...)
+    edge-infer MODEL --video SOURCE [--every N] [--fps F] (file, camera, URL, picamera)
 
 INPUT is a file, a folder (searched recursively; hidden files and symlinks
 that leave the folder are skipped) or a glob. An image that cannot be read is
@@ -28,6 +31,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
+from .backends import BACKENDS
 from .errors import EdgeDeployError
 
 if TYPE_CHECKING:
@@ -35,7 +39,7 @@ if TYPE_CHECKING:
     from .progress import Progress
 
 PROG = "edge-infer"
-BACKEND_NAMES = ("auto", "litert", "tflite-runtime", "onnxruntime")
+BACKEND_NAMES = BACKENDS.choices("auto")  # "auto" + the registry (plug-ins included), read when used
 PROGRESS_MIN_TTY = 10  # show a bar on a terminal from this many inputs
 PROGRESS_MIN_LOG = 200  # and in a log file from this many
 
@@ -83,7 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-xnnpack", dest="xnnpack", action="store_false", help="do not apply the XNNPACK delegate (TFLite)")
     p.add_argument("--max-pixels", type=_int_at_least(1), default=None, metavar="N",
                    help="refuse images with more pixels (default 50,000,000)")
-    p.add_argument("--info", action="store_true", help="print the model, backend and delegate on stderr first")
+    p.add_argument("--info", action="store_true",
+                   help="describe the model, backend, accelerator really used, tensors and labels (alone: on stdout, "
+                        "no image needed; with --json as one JSON object; with inputs: on stderr first)")
+    p.add_argument("--labels-from-folders", action="store_true",
+                   help="INPUT is one folder of DIR/<label>/... images: print accuracy, per-class P/R/F1 and the confusion matrix")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="never draw a progress bar")
     w = p.add_argument_group("watch a folder")
     w.add_argument("--watch", metavar="DIR", help="classify new images as they appear in DIR (Ctrl-C stops)")
@@ -92,12 +100,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a new file must be unmodified this long before it is read (default 0.5)")
     w.add_argument("--max-images", type=_int_at_least(1), default=None, metavar="N", help="stop after N new images")
     w.add_argument("--duration", type=_positive_float, default=None, metavar="S", help="stop after S seconds")
+    v = p.add_argument_group("classify a video, camera or stream (pip install 'edgedeploy[video]')")
+    v.add_argument("--video", metavar="SOURCE",
+                   help="a video file, a camera index or /dev/videoN, an rtsp:// or http(s):// URL, or picamera (Pi); "
+                        "--max-images and --duration stop it too")
+    v.add_argument("--every", type=_int_at_least(1), default=1, metavar="N", help="classify every Nth frame (default 1)")
+    v.add_argument("--fps", type=_positive_float, default=None, metavar="F", help="classify at most F frames per second")
     s = p.add_argument_group("serve over HTTP")
-    s.add_argument("--serve", action="store_true", help="POST /predict (image bytes) -> JSON; GET /health")
+    s.add_argument("--serve", action="store_true",
+                   help="POST /predict (image bytes or multipart files) -> JSON; GET /health /info /metrics "
+                        "(needs: pip install 'edgedeploy[serve]')")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     s.add_argument("--port", type=_int_at_least(0), default=8080, help="port (default 8080; 0 picks a free one)")
     s.add_argument("--max-body-mb", type=_positive_float, default=20.0, metavar="MB", help="largest request body (default 20)")
-    s.add_argument("--request-timeout", type=_positive_float, default=10.0, metavar="S", help="socket timeout per request (default 10)")
+    s.add_argument("--request-timeout", type=_positive_float, default=10.0, metavar="S",
+                   help="one deadline per request, body upload included (default 10)")
+    s.add_argument("--max-concurrent", type=_int_at_least(1), default=8, metavar="N",
+                   help="requests in inference at once; more get 503 + Retry-After (default 8)")
+    s.add_argument("--quiet", action="store_true", help="no access-log line per request")
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     from . import __version__
 
@@ -243,24 +263,53 @@ def _open_classifier(args: argparse.Namespace) -> "ImageClassifier":
     return clf
 
 
+def _serve(args: argparse.Namespace) -> int:
+    """--serve: check the serve extra first, open the model (timed, for /metrics), serve until SIGTERM/Ctrl-C."""
+    from .serve import ServeOptions, require_serve_extra, serve
+
+    require_serve_extra()
+    options = ServeOptions(host=args.host, port=args.port, max_body=int(args.max_body_mb * 1024 * 1024),
+                           request_timeout=args.request_timeout, max_concurrent=args.max_concurrent,
+                           access_log=not args.quiet)
+    t0 = time.perf_counter()
+    clf = _open_classifier(args)
+    load_s = time.perf_counter() - t0
+    if args.info:
+        print(f"{PROG}: {json.dumps(clf.describe())}", file=sys.stderr)
+    return serve(clf, options, model_load_s=load_s)
+
+
 def run(args: argparse.Namespace) -> int:
     """Do what the parsed arguments ask. Raises EdgeDeployError on user errors."""
     if args.backend not in BACKEND_NAMES:
         raise EdgeDeployError(f"Received --backend {args.backend!r}, expected one of {', '.join(BACKEND_NAMES)}")
     if args.serve and (args.watch or args.inputs):
         raise EdgeDeployError("--serve takes no INPUT and no --watch; run them separately")
-    if not (args.inputs or args.watch or args.serve):
-        raise EdgeDeployError("no INPUT given: pass image files, folders or globs, or --watch DIR, or --serve")
+    if not (args.inputs or args.watch or args.serve or args.video or args.info):
+        raise EdgeDeployError("no INPUT given: pass image files, folders or globs, or --watch DIR, --video SOURCE, --serve or --info")
     if args.watch and not Path(args.watch).is_dir():
         raise EdgeDeployError(f"--watch needs an existing folder, got {args.watch!r}")
+    from .evaluate import check_folder_args
+    from .video import options_from_args
+
+    video_opts = options_from_args(args)  # bad flags or a missing file: before the model loads
+    check_folder_args(args)
+    if args.serve:
+        return _serve(args)
     clf = _open_classifier(args)
     if args.info:
-        print(f"{PROG}: {json.dumps(clf.describe())}", file=sys.stderr)
-    if args.serve:
-        from .serve import serve
+        from .info import print_info
 
-        return serve(clf, host=args.host, port=args.port, max_body=int(args.max_body_mb * 1024 * 1024),
-                     request_timeout=args.request_timeout, log=args.debug)
+        if print_info(clf, args.json, alone=not (args.inputs or args.watch or args.serve or args.video), prog=PROG):
+            return 0
+    if args.labels_from_folders:
+        from .evaluate import run_labelled_folder
+
+        return run_labelled_folder(clf, args.inputs[0], args.json, args.batch_size, _walk_folder, PROG)
+    if video_opts is not None:
+        from .video import run_video
+
+        return run_video(clf, video_opts, args.json, PROG)
     runner = Runner(clf, args.json, args.batch_size)
     paths, problems = expand_inputs(args.inputs)
     for item, reason in problems:

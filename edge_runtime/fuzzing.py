@@ -136,7 +136,7 @@ class FuzzWorker:
     """A subprocess that runs fuzz cases, restarted whenever a case kills it.
 
     Args:
-        model: the model used for image cases (a valid ``.tflite``/``.onnx``).
+        model: the model used for image cases (a valid model file of any format).
         timeout: seconds a case may take before it counts as a hang.
         max_pixels: the pixel cap for decoded images.
         threads: runtime threads inside the worker.
@@ -176,7 +176,7 @@ class FuzzWorker:
         Args:
             kind: "model" (``data`` is a model file named ``*suffix``) or "image".
             data: the (mutated) bytes.
-            suffix: the model file suffix, ".tflite" or ".onnx".
+            suffix: the model file suffix (``edge_runtime.formats``), which names the file's format.
             probe: the probe mode for model cases. "never" tests the Python
                 verifiers alone (a crash here is a verifier gap); "always"
                 tests the full default guard; "raw" skips edgedeploy and
@@ -227,7 +227,7 @@ def _case(kind: str, suffix: str, data: bytes, clf, image, max_pixels: int, thre
             with open(path, "wb") as f:
                 f.write(data)
             if probe == "raw":
-                return _raw_case(path, suffix)
+                return _raw_case(path)
             model = ImageClassifier(path, threads=threads, max_pixels=max_pixels, probe=probe)
             pred = model.predict(image)
         return "ok", pred.label
@@ -240,30 +240,21 @@ def _case(kind: str, suffix: str, data: bytes, clf, image, max_pixels: int, thre
         return "unexpected", f"{type(exc).__name__}: {exc}"[:300] + f" (at {Path(where.filename).name}:{where.lineno})"
 
 
-def _raw_case(path: str, suffix: str) -> tuple[str, str]:
+def _raw_case(path: str) -> tuple[str, str]:
     """The baseline: hand the file straight to the native runtime, no edgedeploy checks.
 
-    Measures what the verifiers and the probe protect against; any Python
-    exception counts as "error" here (the runtime refused the file).
+    Measures what the verifiers and the probe protect against: the backend
+    ``--backend auto`` picks for this file's format is opened unverified and
+    unprobed (``Backend.open_unchecked``). Any Python exception counts as
+    "error" here (the runtime refused the file).
     """
     import numpy as np
 
+    from edge_runtime.backends import resolve_backend
+
     try:
-        if suffix == ".tflite":
-            from ai_edge_litert.interpreter import Interpreter
-
-            it = Interpreter(model_path=path)
-            it.allocate_tensors()
-            d = it.get_input_details()[0]
-            it.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
-            it.invoke()
-        else:
-            import onnxruntime as ort
-
-            sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-            i = sess.get_inputs()[0]
-            shape = [d if isinstance(d, int) and d > 0 else 1 for d in i.shape]
-            sess.run(None, {i.name: np.zeros(shape, np.float32)})
+        backend = resolve_backend(path).open_unchecked(path)
+        backend.run(np.zeros(tuple(d if d > 0 else 1 for d in backend.input.shape), backend.input.dtype))
         return "ok", "raw"
     except Exception as exc:  # noqa: BLE001  the runtime said no: fine for a baseline
         return "error", f"{type(exc).__name__}"

@@ -278,7 +278,7 @@ class _Exporter:
                 return None
             if layers:
                 return {"file": r.file, "tool": tool.diagnosis_tool, "proxy": proxy,
-                        "proxy_format": (tool.title or tool.name) if proxy else None, "layers": layers}
+                        "proxy_format": tool.model_format().display_name if proxy else None, "layers": layers}
         return None
 
     def run(self) -> dict[str, Any]:

@@ -56,11 +56,11 @@ def plan(opts: ExportOptions) -> list[tuple[type[ExportFormat], str]]:
         if opts.io not in IO_TYPES:
             raise EdgeDeployError(f"Received --io {opts.io!r}, expected one of: {', '.join(IO_TYPES)}")
         if not any(m in f.io_modes for f, m in pairs):
-            where = "; ".join(f"{f.title or f.name} {', '.join(f.io_modes)}" for f in (FORMATS.get(n) for n in format_names())
+            where = "; ".join(f"{f.model_format().display_name} {', '.join(f.io_modes)}" for f in (FORMATS.get(n) for n in format_names())
                               if f.io_modes)
             raise EdgeDeployError(f"--io applies to {where} only; the other files keep float32 I/O")
     if opts.keep_float and not any(m in f.keep_float_modes for f, m in pairs):
-        where = ", ".join(f"{f.title or f.name} {'/'.join(f.keep_float_modes)}" for f in (FORMATS.get(n) for n in format_names())
+        where = ", ".join(f"{f.model_format().display_name} {'/'.join(f.keep_float_modes)}" for f in (FORMATS.get(n) for n in format_names())
                           if f.keep_float_modes)
         raise EdgeDeployError(f"--keep-float applies to calibrated/quantized modes only ({where})")
     check_sample_count(opts.calibration_samples)  # >= the class count is checked once the manifest is read

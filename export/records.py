@@ -34,7 +34,7 @@ class Job:
     def sidecar(self) -> Path:
         # model_int8.tflite -> model_int8.tflite.json: one per file, so the TFLite
         # and ONNX files of the same mode never share (and overwrite) a sidecar.
-        return self.path.with_name(self.path.name + ".json")
+        return self.fmt.model_format().sidecar_path(self.path)
 
     @property
     def label(self) -> str:

@@ -210,8 +210,9 @@ def test_edge_runtime_runs_from_a_clean_interpreter(edge_models):
 
 
 def test_damaged_onnx_metadata_entry_is_a_model_error(edge_models, tmp_path):
-    from edge_runtime.backends.onnx_check import read_onnx_metadata
+    from edge_runtime.formats import get_format
 
+    read_onnx_metadata = get_format("onnx").read_metadata
     bad = tmp_path / "m.onnx"
     # a well-formed top level whose metadata_props entry (field 14) holds a truncated message
     bad.write_bytes((edge_models / "model_float32.onnx").read_bytes() + bytes([114, 3, 0x0A, 0x05, 0x41]))
@@ -227,13 +228,15 @@ VERIFIER_GAP = ("fuzz_tiny.tflite", [("int32", 0.7162006428382554, 55690)])
 
 
 def test_probe_contains_a_real_runtime_crash_the_verifier_cannot_see(edge_models, tmp_path, monkeypatch):
-    from edge_runtime.backends.tflite_check import verify_tflite_bytes
+    from edge_runtime.formats import get_format
     from edge_runtime.fuzzing import FuzzWorker, apply_mutations
+
+    check = get_format("tflite").check_bytes  # raises ValueError with the verifier's reason
 
     name, mutations = VERIFIER_GAP
     data = apply_mutations((edge_models / name).read_bytes(), mutations)
     try:
-        verify_tflite_bytes(data)
+        check(data)
     except ValueError as exc:
         pytest.skip(f"the verifier now rejects this case ({exc}); find a new gap with benchmarks/fuzz.py")
     monkeypatch.setenv("EDGEDEPLOY_CACHE", str(tmp_path / "cache"))  # nothing proven yet

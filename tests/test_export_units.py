@@ -161,7 +161,7 @@ def test_embed_onnx_round_trip_readable_by_the_device() -> None:
     import onnx
     from onnx import TensorProto, helper
 
-    from edge_runtime.backends.onnx_check import read_onnx_metadata, verify_onnx
+    from edge_runtime.formats import get_format
     from edge_runtime.manifest import EMBED_KEY
     from export.embed import embed_onnx, read_embedded
 
@@ -181,5 +181,5 @@ def test_embed_onnx_round_trip_readable_by_the_device() -> None:
     with tempfile.NamedTemporaryFile(suffix=".onnx") as f:
         f.write(data)
         f.flush()
-        verify_onnx(Path(f.name))
-        assert read_onnx_metadata(Path(f.name)) == {"other": "kept", EMBED_KEY: '{"v": 2}'}
+        get_format("onnx").verify(Path(f.name))
+        assert get_format("onnx").read_metadata(Path(f.name)) == {"other": "kept", EMBED_KEY: '{"v": 2}'}

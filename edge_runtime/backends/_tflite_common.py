@@ -4,16 +4,15 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from typing import Any, Iterator
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Iterator
 
 from ..errors import ModelError
 from .base import Backend, TensorInfo
-from .tflite_check import read_tflite_metadata
 
+if TYPE_CHECKING:
+    import numpy as np
 
-SUPPORTED_DTYPES = tuple(np.dtype(t) for t in ("float32", "float16", "uint8", "int8", "int16"))
+SUPPORTED_DTYPES = ("float32", "float16", "uint8", "int8", "int16")  # np.dtype names
 # Lines the TFLite runtime prints on every load: noise for a CLI user.
 _NOISE = ("INFO: Created TensorFlow Lite XNNPACK delegate", "INFO: Initialized TensorFlow Lite runtime")
 
@@ -60,11 +59,11 @@ def replay(lines: list[str]) -> None:
 def _info(d: dict[str, Any]) -> TensorInfo:
     shape = tuple(int(s) for s in d.get("shape_signature", d["shape"]))
     scale, zp = d.get("quantization", (0.0, 0))
-    return TensorInfo(d["name"], shape, np.dtype(d["dtype"]), float(scale), int(zp))
+    return TensorInfo(d["name"], shape, d["dtype"], float(scale), int(zp))
 
 
 class TFLiteBackend(Backend):
-    suffixes = (".tflite",)
+    format = "tflite"
 
     def _interpreter_class(self) -> Any:
         raise NotImplementedError
@@ -94,7 +93,7 @@ class TFLiteBackend(Backend):
             raise ModelError(f"expected a model with one input and one output, got {len(ins)} and {len(outs)}: {self.path}")
         self.input, self.output = _info(ins[0]), _info(outs[0])
         for role, info in (("input", self.input), ("output", self.output)):
-            if info.dtype not in SUPPORTED_DTYPES:
+            if info.dtype.name not in SUPPORTED_DTYPES:
                 raise ModelError(f"unsupported {role} type {info.dtype} (expected float32, float16, uint8, int8 or int16): {self.path}")
         self._in_index, self._out_index = ins[0]["index"], outs[0]["index"]
         self._batch = int(ins[0]["shape"][0])
@@ -122,7 +121,3 @@ class TFLiteBackend(Backend):
         except (ValueError, RuntimeError) as exc:  # a kernel refused the model's own tensors
             msg = " ".join(str(exc).split()) or type(exc).__name__
             raise ModelError(f"{self.name} failed to run {self.path.name} on input {tuple(batch.shape)}: {msg[:300]}") from None
-
-    def embedded_metadata(self) -> dict[str, str]:
-        raw = read_tflite_metadata(self.path.read_bytes())
-        return {k: v.decode("utf-8", "replace") for k, v in raw.items()}

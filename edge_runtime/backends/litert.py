@@ -11,6 +11,7 @@ from ._tflite_common import TFLiteBackend
 @BACKENDS.register("litert")
 class LiteRTBackend(TFLiteBackend):
     name = "litert"
+    runtime_module = "ai_edge_litert.interpreter"
     install_hint = "pip install ai-edge-litert"
     priority = 10
 

@@ -2,27 +2,29 @@
 from __future__ import annotations
 
 import importlib.util
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from ..errors import ModelError
 from .base import BACKENDS, Backend, TensorInfo
-from .onnx_check import read_onnx_metadata
 
-_ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(uint8)": np.uint8, "tensor(int8)": np.int8}
+if TYPE_CHECKING:
+    import numpy as np
+
+_ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(uint8)": "uint8", "tensor(int8)": "int8"}
 
 
 def _info(arg) -> TensorInfo:
     if arg.type not in _ORT_TYPES:
         raise ModelError(f"unsupported ONNX tensor type {arg.type} for {arg.name}")
     shape = tuple(d if isinstance(d, int) and d > 0 else -1 for d in arg.shape)
-    return TensorInfo(arg.name, shape, np.dtype(_ORT_TYPES[arg.type]))
+    return TensorInfo(arg.name, shape, _ORT_TYPES[arg.type])
 
 
 @BACKENDS.register("onnxruntime")
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
-    suffixes = (".onnx",)
+    format = "onnx"
+    runtime_module = "onnxruntime"
     install_hint = "pip install onnxruntime"
     priority = 10
 
@@ -57,5 +59,19 @@ class OnnxRuntimeBackend(Backend):
             msg = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise ModelError(f"onnxruntime failed to run {self.path.name} on input {tuple(batch.shape)}: {msg[:300]}") from None
 
-    def embedded_metadata(self) -> dict[str, str]:
-        return read_onnx_metadata(self.path)
+    @property
+    def providers(self) -> list[str]:
+        """The execution providers the session really uses, in priority order."""
+        return list(self._sess.get_providers())
+
+    @property
+    def accelerator(self) -> str:
+        return ", ".join(self.providers)
+
+    def describe(self) -> dict:
+        d = super().describe()
+        # XNNPACK is a TFLite delegate here: ONNX Runtime used it only if its own
+        # XNNPACK execution provider is in the session (never requested today).
+        d["xnnpack"] = "XnnpackExecutionProvider" in self.providers
+        d["providers"] = self.providers
+        return d

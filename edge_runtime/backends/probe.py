@@ -4,7 +4,7 @@ Why: LiteRT and ONNX Runtime are C++ and trust the file. A damaged file can
 segfault the process, and no ``try`` catches a segfault. edgedeploy guards in
 two layers (the approach issue 8 asks us to name):
 
-1. **Verify before loading, in Python** (``tflite_check``, ``onnx_check``): every
+1. **Verify before loading, in Python** (each format in ``edge_runtime/formats/``): every
    offset, index and length is bounds-checked, and tensor types, shapes,
    constant-buffer sizes and quantization parameters are checked for sane
    values. This rejects truncated, foreign and almost all damaged files with a
@@ -46,9 +46,74 @@ def probe_mode(mode: str | None = None) -> str:
     return mode
 
 
-def cache_dir() -> Path:
-    base = os.environ.get("EDGEDEPLOY_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "edgedeploy")
+def _preferred_cache_dir() -> Path | None:
+    """``$EDGEDEPLOY_CACHE``, else ``$XDG_CACHE_HOME/edgedeploy``, else ``~/.cache/edgedeploy``; None if no home."""
+    base = os.environ.get("EDGEDEPLOY_CACHE")
+    if not base:
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        if not xdg:
+            try:  # no HOME and no passwd entry (a container's arbitrary uid): RuntimeError or KeyError
+                xdg = str(Path.home() / ".cache")
+            except (RuntimeError, KeyError, OSError):
+                return None
+            if xdg.startswith("~"):  # expanduser could not expand it
+                return None
+        base = os.path.join(xdg, "edgedeploy")
     return Path(base) / "probed"
+
+
+def _usable(folder: Path) -> bool:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)
+
+
+def _private_temp_dir() -> Path | None:
+    """A per-user folder under the temp dir (0700, ours, not a symlink), or None."""
+    import tempfile
+
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    folder = Path(tempfile.gettempdir()) / f"edgedeploy-{uid}" / "probed"
+    try:
+        folder.parent.mkdir(mode=0o700, exist_ok=True)
+        st = os.lstat(folder.parent)
+        if os.path.islink(folder.parent) or (hasattr(os, "getuid") and st.st_uid != uid) or st.st_mode & 0o077:
+            return None  # someone else's folder: its markers cannot be trusted
+        folder.mkdir(mode=0o700, exist_ok=True)
+    except OSError:
+        return None
+    return folder
+
+
+_CACHE_DIR: dict[str, Path | None] = {}
+
+
+def cache_dir() -> Path | None:
+    """Where proven probes are remembered; None means no cache (every load probes).
+
+    When the home folder cannot be determined (no ``HOME`` and no passwd entry
+    for the uid) or the cache folder is unusable (a file, read-only), this
+    falls back to a private per-user folder in the temp dir, else to no cache,
+    and warns ONCE per process, on one line.
+    """
+    preferred = _preferred_cache_dir()
+    key = str(preferred)
+    if key in _CACHE_DIR:
+        return _CACHE_DIR[key]
+    if preferred is not None and _usable(preferred):
+        chosen = preferred
+    else:
+        import warnings
+
+        chosen = _private_temp_dir()
+        why = ("the home folder is unknown (no HOME, no passwd entry)" if preferred is None
+               else f"cache folder {str(preferred)!r} is not usable")
+        where = f"using {chosen}" if chosen else "probing every load (no cache)"
+        warnings.warn(f"probe cache: {why}; {where}. Set EDGEDEPLOY_CACHE to choose one.", RuntimeWarning, stacklevel=2)
+    _CACHE_DIR[key] = chosen
+    return chosen
 
 
 def _key(path: Path, backend: str, threads: int, xnnpack: bool) -> tuple[str, str]:
@@ -92,8 +157,9 @@ def probe_model(path: Path, backend: str, threads: int, xnnpack: bool, mode: str
     if mode == "never":
         return False
     name, real = _key(path, backend, threads, xnnpack)
-    marker = cache_dir() / name
-    if mode == "auto" and _proven(marker, real):
+    folder = cache_dir()
+    marker = folder / name if folder is not None else None
+    if mode == "auto" and marker is not None and _proven(marker, real):
         return False
     import subprocess
 
@@ -113,11 +179,12 @@ def probe_model(path: Path, backend: str, threads: int, xnnpack: bool, mode: str
     if out.returncode != 0:
         tail = (out.stderr.decode("utf-8", "replace").strip().splitlines() or ["no message"])[-1]
         raise ModelError(f"{backend} failed (exit {out.returncode}) loading {path} in a test process: {tail[:200]}")
-    try:
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(json.dumps({"path": real, "backend": backend}) + "\n")
-    except OSError:
-        pass  # an unwritable cache only means probing again next time
+    if marker is not None:
+        try:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(json.dumps({"path": real, "backend": backend}) + "\n")
+        except OSError:
+            pass  # an unwritable cache only means probing again next time
     return True
 
 

@@ -16,6 +16,7 @@ from ._tflite_common import TFLiteBackend
 @BACKENDS.register("tflite-runtime")
 class TFLiteRuntimeBackend(TFLiteBackend):
     name = "tflite-runtime"
+    runtime_module = "tflite_runtime.interpreter"
     install_hint = 'pip install "tflite-runtime==2.14.*" "numpy<2"'
     priority = 20
 

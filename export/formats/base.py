@@ -5,10 +5,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
-from edge_runtime.errors import EdgeDeployError
+from edge_runtime.errors import EdgeDeployError, ModelError
+from edge_runtime.formats import get_format
 from edge_runtime.registry import Registry
 
 if TYPE_CHECKING:
+    from edge_runtime.formats import ModelFormat
     from edge_runtime.manifest import Manifest
 
     from ..calibration import Calibration
@@ -56,12 +58,23 @@ class Converted:
     keep_float_unmatched: list[str] = field(default_factory=list)  # --keep-float patterns that matched no node
 
 
-class ExportFormat:
-    """One target format: its file suffix, its quantize modes, its converter."""
+class _FileSuffix:
+    """``ExportFormat.suffix``: the suffix of the device-side file format of the same name."""
 
-    name: ClassVar[str] = ""
-    title: ClassVar[str] = ""  # the name in messages ("TFLite"); defaults to ``name``
-    suffix: ClassVar[str] = ""
+    def __get__(self, obj: Any, cls: type["ExportFormat"]) -> str:
+        return cls.model_format().suffix
+
+
+class ExportFormat:
+    """One target format: its quantize modes and its converter.
+
+    Everything about the file itself (suffix, verification, the embedded
+    manifest, the sidecar) belongs to the ``edge_runtime.formats`` format of the
+    same ``name``: the device reads exports with that code.
+    """
+
+    name: ClassVar[str] = ""  # also the edge_runtime.formats name of the file it writes
+    suffix = _FileSuffix()
     order: ClassVar[int] = 100  # position in plans, reports and --help
     modes: ClassVar[dict[str, str]] = {}  # mode -> one-line description (shown in --help)
     calibrated: ClassVar[tuple[str, ...]] = ()  # modes that need representative data
@@ -81,9 +94,17 @@ class ExportFormat:
         """The layers that lose the most in ``mode`` (worst first), for a file that failed the gate."""
         return None
 
+    @classmethod
+    def model_format(cls) -> "ModelFormat":
+        """The device-side file format (suffix, verification, embedded manifest, sidecar)."""
+        return get_format(cls.name)
+
     def check(self, data: bytes) -> None:
         """Raise ConversionError unless ``data`` is a structurally valid file of this format."""
-        raise NotImplementedError
+        try:
+            self.model_format().verify_bytes(data, "the converted model")
+        except ModelError as exc:
+            raise ConversionError(f"the converter produced an invalid {self.model_format().display_name} file: {exc}") from None
 
     def file_name(self, mode: str) -> str:
         return f"model_{mode_tag(mode)}{self.suffix}"
@@ -96,7 +117,7 @@ class ExportFormat:
             )
 
 
-FORMATS: Registry[type[ExportFormat]] = Registry("format")
+FORMATS: Registry[type[ExportFormat]] = Registry("format", package=__package__)
 
 
 def match_nodes(patterns: list[str], names: list[str], layer_scopes: dict[str, str] | None = None) -> dict[str, list[str]]:

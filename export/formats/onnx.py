@@ -80,8 +80,6 @@ class _Reader:
 @FORMATS.register("onnx")
 class OnnxFormat(ExportFormat):
     name = "onnx"
-    title = "ONNX"
-    suffix = ".onnx"
     order = 20
     modes = {
         "none": "float32",
@@ -169,6 +167,7 @@ class OnnxFormat(ExportFormat):
     def check(self, data: bytes) -> None:
         import onnx
 
+        super().check(data)  # the device's own verifier first
         try:
             onnx.checker.check_model(onnx.load_from_string(data))
         except Exception as exc:  # onnx.checker.ValidationError, DecodeError

@@ -41,8 +41,6 @@ def _first_line(exc: BaseException) -> str:
 @FORMATS.register("tflite")
 class TFLiteFormat(ExportFormat):
     name = "tflite"
-    title = "TFLite"
-    suffix = ".tflite"
     order = 10
     modes = {
         "none": "float32",
@@ -147,15 +145,6 @@ class TFLiteFormat(ExportFormat):
             quantized = tfl_util.modify_model_io_type(quantized, io, io)
         return Converted(data=bytes(quantized), converter=path + " + keep-float denylist", kept_float=nodes, notes=notes,
                          keep_float_unmatched=unmatched)
-
-    # -- checks -----------------------------------------------------------------
-    def check(self, data: bytes) -> None:
-        from edge_runtime.backends.tflite_check import verify_tflite_bytes
-
-        try:
-            verify_tflite_bytes(data)
-        except ValueError as exc:
-            raise ConversionError(f"the converter produced an invalid TFLite file: {exc}") from None
 
 
 def tensor_names(data: bytes) -> list[str]:

@@ -1,0 +1,341 @@
+"""The ASGI app behind ``edge-infer --serve`` (Starlette), and its inference pool.
+
+Request life, for ``POST /predict``:
+
+1. ``FrontDoor`` (pure ASGI middleware) starts the request's ONE deadline
+   (``request_timeout``) when the headers are in; body upload, queueing and
+   inference all count. Past it the answer is 408 (still receiving the body)
+   or 503 + Retry-After (inference too slow), with ``Connection: close``. It
+   also writes the access-log line and feeds the metrics.
+2. The body is read asynchronously, so a slow client costs a socket and a
+   coroutine, never a thread or a slot. A Content-Length over the cap is 413
+   before a byte is read; a chunked body is counted as it streams and is 413
+   as soon as it passes the cap.
+3. Only then is an inference slot taken (``max_concurrent``, non-blocking):
+   none free is 503 + ``Retry-After: 1``. Decoding and inference run in a
+   thread pool of ``max_concurrent`` workers; the slot is released in the
+   worker when it finishes, so a request whose deadline passed still holds its
+   slot while the runtime works (the count stays honest).
+4. Decoding runs in parallel; the runtime call is under one lock, because an
+   interpreter is not thread-safe.
+
+Starlette, uvicorn and prometheus-client are imported inside the functions
+that need them (the ``serve`` extra), never at module import.
+"""
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from ..errors import EdgeDeployError
+
+if TYPE_CHECKING:
+    from ..classifier import ImageClassifier
+    from . import ServeOptions
+    from .metrics import ServeMetrics
+
+PHASE_KEY = "edgedeploy.phase"  # scope key: "body" while receiving, "inference" after
+DEADLINE_KEY = "edgedeploy.deadline"  # scope key: time.monotonic() when the request's time is up
+MAX_FILES = 64  # files in one multipart request
+
+
+class HTTPError(Exception):
+    """An answer other than 200: status, one-line message, extra headers."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None, close: bool = False):
+        super().__init__(message)
+        self.status, self.message, self.headers, self.close = status, " ".join(str(message).split()), headers or {}, close
+
+
+def error_response(err: HTTPError) -> Any:
+    from starlette.responses import JSONResponse
+
+    headers = dict(err.headers)
+    if err.close:
+        headers["Connection"] = "close"
+    return JSONResponse({"error": err.message, "status": err.status}, status_code=err.status, headers=headers)
+
+
+# -- request parts -------------------------------------------------------------------
+def parse_top_k(text: str | None, default: int, num_classes: int) -> int:
+    """``?top_k=`` -> an int in 1..num_classes (larger is clipped), else 400."""
+    if text is None or text == "":
+        return min(default, num_classes)
+    try:
+        k = int(text)
+    except ValueError:
+        k = 0
+    if k < 1:
+        raise HTTPError(400, f"Received top_k={text!r}, expected an integer >= 1")
+    return min(k, num_classes)
+
+
+async def read_body(request: Any, max_body: int) -> bytes:
+    """The whole body, capped at ``max_body`` bytes (Content-Length checked first, then the streamed size)."""
+    raw = request.headers.get("content-length")
+    if raw is not None:
+        try:
+            declared = int(raw)
+        except ValueError:
+            raise HTTPError(400, f"Received Content-Length {raw!r}, expected a byte count", close=True) from None
+        if declared > max_body:
+            raise HTTPError(413, f"body of {declared} bytes exceeds the limit of {max_body} bytes", close=True)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_body:
+            raise HTTPError(413, f"body of more than {max_body} bytes exceeds the limit of {max_body} bytes", close=True)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def multipart_files(body: bytes, content_type: str) -> list[tuple[str, bytes]]:
+    """The file parts of a multipart/form-data body, in order: [(filename, bytes)].
+
+    A part is a file when it has a filename or a content type other than
+    text/plain; plain form fields are ignored.
+    """
+    from python_multipart.multipart import MultipartParser, parse_options_header
+
+    _, params = parse_options_header(content_type)
+    boundary = params.get(b"boundary")
+    if not boundary:
+        raise HTTPError(400, f"Received Content-Type {content_type!r}, expected a multipart boundary")
+    parts: list[tuple[dict[bytes, bytes], bytes]] = []
+    cur: dict[str, Any] = {}
+
+    def on_part_begin() -> None:
+        cur.update(headers={}, field=b"", value=b"", data=[])
+
+    def on_header_field(data: bytes, start: int, end: int) -> None:
+        cur["field"] += data[start:end]
+
+    def on_header_value(data: bytes, start: int, end: int) -> None:
+        cur["value"] += data[start:end]
+
+    def on_header_end() -> None:
+        cur["headers"][cur["field"].lower()] = cur["value"]
+        cur["field"], cur["value"] = b"", b""
+
+    def on_part_data(data: bytes, start: int, end: int) -> None:
+        cur["data"].append(data[start:end])
+
+    def on_part_end() -> None:
+        parts.append((cur["headers"], b"".join(cur["data"])))
+
+    callbacks = dict(on_part_begin=on_part_begin, on_header_field=on_header_field, on_header_value=on_header_value,
+                     on_header_end=on_header_end, on_part_data=on_part_data, on_part_end=on_part_end)
+    try:
+        parser = MultipartParser(boundary, callbacks)
+        parser.write(body)
+        parser.finalize()
+    except Exception as exc:  # python_multipart raises its own parse errors
+        raise HTTPError(400, f"multipart body could not be parsed: {exc}") from None
+    files = []
+    for headers, data in parts:
+        _, disp = parse_options_header(headers.get(b"content-disposition", b""))
+        ctype = headers.get(b"content-type", b"text/plain").split(b";")[0].strip().lower()
+        filename = disp.get(b"filename")
+        if filename is not None or ctype != b"text/plain":
+            files.append(((filename or disp.get(b"name") or b"-").decode("utf-8", "replace"), data))
+    if not files:
+        raise HTTPError(400, "multipart body holds no file part")
+    if len(files) > MAX_FILES:
+        raise HTTPError(400, f"Received {len(files)} files in one request, expected at most {MAX_FILES}")
+    return files
+
+
+# -- inference ------------------------------------------------------------------------
+class Predictor:
+    """Slots, the worker pool and the runtime lock around one classifier.
+
+    Args:
+        clf: the opened classifier (the server ranks all its classes; ``?top_k=`` cuts).
+        max_concurrent: inference slots = worker threads.
+        metrics: where inference time and image counts go.
+    """
+
+    def __init__(self, clf: "ImageClassifier", max_concurrent: int, metrics: "ServeMetrics"):
+        self.clf = clf
+        self.default_top_k = int(getattr(clf, "top_k", 5))
+        self.num_classes = clf.manifest.num_classes
+        if hasattr(clf, "top_k"):
+            clf.top_k = self.num_classes  # rank every class once; each request cuts to its own top_k
+        self.max_concurrent = max_concurrent
+        self.slots = threading.BoundedSemaphore(max_concurrent)
+        self.runtime_lock = threading.Lock()  # interpreters are not thread-safe
+        self.pool = ThreadPoolExecutor(max_workers=max_concurrent, thread_name_prefix="edge-infer-worker")
+        self.metrics = metrics
+
+    def try_acquire(self) -> bool:
+        if self.slots.acquire(blocking=False):
+            self.metrics.in_flight.inc()
+            return True
+        return False
+
+    def run(self, items: list[tuple[str, bytes]], top_k: int, deadline: float = float("inf")) -> list[dict]:
+        """Worker thread: decode, infer (under the lock), answer; always releases the slot.
+
+        Work stops between images once ``deadline`` (time.monotonic()) has passed:
+        nobody waits for the answer any more, and the slot is freed sooner.
+        """
+        import numpy as np
+
+        try:
+            t0 = time.perf_counter()
+            xs = []
+            for name, data in items:
+                if time.monotonic() > deadline:
+                    raise HTTPError(503, "the request's deadline passed during decoding", {"Retry-After": "1"})
+                try:
+                    xs.append(self.clf.preprocess(data))
+                except EdgeDeployError as exc:
+                    raise HTTPError(400, str(exc) if name == "-" else f"{name}: {exc}") from None
+            with self.runtime_lock:
+                probs = self.clf.predict_tensor(np.stack(xs), batch_size=len(xs))
+            ms = (time.perf_counter() - t0) * 1000 / len(items)
+            out = []
+            for (name, _), row in zip(items, probs):
+                d = self.clf.prediction(row).to_dict()
+                d["top_k"] = d["top_k"][:top_k]
+                d["path"] = name
+                d["latency_ms"] = round(ms, 3)
+                out.append(d)
+            self.metrics.inference.observe(time.perf_counter() - t0)
+            self.metrics.images.inc(len(items))
+            return out
+        finally:
+            self.metrics.in_flight.dec()
+            self.slots.release()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+# -- the app -------------------------------------------------------------------------
+def make_app(clf: "ImageClassifier", options: "ServeOptions", metrics: "ServeMetrics") -> tuple[Any, Predictor]:
+    """The ASGI app (Starlette wrapped in ``FrontDoor``) and its ``Predictor`` (close it after serving)."""
+    from starlette.applications import Starlette
+    from starlette.exceptions import HTTPException
+    from starlette.requests import ClientDisconnect
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    from .. import __version__
+
+    predictor = Predictor(clf, options.max_concurrent, metrics)
+    started = time.time()
+
+    async def predict(request):
+        try:
+            top_k = parse_top_k(request.query_params.get("top_k"), predictor.default_top_k, predictor.num_classes)
+            body = await read_body(request, options.max_body)
+            ctype = request.headers.get("content-type", "")
+            multi = ctype.lower().startswith("multipart/form-data")
+            items = multipart_files(body, ctype) if multi else [(request.query_params.get("name") or "-", body)]
+            if not predictor.try_acquire():
+                metrics.busy.inc()
+                raise HTTPError(503, f"all {options.max_concurrent} inference slots are busy; retry shortly",
+                                headers={"Retry-After": "1"})
+            request.scope[PHASE_KEY] = "inference"
+            try:
+                fut = asyncio.get_running_loop().run_in_executor(predictor.pool, predictor.run, items, top_k,
+                                                                 request.scope.get(DEADLINE_KEY, float("inf")))
+            except RuntimeError:  # the pool is shut down: the server is stopping
+                metrics.in_flight.dec()
+                predictor.slots.release()
+                raise HTTPError(503, "the server is shutting down", headers={"Retry-After": "1"}, close=True) from None
+            results = await fut
+            return JSONResponse(results if multi else results[0])
+        except HTTPError as err:
+            return error_response(err)
+        except ClientDisconnect:
+            return Response(status_code=499)  # nobody reads it; FrontDoor counts 499
+        except Exception as exc:  # a bug, not the client's fault: one line, keep serving
+            print(f"edge-infer: internal error: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+            return error_response(HTTPError(500, f"internal error: {type(exc).__name__}"))
+
+    async def health(request):
+        return JSONResponse({"status": "ok", "model": clf.path.name, "backend": clf.backend.name,
+                             "labels": predictor.num_classes, "counts": dict(metrics.counts)})
+
+    async def info(request):
+        return JSONResponse({
+            "model": str(clf.path), "manifest": clf.manifest.to_dict(), "backend": clf.describe(),
+            "threads": clf.backend.threads, "version": __version__, "uptime_s": round(time.time() - started, 3),
+            "model_load_s": metrics.model_load_s,
+            "limits": {"max_body_bytes": options.max_body, "request_timeout_s": options.request_timeout,
+                       "max_concurrent": options.max_concurrent, "default_top_k": predictor.default_top_k}})
+
+    async def prometheus(request):
+        body, ctype = metrics.render()
+        return Response(body, media_type=ctype)
+
+    async def http_error(request, exc):
+        hint = "routes: POST /predict, GET /health, GET /info, GET /metrics"
+        msg = f"no route {request.url.path!r}; {hint}" if exc.status_code == 404 else f"{exc.detail}; {hint}"
+        return error_response(HTTPError(exc.status_code, msg, headers=dict(exc.headers or {})))
+
+    app = Starlette(routes=[Route("/predict", predict, methods=["POST"]), Route("/health", health, methods=["GET"]),
+                            Route("/info", info, methods=["GET"]), Route("/metrics", prometheus, methods=["GET"])],
+                    exception_handlers={HTTPException: http_error})
+    return FrontDoor(app, options, metrics), predictor
+
+
+class FrontDoor:
+    """Pure ASGI middleware: one deadline per request, the access log, the metrics."""
+
+    def __init__(self, app: Any, options: "ServeOptions", metrics: "ServeMetrics", log: Any = None):
+        self.app, self.options, self.metrics = app, options, metrics
+        self.log = log or sys.stderr
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        state = {"status": None, "bytes": 0}
+        scope[PHASE_KEY] = "body"
+        scope[DEADLINE_KEY] = time.monotonic() + self.options.request_timeout
+
+        async def send_counted(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                state["status"] = message["status"]
+            elif message["type"] == "http.response.body":
+                state["bytes"] += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await asyncio.wait_for(self.app(scope, receive, send_counted), self.options.request_timeout)
+        except asyncio.TimeoutError:
+            if state["status"] is None:
+                limit = f"--request-timeout {self.options.request_timeout:g} s"
+                if scope.get(PHASE_KEY) == "inference":
+                    err = HTTPError(503, f"inference did not finish within {limit}", {"Retry-After": "1"}, close=True)
+                else:
+                    err = HTTPError(408, f"request not received within {limit}", close=True)
+                try:
+                    await error_response(err)(scope, receive, send_counted)
+                except OSError:
+                    pass
+        finally:
+            status = state["status"] or 499
+            seconds = time.perf_counter() - t0
+            self.metrics.observe(scope["method"], scope["path"], status, seconds)
+            if self.options.access_log:
+                self._log(scope, status, state["bytes"], seconds)
+
+    def _log(self, scope: dict, status: int, nbytes: int, seconds: float) -> None:
+        client = scope.get("client") or ("-", 0)
+        target = scope["path"] + ("?" + scope["query_string"].decode("latin-1") if scope.get("query_string") else "")
+        line = (f'edge-infer: {client[0]}:{client[1]} "{scope["method"]} {target} HTTP/{scope.get("http_version", "1.1")}"'
+                f" {status} {nbytes}B {seconds * 1000:.1f}ms\n")
+        try:
+            self.log.write(line)
+            self.log.flush()
+        except (OSError, ValueError):
+            pass
