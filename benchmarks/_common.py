@@ -140,6 +140,8 @@ def discover_models(items: Iterable[str | os.PathLike]) -> list[Path]:
                 raise ModelError(f"no {describe_suffixes()} models in folder {p}")
             models.sort(key=_variant_order)
             found.extend(models)
+        elif p.name.endswith(REJECTED_SUFFIX) and is_model_path(Path(p.name[: -len(REJECTED_SUFFIX)])):
+            found.append(rejected_view(p))  # asked for by name: measure a file the parity gate rejected
         elif not is_model_path(p):
             raise ModelError(f"unsupported model file {p}; expected a {describe_suffixes()} file, or an export folder")
         else:
@@ -151,6 +153,31 @@ def discover_models(items: Iterable[str | os.PathLike]) -> list[Path]:
             seen.add(p.resolve())
             unique.append(p)
     return unique
+
+
+REJECTED_SUFFIX = ".rejected"  # export-model keeps a file that failed its parity gate as model_<mode>.<ext>.rejected
+_REJECTED_VIEWS: list[Any] = []
+
+
+def rejected_view(p: Path) -> Path:
+    """A link ``model_int8.rejected.tflite`` -> ``model_int8.tflite.rejected`` in a temporary folder.
+
+    The runtimes pick a file's format by its suffix; the link gives the
+    rejected file its model suffix while its name still says "rejected" in
+    every table. Folders are never searched for rejected files: only a file
+    named on the command line is opened.
+    """
+    import tempfile
+
+    if not p.is_file():
+        raise ModelError(f"model file not found: {p}")
+    tmp = tempfile.TemporaryDirectory(prefix="edgedeploy-rejected-")
+    _REJECTED_VIEWS.append(tmp)  # removed at exit
+    inner = Path(p.name[: -len(REJECTED_SUFFIX)])
+    link = Path(tmp.name) / f"{inner.stem}.rejected{inner.suffix}"
+    link.symlink_to(p.resolve())
+    print(f"note: {p} failed export-model's parity gate; measuring it because it was named explicitly", file=sys.stderr)
+    return link
 
 
 def _variant_order(p: Path) -> tuple:

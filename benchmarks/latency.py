@@ -28,7 +28,6 @@ hashes prove equal inputs.
 """
 from __future__ import annotations
 
-import gc
 import hashlib
 import importlib
 import json
@@ -57,9 +56,9 @@ INPUT_POOL = 32  # distinct synthetic images cycled through the timed runs
 # -- the worker: one model, one backend, one thread count, in its own process ------
 def synthetic_pixels(seed: int, n: int, height: int, width: int, channels: int):
     """The benchmark input: uniform random uint8 pixels, a pure function of (seed, shape)."""
-    import numpy as np
+    from edge_runtime.timing import synthetic_pixels as pixels  # shared with export-model --select
 
-    return np.random.default_rng(seed).integers(0, 256, size=(n, height, width, channels), dtype=np.uint8)
+    return pixels(seed, n, height, width, channels)
 
 
 def measure(job: dict[str, Any]) -> dict[str, Any]:
@@ -98,22 +97,9 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
 
     warmup, runs = int(job["warmup"]), int(job["runs"])
     bar = C.Progress(warmup + runs, f"  {Path(job['model']).name} {backend} x{threads}", enabled=sys.stderr.isatty())
-    for i in range(warmup):
-        clf.predict_tensor(batches[i % n_batches], batch_size=batch)
-        bar.update()
-    times = []
-    gc_was = gc.isenabled()
-    gc.disable()  # as timeit does: a collection is not the model's latency
-    try:
-        for i in range(runs):
-            b = batches[i % n_batches]
-            t = time.perf_counter()
-            clf.predict_tensor(b, batch_size=batch)
-            times.append(time.perf_counter() - t)
-            bar.update()
-    finally:
-        if gc_was:
-            gc.enable()
+    from edge_runtime.timing import time_calls  # the timed loop export-model --select uses too
+
+    times = time_calls(lambda b: clf.predict_tensor(b, batch_size=batch), batches, warmup, runs, on_step=bar.update)
     bar.close()
 
     stats = C.latency_stats(times)

@@ -2,8 +2,9 @@
 
 Every file is quantized as asked, carries the run's manifest inside it, and is
 checked by the parity gate: it is run through ``edge_runtime`` (the code the
-device runs) on the held-out test split and compared with the Keras model
-before it is accepted.
+device runs) on the run's held-out images and train images outside the
+calibration sample, compared with the Keras model, and accepted only when the
+evidence does not show it worse than the budgets (``gate.py``, ``stats.py``).
 
     export-model runs/digits --format all
     export-model runs/digits --format tflite --quantize int8 --io uint8

@@ -34,6 +34,7 @@ class Calibration:
     source: str
     per_class: dict[str, int] = field(default_factory=dict)
     skipped: int = 0
+    raw_images: list[np.ndarray] = field(default_factory=list, repr=False)  # kept out of the parity evidence
 
     def __len__(self) -> int:
         return len(self.x)
@@ -76,7 +77,8 @@ def from_run(run_dir: Path, manifest: Manifest, n: int = DEFAULT_SAMPLES, seed: 
     names = split.label_names or manifest.labels
     per_class = {names[c] if c < len(names) else str(c): counts.get(c, 0) for c in range(len(names))}
     x = preprocess_images(split.images, manifest)
-    return Calibration(x=x, source=f"train split of {run_dir}", per_class=per_class)
+    return Calibration(x=x, source=f"train split of {run_dir}", per_class=per_class,
+                       raw_images=[split.images[i] for i in range(len(split))])
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -129,4 +131,4 @@ def from_folder(folder: str | os.PathLike, manifest: Manifest, n: int = DEFAULT_
             f"{manifest.num_classes} classes; give at least one image per class"
         )
     x = preprocess_images(images, manifest)
-    return Calibration(x=x, source=f"folder {d}", skipped=skipped)
+    return Calibration(x=x, source=f"folder {d}", skipped=skipped, raw_images=images)

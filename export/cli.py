@@ -15,7 +15,9 @@ from edge_runtime.command import ArgumentParser, run_command
 
 from .calibration import DEFAULT_SAMPLES
 from .formats import FORMATS, IO_TYPES, MODES, format_names
+from .gate import DEFAULT_MAX_DISAGREEMENT, DEFAULT_POLICY, POLICIES
 from .parity import DEFAULT_MAX_ACCURACY_DROP, DEFAULT_MAX_PROB_DIFF, DEFAULT_PARITY_SAMPLES
+from .select import CRITERIA
 from .pipeline import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, ExportOptions, run_export
 
 PROG = "export-model"
@@ -38,12 +40,19 @@ def _formats_help() -> str:
         "  and beside it as model_<mode>.<ext>.json; export_report.json and export_report.md.",
         "  A file that fails the parity gate is kept as model_<mode>.<ext>.rejected.",
         "",
+        "gate: each file's accuracy drop (paired, on held-out labelled images) and top-1 disagreement",
+        "  (on every evidence image) get 95% intervals; accepted = proven within budget, rejected = proven",
+        "  beyond it, inconclusive = neither (accepted with a warning under --gate evidence). export/README.md",
+        "  explains the statistics.",
+        "",
         "exit codes: 0 all accepted, 2 usage error, 3 parity gate failed, 1 converter failed.",
         "",
         "examples:",
         f"  {PROG} runs/digits --format tflite --quantize int8",
         f"  {PROG} runs/digits --format all                  # every format and mode, one table",
         f"  {PROG} runs/digits --format onnx --quantize none,int8 --output dist/",
+        f"  {PROG} runs/pets --format all --select fastest    # + OUTPUT/selected.<ext> and the reason",
+        f"  {PROG} runs/pets --format all --select fastest --latency-report pi4/report.json",
     ]
     return "\n".join(lines)
 
@@ -72,13 +81,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"parity gate: largest accepted accuracy drop vs Keras, in points (default {DEFAULT_MAX_ACCURACY_DROP:g})")
     p.add_argument("--max-prob-diff", type=float, default=DEFAULT_MAX_PROB_DIFF, metavar="P",
                    help=f"parity gate for float32/float16 files: largest probability difference vs Keras (default {DEFAULT_MAX_PROB_DIFF:g})")
+    p.add_argument("--max-disagreement", type=float, default=DEFAULT_MAX_DISAGREEMENT, metavar="PCT",
+                   help=f"parity gate: largest accepted top-1 disagreement with Keras, in %% of images "
+                   f"(default {DEFAULT_MAX_DISAGREEMENT:g}: faithful files measure 0-1%%, damaged ones 17%%)")
+    p.add_argument("--gate", choices=POLICIES, default=DEFAULT_POLICY,
+                   help="evidence: reject only on evidence, accept an inconclusive file with a warning (default); "
+                   "strict: accept only on evidence; point: reject when the measured drop exceeds the budget")
+    p.add_argument("--parity-data", metavar="DIR", default=None,
+                   help="a labelled folder (one subfolder per class, named by label) added to the held-out evidence")
+    p.add_argument("--select", choices=CRITERIA, default=None,
+                   help="pick one accepted file and write it as OUTPUT/selected.<ext> with its manifest")
+    p.add_argument("--latency-report", metavar="FILE.json", default=None,
+                   help="with --select fastest: p50 latencies from benchmarks/latency.py --json or compare.py's "
+                   "report.json made on the target device (default: a short run on this machine)")
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET, metavar="N",
                    help=f"ONNX opset, {MIN_OPSET}..{MAX_OPSET} (default {DEFAULT_OPSET})")
     p.add_argument("--keep-float", default="", metavar="LAYER[,LAYER]",
                    help="leave these nodes in float (TFLite debugger denylist / ONNX nodes_to_exclude); "
                    "a node name or part of one, e.g. a scope the report lists for a failed int8 export")
     p.add_argument("--parity-samples", type=int, default=DEFAULT_PARITY_SAMPLES, metavar="N",
-                   help=f"test-split images for the parity gate: all of them up to N, else a seeded subset of N (default {DEFAULT_PARITY_SAMPLES})")
+                   help="evidence images for the parity gate, at most N: test, --parity-data, validation, then train images "
+                   f"outside the calibration sample (default {DEFAULT_PARITY_SAMPLES})")
     p.add_argument("--seed", type=int, default=0, help="seed for sampling calibration/parity images (default 0)")
     p.add_argument("--threads", type=int, default=None, metavar="N", help="runtime threads for the parity run (default all cores)")
     p.add_argument("--force", action="store_true", help="replace existing output files")
@@ -99,6 +122,11 @@ def options_from_args(args: argparse.Namespace) -> ExportOptions:
         io=args.io,
         max_accuracy_drop=args.max_accuracy_drop,
         max_prob_diff=args.max_prob_diff,
+        max_disagreement=args.max_disagreement,
+        gate=args.gate,
+        parity_data=args.parity_data,
+        select=args.select,
+        latency_report=args.latency_report,
         opset=args.opset,
         keep_float=[k.strip() for k in args.keep_float.split(",") if k.strip()],
         parity_samples=args.parity_samples,

@@ -13,7 +13,7 @@ import io
 import math
 from typing import Any
 
-from .formats.base import ConvertContext
+from .formats.base import ConvertContext, ExportFormat
 
 DEBUG_SAMPLES = 32
 
@@ -26,12 +26,16 @@ def layer_scope(node: str) -> str:
     return first
 
 
-def worst_layers(ctx: ConvertContext, k: int = 5) -> list[dict[str, Any]]:
-    """The ``k`` TFLite int8 ops with the largest RMSE/scale on the calibration data."""
+def worst_layers(ctx: ConvertContext, fmt: ExportFormat, k: int = 5) -> list[dict[str, Any]]:
+    """The ``k`` TFLite int8 ops with the largest RMSE/scale on the calibration data.
+
+    ``fmt`` is the TFLite format (its public ``configure``); the converter
+    comes from ``formats.tflite``'s public conversion paths.
+    """
     import numpy as np
     import tensorflow as tf
 
-    from .formats.tflite import TFLiteFormat, _from_keras_model, _from_saved_model
+    from .formats.tflite import from_keras_model, from_saved_model
 
     calib = ctx.calibration()
     x = calib.x[:DEBUG_SAMPLES]
@@ -40,14 +44,13 @@ def worst_layers(ctx: ConvertContext, k: int = 5) -> list[dict[str, Any]]:
         for i in range(len(x)):
             yield [x[i : i + 1]]
 
-    fmt = TFLiteFormat()
     tmp = None
     try:
         try:
-            converter = _from_keras_model(ctx.model)
+            converter = from_keras_model(ctx.model)
         except Exception:
-            converter, tmp = _from_saved_model(ctx.model, ctx.workdir)
-        fmt._configure(converter, ctx, "int8")  # noqa: SLF001
+            converter, tmp = from_saved_model(ctx.model, ctx.workdir)
+        fmt.configure(converter, ctx, "int8")
         converter.representative_dataset = dataset
         debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=dataset)
         debugger.run()

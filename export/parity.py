@@ -1,25 +1,30 @@
-"""The parity gate: does the exported file still answer like the trained model?
+"""The parity gate's measurements: does the exported file still answer like the trained model?
 
-After a file is written it is run through ``edge_runtime.ImageClassifier``,
-the code path the device runs (its own decoding-free numpy resize,
-normalization and quantization of the input), on the raw images of the run's
-held-out TEST split. The Keras model gets the same images preprocessed as at
-training (``train.preprocess_tf.preprocess_images``). Measured:
+Each file is run through ``edge_runtime.ImageClassifier``, the code path the
+device runs (its own numpy resize, normalization and quantization of the
+input), on raw images; the Keras model gets the same images preprocessed as
+at training (``train.preprocess_tf.preprocess_images``).
 
-- ``top1_agreement``: % of images where both pick the same class;
-- ``max_abs_prob_diff`` / ``mean_abs_prob_diff``: over every class probability;
+The evidence images (``load_evidence``), up to ``--parity-samples``:
+
+- the labelled held-out images: the run's test and validation splits, and
+  ``--parity-data DIR`` (one subfolder per class). The accuracy drop is
+  measured on these only;
+- the run's train images outside the calibration sample. Agreement and
+  probability differences need neither labels nor held-out images, so they
+  are measured on every evidence image.
+
+Measured per file (``compare``; the keys are the report's and the manifest's):
+
+- ``top1_agreement`` (%), ``max_abs_prob_diff``, ``mean_abs_prob_diff``: on
+  every evidence image (``agreement_samples``);
 - ``accuracy`` and ``keras_accuracy`` (%), ``accuracy_drop`` in points
-  (Keras minus export; positive is worse);
-- ``per_class_accuracy_drop`` and its worst class: a model can hold its
-  average while one class collapses, and that is what users get bitten by.
+  (Keras minus export; positive is worse), the paired counts behind it, and
+  ``per_class_accuracy_drop`` with its worst class: on the labelled held-out
+  images (``parity_samples``, ``parity_split``).
 
-The gate fails a file when its accuracy drop exceeds ``--max-accuracy-drop``
-(default 1.0 point), or when a float32/float16 file differs from Keras by more
-than ``--max-prob-diff`` (default 1e-3) in any probability. For float32 a
-difference is a bug, not a trade-off (measured: about 1e-6). For float16 it is
-mostly the weights' rounding: 3e-4 on the digits small_cnn, but 0.5e-3 to
-1.4e-3 on barely trained tiny CNNs, whose borderline images sit where the
-softmax is steepest; such a model needs a looser ``--max-prob-diff``.
+``gate.py`` weighs these counts into a verdict; ``gate()`` below is the rule
+before intervals (``--gate point``).
 """
 from __future__ import annotations
 
@@ -32,41 +37,160 @@ import numpy as np
 from edge_runtime.errors import EdgeDeployError
 from edge_runtime.manifest import Manifest
 
-DEFAULT_MAX_ACCURACY_DROP = 1.0
-DEFAULT_MAX_PROB_DIFF = 1e-3
-FLOAT_MODES = ("none", "float16")
-# Test images used by the gate by default (a seeded subset of larger splits):
-# the raw images stay in memory for every file, and 1,000 already resolve an
-# accuracy drop of 0.1 point. digits' test split (269) is used whole.
+from .gate import (DEFAULT_MAX_ACCURACY_DROP, DEFAULT_MAX_PROB_DIFF, FLOAT_MODES, Agreement,  # noqa: F401 (re-exported)
+                   ClassEvidence, Evidence, PairedCounts)
+
+# Evidence images by default (held-out first, then train images outside the
+# calibration sample): the raw images stay in memory for every file, and zero
+# disagreements in 1,000 images bound the drop below 0.37 point.
 DEFAULT_PARITY_SAMPLES = 1000
+# Where an evidence image came from; the held-out ones carry the accuracy figures.
+HELDOUT = ("test", "parity-data", "validation")
+TRAIN_OUTSIDE_CALIBRATION = "train"
 
 
 @dataclass
 class Reference:
-    """The test images (raw uint8), their labels and the Keras model's answers."""
+    """The evidence images (raw uint8), their labels, where each came from, and Keras's answers."""
 
     images: Sequence[np.ndarray]
     labels: np.ndarray
     label_names: list[str]
     keras_probs: np.ndarray
+    origin: np.ndarray | None = None  # per image: "test", "validation", "parity-data" or "train"; None: all "test"
+
+    def __post_init__(self) -> None:
+        if self.origin is None:
+            self.origin = np.array(["test"] * len(self.labels))
+        self.origin = np.asarray(self.origin)
+
+    @property
+    def heldout(self) -> np.ndarray:
+        """Mask of the labelled held-out images (the accuracy figures use these only)."""
+        return np.isin(self.origin, HELDOUT)
+
+    def accuracy_on(self, mask: np.ndarray) -> float:
+        return float(np.mean(self.keras_probs.argmax(1)[mask] == self.labels[mask]) * 100.0) if mask.any() else 0.0
 
     @property
     def keras_accuracy(self) -> float:
-        return float(np.mean(self.keras_probs.argmax(1) == self.labels) * 100.0)
+        """Keras accuracy (%) on the labelled held-out images."""
+        return self.accuracy_on(self.heldout)
+
+    @property
+    def test_accuracy(self) -> float:
+        return self.accuracy_on(self.origin == "test")
+
+    def counts(self) -> dict[str, int]:
+        """Images per origin, in the order HELDOUT then train."""
+        return {o: int(np.sum(self.origin == o)) for o in (*HELDOUT, TRAIN_OUTSIDE_CALIBRATION) if np.any(self.origin == o)}
+
+    @property
+    def heldout_split(self) -> str:
+        """The held-out origins joined by "+" ("test+validation"): the report's ``parity_split``."""
+        return "+".join(o for o in HELDOUT if np.any(self.origin == o))
 
     def __len__(self) -> int:
         return len(self.labels)
 
 
-def keras_reference(model: Any, run_dir: Path, manifest: Manifest, config: dict | None = None,
-                    max_samples: int | None = DEFAULT_PARITY_SAMPLES, seed: int = 0, batch_size: int = 64) -> Reference:
-    """Load the run's test split (a seeded subset if larger than ``max_samples``) and run Keras on it."""
-    from .data import load_split, preprocess_images
+def _take(images: Any, labels: Any, idx: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    return [images[int(i)] for i in idx], np.asarray(labels, dtype=np.int64)[idx]
 
-    split = load_split(run_dir, "test", max_samples=max_samples, balanced=False, seed=seed, config=config)
-    if len(split) == 0:
+
+def _fingerprint(image: np.ndarray) -> bytes:
+    import hashlib
+
+    a = np.ascontiguousarray(image)
+    return hashlib.sha1(str(a.shape).encode() + a.tobytes()).digest()
+
+
+def load_evidence(run_dir: Path, manifest: Manifest, config: dict | None = None,
+                  max_samples: int | None = DEFAULT_PARITY_SAMPLES, seed: int = 0,
+                  exclude: Sequence[np.ndarray] = (), parity_data: str | Path | None = None) -> tuple[list, np.ndarray, np.ndarray, list[str]]:
+    """The evidence images: (images, labels, origin, label names), held-out first.
+
+    Up to ``max_samples`` in all: the test split, ``parity_data``, the
+    validation split, then train images; any image equal to one in ``exclude``
+    (the calibration sample) is left out. A source larger than what is left
+    of the budget contributes a seeded subset.
+    """
+    from .data import load_split
+
+    budget = max_samples if max_samples is not None else 10**12
+    images: list[np.ndarray] = []
+    labels: list[np.ndarray] = []
+    origin: list[str] = []
+    names: list[str] = []
+    banned = {_fingerprint(im) for im in exclude}
+    rng = np.random.default_rng(seed)
+
+    def add(imgs: Any, labs: Any, tag: str) -> None:
+        keep = [i for i in range(len(labs)) if not banned or _fingerprint(imgs[i]) not in banned]
+        room = budget - len(origin)
+        if len(keep) > room:
+            keep = sorted(rng.permutation(keep)[:room].tolist()) if room > 0 else []
+        got, lab = _take(imgs, labs, np.asarray(keep, dtype=np.int64))
+        images.extend(got)
+        labels.append(lab)
+        origin.extend([tag] * len(got))
+
+    test = load_split(run_dir, "test", max_samples=max_samples, balanced=False, seed=seed, config=config)
+    if len(test) == 0:
         raise EdgeDeployError(f"the test split of {run_dir} is empty; the parity gate needs held-out images")
-    images = list(split.images)
+    names = list(test.label_names) if test.label_names else list(manifest.labels)
+    add(test.images, test.labels, "test")
+    if parity_data is not None:
+        folder = load_labelled_folder(parity_data, names)
+        add(folder.images, folder.labels, "parity-data")
+    for split, tag in (("validation", "validation"), ("train", TRAIN_OUTSIDE_CALIBRATION)):
+        room = budget - len(origin)
+        if room <= 0:
+            break
+        try:
+            part = load_split(run_dir, split, max_samples=room + len(banned), balanced=False, seed=seed, config=config)
+        except EdgeDeployError:
+            continue  # a run without that split: fewer evidence images, said in the report
+        add(part.images, part.labels, tag)
+    return images, np.concatenate(labels) if labels else np.zeros(0, np.int64), np.asarray(origin), names
+
+
+def load_labelled_folder(folder: str | Path, label_names: list[str]) -> Any:
+    """``--parity-data DIR``: one subfolder per class, named by the model's labels."""
+    from edge_runtime.datasets import ImageSet
+    from edge_runtime.errors import ImageError
+    from edge_runtime.preprocess import load_image
+
+    from .calibration import list_images
+
+    d = Path(folder)
+    if not d.is_dir():
+        raise EdgeDeployError(f"Received --parity-data {str(folder)!r}, expected a folder with one subfolder per class")
+    subdirs = sorted(p.name for p in d.iterdir() if p.is_dir())
+    unknown = [s for s in subdirs if s not in label_names]
+    if not subdirs or unknown:
+        raise EdgeDeployError(f"Received --parity-data {str(folder)!r} with class folders {subdirs or '(none)'}; "
+                              f"expected subfolders named by the model's labels: {', '.join(label_names)}")
+    images, labels = [], []
+    for name in subdirs:
+        for p in list_images(d / name):
+            try:
+                images.append(load_image(p, channels=3))
+            except ImageError:
+                continue  # unreadable files do not count as evidence
+            labels.append(label_names.index(name))
+    if not images:
+        raise EdgeDeployError(f"Received --parity-data {str(folder)!r}: no readable image in its class folders")
+    return ImageSet(images, np.asarray(labels, dtype=np.int64), list(label_names))
+
+
+def keras_reference(model: Any, run_dir: Path, manifest: Manifest, config: dict | None = None,
+                    max_samples: int | None = DEFAULT_PARITY_SAMPLES, seed: int = 0, batch_size: int = 64,
+                    exclude: Sequence[np.ndarray] = (), parity_data: str | Path | None = None) -> Reference:
+    """Load the evidence images (``load_evidence``) and run Keras on them."""
+    from .data import preprocess_images
+
+    images, labels, origin, names = load_evidence(run_dir, manifest, config, max_samples, seed, exclude, parity_data)
     outs = []
     for i in range(0, len(images), batch_size):  # preprocessed a chunk at a time: photos are large
         x = preprocess_images(images[i : i + batch_size], manifest)
@@ -74,8 +198,7 @@ def keras_reference(model: Any, run_dir: Path, manifest: Manifest, config: dict 
     probs = np.concatenate(outs)
     if probs.shape != (len(images), manifest.num_classes):
         raise EdgeDeployError(f"the Keras model returned shape {probs.shape} for {len(images)} images of {manifest.num_classes} classes")
-    names = list(split.label_names) if split.label_names else list(manifest.labels)
-    return Reference(images=images, labels=np.asarray(split.labels, dtype=np.int64), label_names=names, keras_probs=probs)
+    return Reference(images=images, labels=labels, label_names=names, keras_probs=probs, origin=origin)
 
 
 def open_classifier(path: Path, threads: int | None = None) -> Any:
@@ -95,36 +218,65 @@ def open_classifier(path: Path, threads: int | None = None) -> Any:
 
 
 def run_file(path: Path, ref: Reference, threads: int | None = None, batch_size: int = 1) -> tuple[Any, np.ndarray]:
-    """Run ``path`` through ImageClassifier on the raw test images; return (classifier, probs)."""
+    """Run ``path`` through ImageClassifier on the raw evidence images; return (classifier, probs)."""
     clf = open_classifier(path, threads)
     preds = clf.predict_batch(ref.images, batch_size=batch_size)
     return clf, np.stack([p.probabilities for p in preds]).astype(np.float32)
 
 
-def compare(probs: np.ndarray, ref: Reference) -> dict[str, Any]:
-    """Parity metrics of ``probs`` (N, classes) against the Keras reference."""
+def evidence(probs: np.ndarray, ref: Reference) -> Evidence:
+    """The counts the gate weighs: paired on held-out labelled images, agreement on all."""
     kp, labels = ref.keras_probs, ref.labels
-    diff = np.abs(probs - kp)
     top_e, top_k = probs.argmax(1), kp.argmax(1)
-    acc_e = float(np.mean(top_e == labels) * 100.0)
-    acc_k = float(np.mean(top_k == labels) * 100.0)
+    held = ref.heldout
+
+    def paired(mask: np.ndarray) -> PairedCounts:
+        ke, ee = top_k[mask] == labels[mask], top_e[mask] == labels[mask]
+        return PairedCounts(n=int(mask.sum()), keras_right_export_wrong=int(np.sum(ke & ~ee)),
+                            keras_wrong_export_right=int(np.sum(~ke & ee)), both_wrong=int(np.sum(~ke & ~ee)),
+                            keras_right=int(np.sum(ke)))
+
+    def agree(mask: np.ndarray) -> Agreement:
+        return Agreement(n=int(mask.sum()), disagreements=int(np.sum(top_e[mask] != top_k[mask])))
+
+    per_class = [ClassEvidence(name, paired(held & (labels == c)), agree(labels == c))
+                 for c, name in enumerate(ref.label_names) if np.any(labels == c)]
+    diff = np.abs(probs - kp)
+    return Evidence(labelled=paired(held), agreement=agree(np.ones(len(labels), bool)), per_class=per_class,
+                    max_abs_prob_diff=float(f"{diff.max():.3g}") if diff.size else 0.0,
+                    mean_abs_prob_diff=float(f"{diff.mean():.3g}") if diff.size else 0.0)
+
+
+def compare(probs: np.ndarray, ref: Reference) -> dict[str, Any]:
+    """Parity metrics of ``probs`` (N, classes) against the Keras reference (the report's keys)."""
+    ev = evidence(probs, ref)
+    kp, labels, held = ref.keras_probs, ref.labels, ref.heldout
+    top_e, top_k = probs.argmax(1), kp.argmax(1)
+    acc_e = float(np.mean(top_e[held] == labels[held]) * 100.0) if held.any() else 0.0
+    acc_k = ref.keras_accuracy
     per_class: dict[str, float] = {}
     for c, name in enumerate(ref.label_names):
-        mask = labels == c
+        mask = held & (labels == c)
         if mask.any():
             per_class[name] = round(float((np.mean(top_k[mask] == c) - np.mean(top_e[mask] == c)) * 100.0), 3)
     worst = max(per_class, key=lambda k: per_class[k]) if per_class else None
     if worst is not None and per_class[worst] <= 0:
         worst = None  # no class lost accuracy
+    lab, agr = ev.labelled, ev.agreement
     return {
-        "parity_split": "test",
-        "parity_samples": int(len(labels)),
-        "top1_agreement": round(float(np.mean(top_e == top_k) * 100.0), 3),
-        "max_abs_prob_diff": float(f"{diff.max():.3g}") if diff.size else 0.0,
-        "mean_abs_prob_diff": float(f"{diff.mean():.3g}") if diff.size else 0.0,
+        "parity_split": ref.heldout_split,
+        "parity_samples": lab.n,
+        "agreement_samples": agr.n,
+        "evidence_images": ref.counts(),
+        "top1_agreement": round(100.0 * (1 - agr.disagreements / agr.n), 3) if agr.n else 0.0,
+        "top1_disagreements": agr.disagreements,
+        "max_abs_prob_diff": ev.max_abs_prob_diff,
+        "mean_abs_prob_diff": ev.mean_abs_prob_diff,
         "accuracy": round(acc_e, 3),
         "keras_accuracy": round(acc_k, 3),
         "accuracy_drop": round(acc_k - acc_e, 3),
+        "paired_counts": {"n": lab.n, "keras_right_export_wrong": lab.keras_right_export_wrong,
+                          "keras_wrong_export_right": lab.keras_wrong_export_right, "both_wrong": lab.both_wrong},
         "worst_class": worst,
         "worst_class_accuracy_drop": per_class.get(worst, 0.0) if worst is not None else 0.0,
         "per_class_accuracy_drop": per_class,
@@ -133,7 +285,7 @@ def compare(probs: np.ndarray, ref: Reference) -> dict[str, Any]:
 
 def gate(metrics: dict[str, Any], mode: str, max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP,
          max_prob_diff: float = DEFAULT_MAX_PROB_DIFF) -> str | None:
-    """Why the file fails the gate, or None when it passes."""
+    """Why the file fails the point rule (``--gate point``), or None when it passes."""
     drop = metrics["accuracy_drop"]
     if drop > max_accuracy_drop:
         return f"accuracy drop {drop:.2f} points > {max_accuracy_drop:g} (accuracy {metrics['accuracy']:.2f}% vs Keras {metrics['keras_accuracy']:.2f}%)"

@@ -1,16 +1,18 @@
-"""The export run: plan, convert, embed, gate, write, report.
+"""The export run: plan, convert, gate, write, diagnose, select, report.
 
-For every (format, mode) asked for:
-
-1. convert the Keras model (quiet; the converter's chatter is kept for errors);
-2. embed the run's manifest (format, quantize, source hash, MACs) in the file;
-3. write it to a scratch file and run it through ``edge_runtime.ImageClassifier``
-   on the test split: the parity gate (``parity.py``);
-4. embed the final manifest (input/output dtypes and quantization read back
-   from the file, the parity metrics) and write the file atomically, as
-   ``model_<mode>.<ext>`` when it passed or ``model_<mode>.<ext>.rejected``
-   when it did not; re-open it before the rename to prove it still loads and
-   carries the manifest; write the sidecar ``model_<mode>.<ext>.json``.
+1. plan the (format, mode) pairs and check every flag and path (no TensorFlow);
+2. load the model, build the calibration sample and the evidence images
+   (``parity.load_evidence``: held-out splits first, then train images outside
+   the calibration sample) and run Keras on them;
+3. convert every file, then check that each ``--keep-float`` name matched
+   something (a misspelling is a usage error before any file is written);
+4. gate and write each file (``publish.py``): ``model_<mode>.<ext>`` when
+   accepted, ``model_<mode>.<ext>.rejected`` when not;
+5. let a format's own ``diagnose`` hook explain rejected files (TFLite's
+   QuantizationDebugger for int8);
+6. with ``--select``, pick one accepted file (``select.py``) and write it as
+   ``selected.<ext>``;
+7. write export_report.json/.md and raise for the failures (exit 3 gate, 1 converter).
 
 Everything that can be checked without TensorFlow (flags, paths, existing
 files) is checked first, so mistakes cost milliseconds, not a TF import.
@@ -18,34 +20,25 @@ files) is checked first, so mistakes cost milliseconds, not a TF import.
 from __future__ import annotations
 
 import datetime as _dt
-import os
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
-
 from edge_runtime.errors import EdgeDeployError, GateError
-from edge_runtime.io import atomic_path, atomic_write_text
-from edge_runtime.manifest import Manifest
 
 from . import report as report_mod
 from ._quiet import captured, quiet_loggers, quiet_tensorflow
 from .calibration import DEFAULT_SAMPLES, Calibration, check_sample_count
+from .formats import FORMATS, ConversionError, ConvertContext, Converted, format_names
 from .formats.base import keras_layer_scopes
-from .formats import FORMATS, IO_TYPES, MODES, ConversionError, ConvertContext, ExportFormat, format_names, mode_tag
-from .parity import DEFAULT_MAX_ACCURACY_DROP, DEFAULT_MAX_PROB_DIFF, DEFAULT_PARITY_SAMPLES, compare, gate, keras_reference, run_file
-from .source import load_keras_model, resolve_source
-
-MIN_OPSET, MAX_OPSET = 13, 18  # QDQ per-channel needs 13; tf2onnx 1.17 goes up to 18
-DEFAULT_OPSET = 17
-REJECTED_SUFFIX = ".rejected"
-# One image per call, as a device classifies camera frames. It also keeps
-# dynamic-range files honest: they quantize activations over the whole batch,
-# so their answers depend on what else is in it.
-PARITY_BATCH = 1
+from .gate import DEFAULT_MAX_DISAGREEMENT, DEFAULT_POLICY, GatePolicy
+from .parity import DEFAULT_MAX_ACCURACY_DROP, DEFAULT_MAX_PROB_DIFF, DEFAULT_PARITY_SAMPLES, Reference, keras_reference
+from .publish import Publisher
+from .records import FAILED, REJECTED_SUFFIX, FileResult, Job  # noqa: F401  (REJECTED_SUFFIX: re-exported)
+from .plan import MAX_OPSET, MIN_OPSET, DEFAULT_OPSET, plan, precheck_outputs  # noqa: F401  (re-exported)
+from .source import Source, load_keras_model, resolve_source
 
 Log = Callable[[str], None]
 
@@ -63,114 +56,22 @@ class ExportOptions:
     io: str | None = None  # TFLite int8 I/O; None means uint8
     max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP
     max_prob_diff: float = DEFAULT_MAX_PROB_DIFF
+    max_disagreement: float = DEFAULT_MAX_DISAGREEMENT  # percent
+    gate: str = DEFAULT_POLICY  # evidence | strict | point
     opset: int = DEFAULT_OPSET
     keep_float: list[str] = field(default_factory=list)
-    parity_samples: int | None = DEFAULT_PARITY_SAMPLES  # None: the whole test split
+    parity_samples: int | None = DEFAULT_PARITY_SAMPLES  # None: every evidence image
+    parity_data: str | None = None  # a labelled folder added to the evidence
+    select: str | None = None  # fastest | smallest | accurate
+    latency_report: str | None = None  # latency.py / compare.py JSON from the target device
     seed: int = 0
     threads: int | None = None
     force: bool = False
     unsafe_load: bool = False
     debug: bool = False
 
-
-@dataclass
-class Job:
-    fmt: ExportFormat
-    mode: str
-    path: Path
-
-    @property
-    def rejected_path(self) -> Path:
-        return self.path.with_name(self.path.name + REJECTED_SUFFIX)
-
-    @property
-    def sidecar(self) -> Path:
-        # model_int8.tflite -> model_int8.tflite.json: one per file, so the TFLite
-        # and ONNX files of the same mode never share (and overwrite) a sidecar.
-        return self.fmt.model_format().sidecar_path(self.path)
-
-    @property
-    def label(self) -> str:
-        return f"{self.fmt.name} {mode_tag(self.mode)}"
-
-
-# -- planning (no TensorFlow) -------------------------------------------------------
-def _split(values: list[str] | None) -> list[str]:
-    out: list[str] = []
-    for v in values or []:
-        out.extend(p.strip() for p in str(v).split(",") if p.strip())
-    return out
-
-
-def plan(opts: ExportOptions) -> list[tuple[type[ExportFormat], str]]:
-    """The (format, mode) pairs to export, with one-line errors for impossible flags."""
-    names = _split(opts.formats) or ["tflite"]
-    all_formats = "all" in names
-    fmts = [FORMATS.get(n) for n in (format_names() if all_formats else dict.fromkeys(names))]
-    modes = _split(opts.modes) if opts.modes is not None else (["all"] if all_formats else ["none"])
-    if not modes:
-        raise EdgeDeployError(f"Received an empty --quantize; expected one or more of: {', '.join(MODES)}, or all")
-    all_modes = "all" in modes
-    for m in modes:
-        if m != "all" and m not in MODES:
-            raise EdgeDeployError(f"unknown quantize mode {m!r}; expected one of: {', '.join(MODES)}, or all")
-    wanted = list(MODES) if all_modes else list(dict.fromkeys(modes))
-    pairs: list[tuple[type[ExportFormat], str]] = []
-    for m in wanted:
-        supporting = [f for f in fmts if m in f.modes]
-        if not supporting and not all_modes:
-            if len(fmts) == 1:
-                fmts[0].check_mode(m)
-            raise EdgeDeployError(f"no selected format supports --quantize {m}; "
-                                  + "; ".join(f"{f.name}: {', '.join(f.modes)}" for f in fmts))
-        if not all_formats and not all_modes:
-            for f in fmts:
-                f.check_mode(m)
-        pairs.extend((f, m) for f in supporting)
-    pairs.sort(key=lambda p: (fmts.index(p[0]), MODES.index(p[1])))
-
-    if opts.io is not None:
-        if opts.io not in IO_TYPES:
-            raise EdgeDeployError(f"Received --io {opts.io!r}, expected one of: {', '.join(IO_TYPES)}")
-        if not any(f.name == "tflite" and m == "int8" for f, m in pairs):
-            raise EdgeDeployError("--io applies to TFLite int8 only (--format tflite --quantize int8); ONNX int8 keeps float32 I/O")
-    if opts.keep_float and not any(m in f.keep_float_modes for f, m in pairs):
-        raise EdgeDeployError("--keep-float applies to calibrated/quantized modes only (TFLite int8/int16x8, ONNX dynamic/int8)")
-    check_sample_count(opts.calibration_samples)  # >= the class count is checked once the manifest is read
-    if not (isinstance(opts.opset, int) and MIN_OPSET <= opts.opset <= MAX_OPSET):
-        raise EdgeDeployError(f"Received --opset {opts.opset!r}, expected an integer from {MIN_OPSET} to {MAX_OPSET}")
-    if not opts.max_accuracy_drop >= 0:
-        raise EdgeDeployError(f"Received --max-accuracy-drop {opts.max_accuracy_drop!r}, expected a number of points >= 0")
-    if not opts.max_prob_diff > 0:
-        raise EdgeDeployError(f"Received --max-prob-diff {opts.max_prob_diff!r}, expected a number > 0")
-    if opts.parity_samples is not None and opts.parity_samples < 1:
-        raise EdgeDeployError(f"Received --parity-samples {opts.parity_samples!r}, expected an integer >= 1")
-    if opts.threads is not None and opts.threads < 1:
-        raise EdgeDeployError(f"Received --threads {opts.threads!r}, expected an integer >= 1")
-    if opts.calibration_data is not None:
-        d = Path(opts.calibration_data)
-        if not d.exists():
-            raise EdgeDeployError(f"--calibration-data folder not found: {d}")
-        if not d.is_dir():
-            raise EdgeDeployError(f"--calibration-data expects a folder of images, got a file: {d}")
-    return pairs
-
-
-def _precheck_outputs(jobs: list[Job], out_dir: Path, force: bool) -> None:
-    if out_dir.exists() and not out_dir.is_dir():
-        raise EdgeDeployError(f"--output must be a folder, got a file: {out_dir}")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise EdgeDeployError(f"cannot create output folder {out_dir}: {exc.strerror}") from None
-    if not os.access(out_dir, os.W_OK):
-        raise EdgeDeployError(f"output folder is not writable: {out_dir}")
-    for job in jobs:
-        for p in (job.path, job.rejected_path, job.sidecar):
-            if p.is_dir():
-                raise EdgeDeployError(f"output path is a directory, expected a file: {p}")
-            if p.exists() and not force:
-                raise EdgeDeployError(f"refusing to overwrite existing file {p}; pass --force to replace it")
+    def policy(self) -> GatePolicy:
+        return GatePolicy(self.gate, self.max_accuracy_drop, self.max_disagreement, self.max_prob_diff)
 
 
 # -- the run ------------------------------------------------------------------------
@@ -179,13 +80,6 @@ def _versions() -> dict[str, str]:
 
     return package_versions(("edgedeploy", "tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert", "numpy"),
                             skip_missing=True)
-
-
-def _tensor_spec(info: Any) -> dict[str, Any]:
-    spec: dict[str, Any] = {"dtype": str(np.dtype(info.dtype)), "quantization": None}
-    if info.quantized:
-        spec["quantization"] = {"scale": float(info.scale), "zero_point": int(info.zero_point)}
-    return spec
 
 
 def write_model(tmp: Path, data: bytes) -> None:
@@ -205,6 +99,7 @@ class _Exporter:
         self.opts, self.log = opts, log
         self._calibration: Calibration | None = None
         self._pending: list[str] = []
+        self.source: Source | None = None
 
     # calibration is built once, on first use, and shared by every converter
     def calibration(self) -> Calibration:
@@ -220,7 +115,14 @@ class _Exporter:
             self._pending.append(f"  calibration: {len(self._calibration)} images from the {self._calibration.source}")
         return self._calibration
 
-    def run(self) -> dict[str, Any]:
+    def _flush(self) -> None:
+        for msg in self._pending:
+            self.log(msg)
+        self._pending.clear()
+
+    # -- the steps of run() ---------------------------------------------------------
+    def prepare(self) -> tuple[list[Job], Path]:
+        """Plan, resolve the source, check the outputs: everything before TensorFlow."""
         o = self.opts
         pairs = plan(o)
         self.source = source = resolve_source(o.source)
@@ -228,63 +130,213 @@ class _Exporter:
             check_sample_count(o.calibration_samples, source.manifest.num_classes)
         out_dir = Path(o.output) if o.output else source.run_dir / "export"
         jobs = [Job(f(), m, out_dir / f().file_name(m)) for f, m in pairs]
-        _precheck_outputs(jobs, out_dir, o.force)
+        precheck_outputs(jobs, out_dir, o.force)
+        from .select import precheck_selected
 
+        precheck_selected(o.select, jobs, out_dir, o.force)
+        return jobs, out_dir
+
+    def load_model(self) -> Any:
+        o = self.opts
         if not o.debug:
             quiet_tensorflow()
-        t_start = time.perf_counter()
         with captured(not o.debug):
-            model = load_keras_model(source, unsafe=o.unsafe_load)
+            model = load_keras_model(self.source, unsafe=o.unsafe_load)
             if not o.debug:
                 quiet_loggers()
-        self.log(f"export {source.keras_path} -> {out_dir} ({len(jobs)} file{'s' if len(jobs) != 1 else ''}: "
+        return model
+
+    def reference(self, model: Any, jobs: list[Job]) -> Reference:
+        """Calibrate first when a job needs it (its images are kept out of the evidence), then run Keras."""
+        o, s = self.opts, self.source
+        exclude: list = []
+        if any(j.mode in j.fmt.calibrated for j in jobs):  # fail early, before any file is written
+            with captured(not o.debug):
+                cal = self.calibration()
+            self._flush()
+            exclude = list(cal.raw_images)
+        with captured(not o.debug):
+            ref = keras_reference(model, s.run_dir, s.manifest, s.config, o.parity_samples, o.seed,
+                                  exclude=exclude, parity_data=o.parity_data)
+        counts = ", ".join(f"{n} {k}" for k, n in ref.counts().items())
+        self.log(f"  evidence: {len(ref)} images ({counts}); Keras accuracy {ref.keras_accuracy:.2f}% "
+                 f"on the {int(ref.heldout.sum())} held-out ones ({ref.heldout_split})")
+        return ref
+
+    def convert_all(self, jobs: list[Job], ctx: ConvertContext) -> list[tuple[Job, Converted | FileResult, float]]:
+        """Every file converted (with its seconds), or a failed FileResult for a converter that crashed."""
+        out: list[tuple[Job, Converted | FileResult, float]] = []
+        for i, job in enumerate(jobs, 1):
+            t0 = time.perf_counter()
+            self.log(f"[{i}/{len(jobs)}] {job.label}: converting ...")
+            conv, err = self._convert(job, ctx)
+            self._flush()
+            if err is not None:
+                first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                reason = f"conversion failed: {first[:300]}"
+                self.log(f"[{i}/{len(jobs)}] {job.label}: {reason}" + ("" if self.opts.debug else " (--debug shows the converter's output)"))
+                out.append((job, FileResult(job, self.source.sha256, FAILED, reason, time.perf_counter() - t0), 0.0))
+                continue
+            conv.notes.extend(self._keep_float_notes(job))
+            out.append((job, conv, time.perf_counter() - t0))
+        return out
+
+    def _convert(self, job: Job, ctx: ConvertContext) -> tuple[Converted | None, Exception | None]:
+        with captured(not self.opts.debug):
+            try:
+                conv = job.fmt.convert(ctx, job.mode)
+                job.fmt.check(conv.data)
+            except ConversionError as exc:
+                return None, exc
+            except EdgeDeployError:
+                raise
+            except Exception as exc:  # a converter crash on this model: reported, the others still run
+                if self.opts.debug:
+                    raise
+                return None, exc
+        return conv, None
+
+    def _keep_float_notes(self, job: Job) -> list[str]:
+        if self.opts.keep_float and job.mode not in job.fmt.keep_float_modes:
+            return [f"--keep-float does not apply to {job.label}"]
+        return []
+
+    def check_keep_float(self, converted: list[tuple[Job, Converted | FileResult, float]], model: Any) -> None:
+        """A --keep-float name that is no Keras layer and matched no node anywhere is a usage error (exit 2).
+
+        A real layer name that matched nothing (the converter folded the layer
+        away) stays a note on the files concerned.
+        """
+        applied = [c for j, c, _ in converted if isinstance(c, Converted) and j.mode in j.fmt.keep_float_modes]
+        if not self.opts.keep_float or not applied:
+            return
+        layers = list(keras_layer_scopes(model))
+        for pat in self.opts.keep_float:
+            if pat not in layers and all(pat in c.keep_float_unmatched for c in applied):
+                raise EdgeDeployError(f"Received --keep-float {pat!r}, which matches no layer or node of the model; "
+                                      f"its layers: {', '.join(layers)}")
+
+    def publish_all(self, converted: list[tuple[Job, Converted | FileResult, float]], publisher: Publisher) -> list[FileResult]:
+        results = []
+        n = len(converted)
+        for i, (job, conv, secs) in enumerate(converted, 1):
+            if isinstance(conv, FileResult):
+                results.append(conv)
+                continue
+            results.append(self._publish_one(job, i, n, conv, secs, publisher))
+        return results
+
+    def _publish_one(self, job: Job, i: int, n: int, conv: Converted, convert_seconds: float, publisher: Publisher) -> FileResult:
+        t0 = time.perf_counter()
+        result = FileResult(job, self.source.sha256, notes=list(conv.notes))
+        try:
+            publisher.publish(job, i, conv, result)
+        except ConversionError as exc:
+            if self.opts.debug:
+                raise
+            result.status, result.reason = FAILED, f"conversion failed: {exc}"
+            self.log(f"[{i}/{n}] {job.label}: {result.reason}")
+            return result
+        finally:
+            result.seconds = convert_seconds + time.perf_counter() - t0
+        for note in result.notes:
+            self.log(f"  note: {note}")
+        m, v = result.metrics, result.verdict
+        self.log(f"[{i}/{n}] {job.label}: {result.file} {result.size_bytes / 1024:.1f} KB, agreement {m['top1_agreement']:.2f}% "
+                 f"of {m['agreement_samples']}, max |dp| {m['max_abs_prob_diff']:.2g}, accuracy {m['accuracy']:.2f}% "
+                 f"(drop {m['accuracy_drop']:+.2f}, 95% [{v.accuracy_drop.lo:+.2f}, {v.accuracy_drop.hi:+.2f}]), "
+                 f"{v.verdict}{'' if result.accepted else ': ' + str(result.reason)} ({result.seconds:.1f} s)")
+        if v.warning:
+            self.log(f"  warning: {result.file}: {v.warning}")
+        return result
+
+    def diagnose(self, results: list[FileResult], ctx: ConvertContext) -> dict[str, Any] | None:
+        """Ask a format's ``diagnose`` hook about the first rejected file of a mode one can explain."""
+        for r in results:
+            if r.status == FAILED or r.accepted:
+                continue
+            fmts = [r.job.fmt] + [FORMATS.get(n)() for n in format_names() if n != r.job.fmt.name]
+            tool = next((f for f in fmts if r.job.mode in f.diagnosed_modes), None)
+            if tool is None:
+                continue
+            proxy = tool.name != r.job.fmt.name
+            self.log(f"{r.file} failed the gate: running {tool.diagnosis_tool} on the calibration data"
+                     + (f" (a {tool.name} {r.job.mode} conversion of the same model, as a proxy: "
+                        f"{r.job.fmt.name} has no layer-by-layer debugger here)" if proxy else "") + " ...")
+            try:
+                with captured(not self.opts.debug):
+                    layers = tool.diagnose(ctx, r.job.mode)
+            except Exception as exc:  # a diagnosis aid: never turn a gate failure into a crash
+                if self.opts.debug:
+                    raise
+                self.log(f"  {tool.diagnosis_tool} failed: {type(exc).__name__}: {str(exc).strip()[:200]}")
+                return None
+            if layers:
+                return {"file": r.file, "tool": tool.diagnosis_tool, "proxy": proxy,
+                        "proxy_format": tool.model_format().display_name if proxy else None, "layers": layers}
+        return None
+
+    def run(self) -> dict[str, Any]:
+        o = self.opts
+        jobs, out_dir = self.prepare()
+        t_start = time.perf_counter()
+        model = self.load_model()
+        self.log(f"export {self.source.keras_path} -> {out_dir} ({len(jobs)} file{'s' if len(jobs) != 1 else ''}: "
                  + ", ".join(j.path.name for j in jobs) + ")")
         from .data import count_macs
 
         macs = count_macs(model)
-        with captured(not o.debug):
-            ref = keras_reference(model, source.run_dir, source.manifest, source.config, o.parity_samples, o.seed)
-        self.log(f"  Keras test accuracy {ref.keras_accuracy:.2f}% on {len(ref)} test images (parity reference)")
-        if any(j.mode in j.fmt.calibrated for j in jobs):  # fail early, before any file is written
-            with captured(not o.debug):
-                self.calibration()
-            for msg in self._pending:
-                self.log(msg)
-            self._pending.clear()
-        base = source.manifest.replace(source_sha256=source.sha256, macs=macs, metrics={})
-
-        rows: list[dict[str, Any]] = []
-        failures: list[tuple[Job, str]] = []
+        ref = self.reference(model, jobs)
+        base = self.source.manifest.replace(source_sha256=self.source.sha256, macs=macs, metrics={})
         with tempfile.TemporaryDirectory(prefix="edgedeploy-export-") as work:
-            ctx = ConvertContext(model=model, manifest=source.manifest, calibration=self.calibration,
-                                 workdir=Path(work), io=o.io or "uint8", opset=o.opset,
-                                 keep_float=list(o.keep_float), debug=o.debug, layer_scopes=keras_layer_scopes(model))
-            for i, job in enumerate(jobs, 1):
-                row = self.export_one(job, i, len(jobs), ctx, ref, base)
-                rows.append(row)
-                if row["status"] != "accepted":
-                    failures.append((job, row["reason"]))
-            worst = None
-            if any(r["mode"] == "int8" and r["status"] == "rejected" for r in rows):
-                worst = self.debug_int8(ctx)
+            ctx = ConvertContext(model=model, manifest=self.source.manifest, calibration=self.calibration,
+                                 workdir=Path(work), io=o.io or "uint8", opset=o.opset, keep_float=list(o.keep_float),
+                                 debug=o.debug, layer_scopes=keras_layer_scopes(model))
+            converted = self.convert_all(jobs, ctx)
+            self.check_keep_float(converted, model)
+            publisher = Publisher(ctx, ref, base, o.policy(), threads=o.threads, force=o.force, debug=o.debug,
+                                  write=lambda tmp, data: write_model(tmp, data))
+            results = self.publish_all(converted, publisher)
+            diagnosis = self.diagnose(results, ctx)
+        selection = self.select(results, out_dir)
+        report = self.write_report(results, out_dir, ref, macs, diagnosis, selection, time.perf_counter() - t_start)
+        self._raise_failures(results)
+        return report
 
+    def select(self, results: list[FileResult], out_dir: Path) -> dict[str, Any] | None:
+        if not self.opts.select:
+            return None
+        from .select import select_and_write
+
+        return select_and_write(results, out_dir, self.opts, self.log)
+
+    def write_report(self, results: list[FileResult], out_dir: Path, ref: Reference, macs: int | None,
+                     diagnosis: dict[str, Any] | None, selection: dict[str, Any] | None, seconds: float) -> dict[str, Any]:
+        o, source = self.opts, self.source
+        rows = [r.to_row() for r in results]
         all_rows = report_mod.merge_rows(out_dir, rows)
         report_mod.size_ratios(all_rows)
         cal = self._calibration
         report: dict[str, Any] = {
             "tool": "export-model",
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "seconds": round(time.perf_counter() - t_start, 2),
+            "seconds": round(seconds, 2),
             "source": {"path": str(source.keras_path), "run_dir": str(source.run_dir), "sha256": source.sha256,
                        "model_name": source.manifest.model_name, "dataset": source.manifest.dataset},
-            "keras": {"test_accuracy": round(ref.keras_accuracy, 3), "macs": macs},
-            "parity": {"split": "test", "samples": len(ref), "max_accuracy_drop": o.max_accuracy_drop,
-                       "max_prob_diff": o.max_prob_diff, "runtime": "edge_runtime.ImageClassifier"},
+            "keras": {"test_accuracy": round(ref.test_accuracy, 3), "heldout_accuracy": round(ref.keras_accuracy, 3), "macs": macs},
+            "parity": {"split": ref.heldout_split, "samples": int(ref.heldout.sum()), "agreement_samples": len(ref),
+                       "evidence_images": ref.counts(), "max_accuracy_drop": o.max_accuracy_drop,
+                       "max_disagreement": o.max_disagreement, "max_prob_diff": o.max_prob_diff, "gate": o.gate,
+                       "confidence": 0.95, "runtime": "edge_runtime.ImageClassifier",
+                       "figures": report_mod.FIGURE_SOURCES},
             "calibration": cal.describe() if cal is not None else None,
-            "settings": {"io": o.io or "uint8", "opset": o.opset, "keep_float": list(o.keep_float), "seed": o.seed},
+            "settings": {"io": o.io or "uint8", "opset": o.opset, "keep_float": list(o.keep_float), "seed": o.seed,
+                         "parity_data": o.parity_data},
             "versions": _versions(),
             "targets": report_mod.targets(all_rows),
-            "worst_layers": worst,
+            "worst_layers": diagnosis["layers"] if diagnosis else None,
+            "diagnosis": {k: v for k, v in diagnosis.items() if k != "layers"} if diagnosis else None,
+            "selection": selection,
             "files": all_rows,
         }
         json_path, _ = report_mod.write(out_dir, report)
@@ -292,155 +344,26 @@ class _Exporter:
         self.log("")
         print(report_mod.text_table([r for r in all_rows if r["file"] in this_run], ref.keras_accuracy), flush=True)
         self.log(f"report: {json_path} (+ .md)")
-        if worst:
+        if diagnosis:
             from .debug import keep_float_hint
 
-            hint = keep_float_hint(worst)
-            self.log("int8 layers with the largest quantization error (TFLite QuantizationDebugger, RMSE/scale): "
-                     + ", ".join(f"{w.get('layer') or w['scope']} {w['rmse_over_scale']}" for w in worst)
+            hint = keep_float_hint(diagnosis["layers"])
+            self.log(f"layers with the largest int8 error ({diagnosis['tool']}, RMSE/scale; for {diagnosis['file']}): "
+                     + ", ".join(f"{w.get('layer') or w['scope']} {w['rmse_over_scale']}" for w in diagnosis["layers"])
                      + (f"; try --keep-float {hint}" if hint else ""))
-        self._raise_failures(failures)
         return report
 
-    def _raise_failures(self, failures: list[tuple[Job, str]]) -> None:
+    def _raise_failures(self, results: list[FileResult]) -> None:
         """One line for all failures: GateError (exit 3) if only the gate failed."""
+        failures = [r for r in results if not r.accepted]
         if not failures:
             return
-        gate_only = all(not r.startswith("conversion failed") for _, r in failures)
-        parts = [f"{j.path.name}: {r}" if r.startswith("conversion failed")
-                 else f"{j.path.name} {r}, kept as {j.rejected_path.name}" for j, r in failures]
+        gate_only = all(r.status != FAILED for r in failures)
+        parts = [f"{r.job.path.name}: {r.reason}" if r.status == FAILED
+                 else f"{r.job.path.name} {r.reason}, kept as {r.job.rejected_path.name}" for r in failures]
         if gate_only:
             raise GateError("parity gate rejected " + "; ".join(parts))
         raise ConversionError("export failed for " + "; ".join(parts))
-
-    def export_one(self, job: Job, i: int, n: int, ctx: ConvertContext, ref: Any, base: Manifest) -> dict[str, Any]:
-        o = self.opts
-        t0 = time.perf_counter()
-        self.log(f"[{i}/{n}] {job.label}: converting ...")
-        row: dict[str, Any] = {"file": job.path.name, "format": job.fmt.name, "mode": job.mode,
-                               "source_sha256": self.source.sha256}
-        with captured(not o.debug) as cap:
-            try:
-                conv = job.fmt.convert(ctx, job.mode)
-                job.fmt.check(conv.data)
-            except EdgeDeployError as exc:
-                if isinstance(exc, ConversionError):
-                    err: Exception | None = exc
-                else:
-                    raise
-            except Exception as exc:  # a converter crash on this model: reported, the others still run
-                if o.debug:
-                    raise
-                err = exc
-            else:
-                err = None
-        for msg in self._pending:
-            self.log(msg)
-        self._pending.clear()
-        if err is not None:
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            reason = f"conversion failed: {first[:300]}"
-            self.log(f"[{i}/{n}] {job.label}: {reason}" + ("" if o.debug else " (--debug shows the converter's output)"))
-            row.update(status="failed", reason=reason, seconds=round(time.perf_counter() - t0, 2))
-            return row
-        if o.keep_float and job.mode not in job.fmt.keep_float_modes:
-            conv.notes.append(f"--keep-float does not apply to {job.label}")
-        for note in conv.notes:
-            self.log(f"  note: {note}")
-
-        try:
-            dest, final, conv_metrics = self._gate_and_write(job, i, ctx, ref, base, conv)
-        except ConversionError as exc:
-            if o.debug:
-                raise
-            reason = f"conversion failed: {exc}"
-            self.log(f"[{i}/{n}] {job.label}: {reason}")
-            row.update(status="failed", reason=reason, seconds=round(time.perf_counter() - t0, 2))
-            return row
-        metrics, io_in, io_out, reason, accepted = conv_metrics
-        secs = round(time.perf_counter() - t0, 2)
-        status = "accepted" if accepted else "rejected"
-        row.update(file=dest.name, status=status, reason=reason, size_bytes=len(final), input=io_in, output=io_out,
-                   converter=conv.converter, kept_float=conv.kept_float, notes=conv.notes, seconds=secs,
-                   **{k: v for k, v in metrics.items() if k != "gate"})
-        self.log(f"[{i}/{n}] {job.label}: {dest.name} {len(final) / 1024:.1f} KB, agreement {metrics['top1_agreement']:.2f}%, "
-                 f"max |dp| {metrics['max_abs_prob_diff']:.2g}, accuracy {metrics['accuracy']:.2f}% "
-                 f"(drop {metrics['accuracy_drop']:+.2f}), {status}{'' if accepted else ': ' + reason} ({secs:.1f} s)")
-        return row
-
-    def _gate_and_write(self, job: Job, i: int, ctx: ConvertContext, ref: Any, base: Manifest, conv: Any):
-        """Parity on a scratch copy, then the final file (accepted or .rejected) and its sidecar."""
-        o = self.opts
-        fmt = job.fmt.name
-        from .embed import embed_manifest
-
-        draft = base.replace(format=fmt, quantize=job.mode)
-        scratch = ctx.workdir / f"parity_{i}{job.fmt.suffix}"
-        scratch.write_bytes(embed_manifest(fmt, conv.data, draft))
-        try:
-            with captured(not o.debug):
-                clf, probs = run_file(scratch, ref, threads=o.threads, batch_size=PARITY_BATCH)
-            io_in, io_out = _tensor_spec(clf.backend.input), _tensor_spec(clf.backend.output)
-            del clf
-        finally:
-            scratch.unlink(missing_ok=True)
-        metrics = compare(probs, ref)
-        reason = gate(metrics, job.mode, o.max_accuracy_drop, o.max_prob_diff)
-        accepted = reason is None
-        metrics["gate"] = {"passed": accepted, "max_accuracy_drop": o.max_accuracy_drop,
-                           "max_prob_diff": o.max_prob_diff if job.mode in ("none", "float16") else None,
-                           **({} if accepted else {"reason": reason})}
-        final_manifest = draft.replace(input=io_in, output=io_out, metrics=metrics)
-        final = embed_manifest(fmt, conv.data, final_manifest)
-        job.fmt.check(final)
-
-        dest = job.path if accepted else job.rejected_path
-        try:
-            with atomic_path(dest, force=o.force) as tmp:
-                write_model(tmp, final)
-                self._verify(tmp, dest, fmt, final_manifest, probs, ref, accepted)
-            if accepted:
-                atomic_write_text(job.sidecar, final_manifest.to_json() + "\n", force=o.force)
-        except OSError as exc:  # disk full, permissions: the target is untouched (atomic_path)
-            raise EdgeDeployError(f"could not write {dest}: {exc.strerror or exc}") from None
-        if accepted:
-            job.rejected_path.unlink(missing_ok=True)  # a stale rejection of an earlier run (--force)
-        else:
-            # --force replaces: the earlier accepted file must not outlive this rejection.
-            job.path.unlink(missing_ok=True)
-            job.sidecar.unlink(missing_ok=True)
-        return dest, final, (metrics, io_in, io_out, reason, accepted)
-
-    def _verify(self, tmp: Path, dest: Path, fmt: str, manifest: Manifest, probs: np.ndarray, ref: Any, accepted: bool) -> None:
-        """Before the rename: the written bytes carry the manifest and (if accepted) still load and agree."""
-        from .embed import read_embedded
-
-        text = read_embedded(fmt, tmp.read_bytes())
-        if text is None or Manifest.from_json(text).to_dict() != manifest.to_dict():
-            raise ConversionError(f"the manifest embedded in {dest.name} does not read back")
-        if not accepted:
-            return
-        from .parity import open_classifier
-
-        with captured(not self.opts.debug):
-            clf = open_classifier(tmp, self.opts.threads)
-            k = min(8, len(ref))
-            again = np.stack([p.probabilities for p in clf.predict_batch(ref.images[:k], batch_size=PARITY_BATCH)])
-        if clf.manifest.to_dict() != manifest.to_dict() or not np.allclose(again, probs[:k], atol=1e-6):
-            raise ConversionError(f"{dest.name} does not answer the same after the manifest was embedded")
-
-    def debug_int8(self, ctx: ConvertContext) -> list[dict[str, Any]] | None:
-        from .debug import worst_layers
-
-        self.log("int8 failed the gate: running TFLite's QuantizationDebugger on the calibration data ...")
-        try:
-            with captured(not self.opts.debug):
-                return worst_layers(ctx)
-        except Exception as exc:  # a diagnosis aid: never turn a gate failure into a crash
-            if self.opts.debug:
-                raise
-            self.log(f"  QuantizationDebugger failed: {type(exc).__name__}: {str(exc).strip()[:200]}")
-            return None
 
 
 def run_export(opts: ExportOptions, log: Log | None = None) -> dict[str, Any]:

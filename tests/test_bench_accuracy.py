@@ -120,3 +120,24 @@ def test_empty_class_folder_is_a_warning(tmp_path):
     # 'extra' has no images (a warning), and so it does not fail the label check either
     assert proc.returncode == 0, proc.stderr
     assert "class folder 'extra' has no readable images" in proc.stderr
+
+
+def test_a_rejected_file_opens_when_named_explicitly(tmp_path):
+    """export-model keeps a gate failure as model_<mode>.<ext>.rejected: a folder skips it, its name opens it."""
+    import shutil
+
+    d = bench_export_dir()
+    folder = tmp_path / "models"
+    folder.mkdir()
+    shutil.copy2(d / "model_int8.tflite", folder / "model_int8.tflite.rejected")
+    shutil.copy2(d / "model_float32.tflite", folder / "model_float32.tflite")
+    out = tmp_path / "acc.json"
+    proc = run_script("accuracy", folder / "model_int8.tflite.rejected", "--dataset", "digits", "--quick", "--json", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "failed export-model's parity gate" in proc.stderr
+    rows = json.loads(out.read_text())["results"]
+    assert [r["variant"] for r in rows] == ["model_int8.rejected.tflite"] and rows[0]["accuracy"] > 0.5
+    out2 = tmp_path / "acc2.json"
+    proc = run_script("accuracy", folder, "--dataset", "digits", "--quick", "--json", out2)
+    assert proc.returncode == 0, proc.stderr
+    assert [r["variant"] for r in json.loads(out2.read_text())["results"]] == ["model_float32.tflite"]

@@ -57,7 +57,7 @@ def test_forced_tflite_saved_model_fallback(tmp_path: Path, monkeypatch) -> None
     def broken(model):
         raise RuntimeError("from_keras_model is broken on this Keras")
 
-    monkeypatch.setattr(tflite_fmt, "_from_keras_model", broken)
+    monkeypatch.setattr(tflite_fmt, "from_keras_model", broken)
     run = copy_run(tiny_run(), tmp_path / "run")
     out = tmp_path / "out"
     # MODEL.keras inside a run folder works as well as the folder itself

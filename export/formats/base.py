@@ -55,6 +55,7 @@ class Converted:
     converter: str  # the conversion path that produced it
     kept_float: list[str] = field(default_factory=list)  # node names left in float
     notes: list[str] = field(default_factory=list)
+    keep_float_unmatched: list[str] = field(default_factory=list)  # --keep-float patterns that matched no node
 
 
 class _FileSuffix:
@@ -79,9 +80,19 @@ class ExportFormat:
     calibrated: ClassVar[tuple[str, ...]] = ()  # modes that need representative data
     keep_float_modes: ClassVar[tuple[str, ...]] = ()  # modes where --keep-float applies
     io_modes: ClassVar[tuple[str, ...]] = ()  # modes where --io sets the input/output type
+    diagnosed_modes: ClassVar[tuple[str, ...]] = ()  # modes ``diagnose`` can explain
+    diagnosis_tool: ClassVar[str] = ""  # what ``diagnose`` runs, for the log and the report
 
     def convert(self, ctx: ConvertContext, mode: str) -> Converted:
         raise NotImplementedError
+
+    def expected_input_dtype(self, ctx: ConvertContext, mode: str) -> str | None:
+        """The input dtype the options ask for in ``mode`` (checked against the file), or None."""
+        return None
+
+    def diagnose(self, ctx: ConvertContext, mode: str) -> list[dict[str, Any]] | None:
+        """The layers that lose the most in ``mode`` (worst first), for a file that failed the gate."""
+        return None
 
     @classmethod
     def model_format(cls) -> "ModelFormat":

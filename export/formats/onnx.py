@@ -146,7 +146,8 @@ class OnnxFormat(ExportFormat):
         nodes = [n.name for n in base.graph.node if n.name]
         matched = match_nodes(ctx.keep_float, nodes, ctx.layer_scopes) if ctx.keep_float else {}
         exclude = sorted({n for hits in matched.values() for n in hits})
-        notes = [f"--keep-float {pat!r} matched no ONNX node" for pat, hits in matched.items() if not hits]
+        unmatched = [pat for pat, hits in matched.items() if not hits]
+        notes = [f"--keep-float {pat!r} matched no ONNX node" for pat in unmatched]
         if mode == "dynamic":
             quantize_dynamic(str(pre), str(out), weight_type=QuantType.QInt8, per_channel=False,
                              reduce_range=True, nodes_to_exclude=exclude or None)
@@ -160,7 +161,8 @@ class OnnxFormat(ExportFormat):
                 calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=exclude or None,
             )
             tag = "quant_pre_process + quantize_static (QDQ, per-channel int8, reduce_range, MinMax)"
-        return Converted(data=out.read_bytes(), converter=f"{path} + {tag}", kept_float=exclude, notes=notes)
+        return Converted(data=out.read_bytes(), converter=f"{path} + {tag}", kept_float=exclude, notes=notes,
+                         keep_float_unmatched=unmatched)
 
     def check(self, data: bytes) -> None:
         import onnx

@@ -17,13 +17,15 @@ from typing import Any, Callable
 from .base import FORMATS, ConversionError, ConvertContext, Converted, ExportFormat, match_nodes
 
 
-def _from_keras_model(model: Any) -> Any:
+def from_keras_model(model: Any) -> Any:
+    """``TFLiteConverter.from_keras_model`` (the first conversion path)."""
     import tensorflow as tf
 
     return tf.lite.TFLiteConverter.from_keras_model(model)
 
 
-def _from_saved_model(model: Any, workdir: Any) -> tuple[Any, Any]:
+def from_saved_model(model: Any, workdir: Any) -> tuple[Any, Any]:
+    """The SavedModel fallback: (converter, the temporary directory to clean up)."""
     import tensorflow as tf
 
     tmp = tempfile.TemporaryDirectory(dir=workdir, prefix="saved_model_")
@@ -50,9 +52,21 @@ class TFLiteFormat(ExportFormat):
     calibrated = ("int8", "int16x8")
     keep_float_modes = ("int8", "int16x8")
     io_modes = ("int8",)
+    diagnosed_modes = ("int8",)
+    diagnosis_tool = "TFLite's QuantizationDebugger"
+
+    # -- hooks ------------------------------------------------------------------
+    def expected_input_dtype(self, ctx: ConvertContext, mode: str) -> str | None:
+        return ctx.io if mode in self.io_modes else None
+
+    def diagnose(self, ctx: ConvertContext, mode: str) -> list[dict[str, Any]] | None:
+        from ..debug import worst_layers
+
+        return worst_layers(ctx, self) if mode in self.diagnosed_modes else None
 
     # -- conversion -------------------------------------------------------------
-    def _configure(self, converter: Any, ctx: ConvertContext, mode: str) -> None:
+    def configure(self, converter: Any, ctx: ConvertContext, mode: str) -> None:
+        """Set ``converter`` up for ``mode`` (optimizations, representative data, I/O types)."""
         import tensorflow as tf
 
         if mode == "none":
@@ -74,12 +88,12 @@ class TFLiteFormat(ExportFormat):
     def _with_fallback(self, ctx: ConvertContext, run: Callable[[Any], bytes]) -> tuple[bytes, str]:
         """Run ``run(converter)`` on from_keras_model, else on the SavedModel path."""
         try:
-            return run(_from_keras_model(ctx.model)), "from_keras_model"
+            return run(from_keras_model(ctx.model)), "from_keras_model"
         except Exception as first:  # any converter failure: try the documented Keras 3 workaround
             reason = _first_line(first)
         tmp = None
         try:
-            converter, tmp = _from_saved_model(ctx.model, ctx.workdir)
+            converter, tmp = from_saved_model(ctx.model, ctx.workdir)
             return run(converter), f"saved_model (from_keras_model failed: {reason})"
         except Exception as second:
             raise ConversionError(
@@ -95,7 +109,7 @@ class TFLiteFormat(ExportFormat):
             return self._convert_keep_float(ctx, mode)
 
         def run(converter: Any) -> bytes:
-            self._configure(converter, ctx, mode)
+            self.configure(converter, ctx, mode)
             return bytes(converter.convert())
 
         data, path = self._with_fallback(ctx, run)
@@ -108,7 +122,7 @@ class TFLiteFormat(ExportFormat):
         from tensorflow.lite.python import util as tfl_util
 
         def calibrate(converter: Any) -> bytes:
-            self._configure(converter, ctx, mode)
+            self.configure(converter, ctx, mode)
             converter.experimental_mlir_quantizer = True
             converter._experimental_calibrate_only = True  # noqa: SLF001 (the debugger's own route)
             return bytes(converter.convert())
@@ -117,7 +131,8 @@ class TFLiteFormat(ExportFormat):
         names = tensor_names(calibrated)
         matched = match_nodes(ctx.keep_float, names, ctx.layer_scopes)
         nodes = sorted({n for hits in matched.values() for n in hits})
-        notes = [f"--keep-float {pat!r} matched no TFLite node" for pat, hits in matched.items() if not hits]
+        unmatched = [pat for pat, hits in matched.items() if not hits]
+        notes = [f"--keep-float {pat!r} matched no TFLite node" for pat in unmatched]
         int16 = mode == "int16x8"
         quantized = tfl_convert.mlir_quantize(
             calibrated,
@@ -128,7 +143,8 @@ class TFLiteFormat(ExportFormat):
         if mode == "int8" and ctx.io != "float32":
             io = {"uint8": tf.uint8, "int8": tf.int8}[ctx.io]
             quantized = tfl_util.modify_model_io_type(quantized, io, io)
-        return Converted(data=bytes(quantized), converter=path + " + keep-float denylist", kept_float=nodes, notes=notes)
+        return Converted(data=bytes(quantized), converter=path + " + keep-float denylist", kept_float=nodes, notes=notes,
+                         keep_float_unmatched=unmatched)
 
 
 def tensor_names(data: bytes) -> list[str]:
