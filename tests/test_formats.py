@@ -95,7 +95,7 @@ def test_missing_empty_and_directory(tmp_path):
 
 # -- the embedded manifest ---------------------------------------------------------------
 def _manifest(edge_models, **over) -> Manifest:
-    return Manifest.from_json((edge_models / "model_float32.json").read_text()).replace(**over)
+    return Manifest.from_json((edge_models / "model_float32.tflite.json").read_text()).replace(**over)
 
 
 def test_tflite_manifest_round_trip_on_a_real_model(edge_models, tmp_path):

@@ -200,10 +200,8 @@ class Predictor:
             ms = (time.perf_counter() - t0) * 1000 / len(items)
             out = []
             for (name, _), row in zip(items, probs):
-                d = self.clf.prediction(row).to_dict()
+                d = self.clf.prediction(row).to_dict(path=name, latency_ms=ms)
                 d["top_k"] = d["top_k"][:top_k]
-                d["path"] = name
-                d["latency_ms"] = round(ms, 3)
                 out.append(d)
             self.metrics.inference.observe(time.perf_counter() - t0)
             self.metrics.images.inc(len(items))
