@@ -88,16 +88,24 @@ class ImageClassifier:
         probe: "auto" (default), "always" or "never": load an unseen model file
             in a throwaway process first, so a damaged file that would crash
             the native runtime raises ModelError instead (backends/probe.py).
+        verify_hash: check the file against the SHA-256 in its sidecar manifest,
+            when there is one (edge_runtime/integrity.py); False skips it.
     """
 
     def __init__(self, model_path: str | os.PathLike, threads: int | None = None, backend: str = "auto",
                  manifest: Manifest | None = None, xnnpack: bool = True,
-                 max_pixels: int = DEFAULT_MAX_PIXELS, top_k: int = 5, probe: str | None = None):
+                 max_pixels: int = DEFAULT_MAX_PIXELS, top_k: int = 5, probe: str | None = None,
+                 verify_hash: bool = True):
         if not isinstance(top_k, int) or top_k < 1:
             raise EdgeDeployError(f"Received top_k={top_k!r}, expected an integer >= 1")
         self.path = Path(model_path)
         if not isinstance(max_pixels, int) or max_pixels < 1:
             raise EdgeDeployError(f"Received max_pixels={max_pixels!r}, expected an integer >= 1")
+        self.sha256 = None
+        if verify_hash:  # before any runtime sees the bytes
+            from .integrity import verify_model_hash
+
+            self.sha256 = verify_model_hash(self.path)
         self.backend = backend_for(self.path, backend, threads=threads, xnnpack=xnnpack, probe=probe)
         self.manifest = manifest or load_manifest_for(self.path, self.backend)
         self.max_pixels = max_pixels

@@ -83,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-xnnpack", dest="xnnpack", action="store_false", help="do not apply the XNNPACK delegate (TFLite)")
     p.add_argument("--max-pixels", type=_int_at_least(1), default=None, metavar="N",
                    help="refuse images with more pixels (default 50,000,000)")
+    p.add_argument("--no-verify-hash", dest="verify_hash", action="store_false",
+                   help="do not check the model against the SHA-256 in its sidecar manifest")
     p.add_argument("--info", action="store_true", help="print the model, backend and delegate on stderr first")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="never draw a progress bar")
     w = p.add_argument_group("watch a folder")
@@ -237,7 +239,8 @@ def _open_classifier(args: argparse.Namespace) -> "ImageClassifier":
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         clf = ImageClassifier(args.model, threads=args.threads, backend=args.backend, xnnpack=args.xnnpack,
-                              max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS, top_k=args.top_k)
+                              max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS, top_k=args.top_k,
+                              verify_hash=args.verify_hash)
     for w in caught:
         print(f"{PROG}: warning: {' '.join(str(w.message).split())}", file=sys.stderr)
     return clf

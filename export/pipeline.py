@@ -18,6 +18,7 @@ files) is checked first, so mistakes cost milliseconds, not a TF import.
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import os
 import tempfile
 import time
@@ -405,7 +406,9 @@ class _Exporter:
                 write_model(tmp, final)
                 self._verify(tmp, dest, fmt, final_manifest, probs, ref, accepted)
             if accepted:
-                atomic_write_text(job.sidecar, final_manifest.to_json() + "\n", force=o.force)
+                # the sidecar also records the file's own SHA-256 (checked at load: edge_runtime/integrity.py)
+                sidecar = final_manifest.replace(sha256=hashlib.sha256(final).hexdigest())
+                atomic_write_text(job.sidecar, sidecar.to_json() + "\n", force=o.force)
         except OSError as exc:  # disk full, permissions: the target is untouched (atomic_path)
             raise EdgeDeployError(f"could not write {dest}: {exc.strerror or exc}") from None
         if accepted:
