@@ -29,7 +29,7 @@ while [ $# -gt 0 ]; do
         --user=*) RUN_USER=${1#*=} ;;
         --enable-service) ENABLE=1 ;;
         --no-selftest) SELFTEST=0 ;;
-        -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) head -n 13 "$0" | tail -n 12; exit 0 ;;
         -*) die 2 "unknown option $1 (see --help)" ;;
         *) [ -z "$PREFIX" ] || die 2 "Received a second PREFIX '$1', expected one"; PREFIX=$1 ;;
     esac
@@ -107,7 +107,8 @@ ENVEOF
 # The service never runs as root: --user NAME, else the sudo caller, else a systemd DynamicUser.
 [ -n "$RUN_USER" ] || RUN_USER=${SUDO_USER:-$(id -un)}
 if [ "$RUN_USER" = root ]; then USER_LINE="DynamicUser=yes"; else USER_LINE="User=$RUN_USER"; fi
-sed -e "s|@PREFIX@|$PREFIX|g" -e "s|@USER_LINE@|$USER_LINE|g" "$HERE/$NAME.service" > "$PREFIX/$NAME.service"
+python3 -c 'import sys; t = open(sys.argv[1]).read(); open(sys.argv[2], "w").write(t.replace("@PREFIX@", sys.argv[3]).replace("@USER_LINE@", sys.argv[4]))' \
+    "$HERE/$NAME.service" "$PREFIX/$NAME.service" "$PREFIX" "$USER_LINE"
 chmod +x "$PREFIX/run.sh"
 
 # 5. the self-test: the same answers as when the bundle was made
