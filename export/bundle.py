@@ -40,6 +40,8 @@ from edge_runtime.io import atomic_path
 from edge_runtime.manifest import Manifest
 from edge_runtime.registry import Registry
 
+from .bundle_readme import readme_text
+
 TEMPLATES = Path(__file__).with_name("bundle_templates")
 SERVICES = ("watch", "serve")
 DEFAULT_SAMPLES = 10
@@ -283,9 +285,6 @@ def write_sums(folder: Path) -> int:
     lines = [f"{_sha256(p)}  {p.relative_to(folder).as_posix()}" for p in files]
     (folder / "SHA256SUMS").write_text("\n".join(lines) + "\n")
     return len(lines)
-
-
-from .bundle_readme import readme_text  # noqa: E402  (kept apart: this file stays short)
 
 
 # -- the bundle ------------------------------------------------------------------------

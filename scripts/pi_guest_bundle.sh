@@ -21,7 +21,12 @@ export PIP_CONFIG_FILE=/tmp/pip-noindex.conf PIP_NO_INDEX=1 PIP_INDEX_URL=http:/
 
 echo "==> [pi:bundle] unpack $NAME.tar.gz and run install.sh $PREFIX (no package index)"
 rm -rf "/tmp/$NAME" "$PREFIX"
-(cd /tmp && tar xzf "$WORK/bundle/$NAME.tar.gz") || { check bundle-unpack FAIL "tar xzf failed"; exit 1; }
+# Raspberry Pi OS has gzip; this minimal userland may not: then Python's tarfile unpacks it.
+if command -v gzip >/dev/null 2>&1; then
+    (cd /tmp && tar xzf "$WORK/bundle/$NAME.tar.gz")
+else
+    (cd /tmp && python3 -m tarfile -e "$WORK/bundle/$NAME.tar.gz" .)
+fi || { check bundle-unpack FAIL "unpacking $NAME.tar.gz failed"; exit 1; }
 t0=$(now)
 sh "/tmp/$NAME/install.sh" "$PREFIX" > "$WORK/arm/bundle-install.log" 2>&1
 rc=$?

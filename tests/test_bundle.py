@@ -203,3 +203,17 @@ def test_x86_bundle_installs_offline_runs_and_refuses_a_flipped_byte(tmp_path, e
     assert r.returncode == 2 and "SHA-256" in r.stderr and model.name in r.stderr
     r = subprocess.run(["sh", str(out / "install.sh"), str(prefix), "--service", "nope"], capture_output=True, text=True, env=env)
     assert r.returncode == 2 and "nope" in r.stderr
+
+
+def test_bundle_needs_no_tensorflow(tmp_path, edge_models, wheel_env):
+    model = _model_with_sidecar(edge_models / "model_float32.tflite", tmp_path / "m")
+    code = ("import sys; sys.modules['tensorflow'] = None; sys.modules['keras'] = None\n"
+            "from export.cli import main\n"
+            "rc = main(sys.argv[1:])\n"
+            "assert 'tensorflow' not in sys.modules or sys.modules['tensorflow'] is None\n"
+            "sys.exit(rc)")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "m"), "--model", str(model), "--bundle",
+                        str(tmp_path / "b"), "--no-wheels"], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "b" / "bundle.json").read_text())["model"]["quantize"] == "none"
