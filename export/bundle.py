@@ -247,7 +247,8 @@ def download_wheels(dest: Path, requirement: str, target: Target, log: Callable[
 
 def gate_figures(manifest: Manifest, model: Path, report: dict[str, Any] | None) -> dict[str, Any]:
     """The variant's gate figures (its manifest) and, when export_report.json has one, the selection."""
-    keys = ("accuracy", "accuracy_drop", "top1_agreement", "max_abs_prob_diff", "samples", "gate")
+    keys = ("accuracy", "keras_accuracy", "accuracy_drop", "top1_agreement", "max_abs_prob_diff", "parity_samples",
+            "parity_split", "worst_class", "worst_class_accuracy_drop", "gate")
     out: dict[str, Any] = {"metrics": {k: manifest.metrics[k] for k in keys if k in manifest.metrics}}
     if report is None:
         rp = model.parent / "export_report.json"

@@ -21,8 +21,10 @@ def _gate_lines(gate: dict[str, Any]) -> str:
     m = gate.get("metrics") or {}
     out = []
     if "accuracy" in m:
-        keras = gate.get("keras_test_accuracy")
-        out.append(f"- Parity gate at export: accuracy {m['accuracy']:.2f}% on {m.get('samples', '?')} test images"
+        keras = m.get("keras_accuracy", gate.get("keras_test_accuracy"))
+        n = m.get("parity_samples")
+        out.append(f"- Parity gate at export: accuracy {m['accuracy']:.2f}%"
+                   + (f" on {n} {m.get('parity_split', 'test')} images" if n else "")
                    + (f" (Keras {keras:.2f}%)" if isinstance(keras, (int, float)) else "")
                    + (f", drop {m['accuracy_drop']:+.2f} points" if "accuracy_drop" in m else "")
                    + (f", top-1 agreement with Keras {m['top1_agreement']:.2f}%" if "top1_agreement" in m else "")

@@ -137,6 +137,13 @@ def test_bundle_takes_selected_from_the_output_folder(tmp_path, edge_models, whe
     assert export_model(tmp_path / "run", "--bundle", tmp_path / "b", "--no-wheels") == 0
     info = json.loads((tmp_path / "b" / "bundle.json").read_text())
     assert info["model"]["file"] == "selected.tflite" and info["target"]["machine"] == "aarch64"
+    # a pi64 bundle on this x86_64 machine: install.sh says so in one line, exit 2, before anything is installed
+    if os.uname().machine != "aarch64":
+        r = subprocess.run(["sh", str(tmp_path / "b" / "install.sh"), str(tmp_path / "prefix")], capture_output=True, text=True)
+        assert r.returncode == 2 and r.stderr.strip() == (
+            f"install.sh: error: this bundle is for aarch64, but uname -m says {os.uname().machine} "
+            "(make one with export-model --target)")
+        assert not (tmp_path / "prefix").exists()
 
 
 def test_edge_bench_runs_the_scripts_and_the_files_still_run(tmp_path, edge_models):
