@@ -18,36 +18,35 @@ from pathlib import Path
 
 from .errors import ModelError
 
-__all__ = ["IntegrityError", "sidecar_candidates", "recorded_sha256", "verify_model_hash"]
+__all__ = ["IntegrityError", "hash_sidecar", "recorded_sha256", "verify_model_hash"]
 
 
 class IntegrityError(ModelError):
     """The model file's SHA-256 differs from the one recorded in its sidecar (exit 2)."""
 
 
-def sidecar_candidates(model_path: str | os.PathLike) -> list[Path]:
-    """Where a model's sidecar manifest may be, in the order they are read.
+def hash_sidecar(model_path: str | os.PathLike) -> Path:
+    """The sidecar that may record a model's SHA-256: ``<file name>.json`` (``model_int8.tflite.json``).
 
-    ``<file name>.json`` (``model_int8.tflite.json``, what export-model writes)
-    first, then ``<stem>.json``. (Kept in one place so the format layer can own it.)
+    Only this name, as export-model writes it: the older ``<stem>.json`` may be shared by
+    ``model_int8.tflite`` and ``model_int8.onnx``. (One place, so the format layer can own it.)
     """
     p = Path(model_path)
-    return [p.with_name(p.name + ".json"), p.with_suffix(".json")]
+    return p.with_name(p.name + ".json")
 
 
 def recorded_sha256(model_path: str | os.PathLike) -> tuple[str, Path] | None:
     """``(hex digest, sidecar path)`` recorded for ``model_path``, or None if none is."""
-    for sidecar in sidecar_candidates(model_path):
-        if not sidecar.is_file():
-            continue
-        try:
-            data = json.loads(sidecar.read_bytes())
-        except (OSError, ValueError, UnicodeDecodeError):
-            return None  # an unreadable sidecar is the manifest reader's business, not a hash to check
-        value = data.get("sha256") if isinstance(data, dict) else None
-        if isinstance(value, str) and value:
-            return value.lower(), sidecar
+    sidecar = hash_sidecar(model_path)
+    if not sidecar.is_file():
         return None
+    try:
+        data = json.loads(sidecar.read_bytes())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None  # an unreadable sidecar is the manifest reader's business, not a hash to check
+    value = data.get("sha256") if isinstance(data, dict) else None
+    if isinstance(value, str) and value:
+        return value.lower(), sidecar
     return None
 
 
