@@ -191,6 +191,33 @@ def test_x86_bundle_installs_offline_runs_and_refuses_a_flipped_byte(tmp_path, e
     stdout, _ = proc.communicate(timeout=150)
     got = {Path(d["path"]).name: d["label"] for d in map(json.loads, stdout.splitlines())}
     assert got == {s["file"]: s["label"] for s in info["samples"][:2]}
+    # the other service mode: run.sh serve answers POST /predict like x86 recorded
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    srv = subprocess.Popen([str(prefix / "run.sh"), "serve"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           env={**env, "EDGEDEPLOY_PORT": str(port)})
+    try:
+        s0 = info["samples"][0]
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                req = urllib.request.Request(f"http://127.0.0.1:{port}/predict", method="POST",
+                                             data=(out / "samples" / s0["file"]).read_bytes())
+                with urllib.request.urlopen(req, timeout=10) as resp:
+                    answer = json.loads(resp.read())
+                break
+            except OSError:
+                assert srv.poll() is None and time.monotonic() < deadline, "run.sh serve did not come up"
+                time.sleep(0.5)
+        assert answer["label"] == s0["label"]
+    finally:
+        srv.terminate()
+        srv.wait(timeout=30)
     # edge-bench from the installed wheel (only the TFLite runtime there)
     r = subprocess.run([str(prefix / "venv/bin/edge-bench"), "latency", "--quick", "--runs", "3", str(prefix / model.name)],
                        capture_output=True, text=True, env=env, timeout=300)

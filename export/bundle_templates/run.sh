@@ -2,10 +2,15 @@
 # run.sh [watch|serve] [EDGE-INFER FLAGS...]: run the bundled model as a service, in the foreground.
 #   watch  classify every new image in $EDGEDEPLOY_WATCH_DIR (default PREFIX/inbox), one JSON line each
 #   serve  POST /predict with image bytes on $EDGEDEPLOY_HOST:$EDGEDEPLOY_PORT (default 127.0.0.1:8080)
-# The default mode and settings are in PREFIX/service.env (written by install.sh).
+# The default mode and settings are in PREFIX/service.env (written by install.sh); the environment overrides them.
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
-[ -f "$HERE/service.env" ] && . "$HERE/service.env"
+# PREFIX/service.env holds the defaults; a variable already set in the environment wins.
+if [ -f "$HERE/service.env" ]; then
+    while IFS='=' read -r key value; do
+        case $key in EDGEDEPLOY_*) eval "[ -n \"\${$key+x}\" ] || export $key=\"\$value\"" ;; esac
+    done < "$HERE/service.env"
+fi
 MODE=${EDGEDEPLOY_SERVICE:-@SERVICE@}
 case ${1:-} in watch|serve) MODE=$1; shift ;; esac
 MODEL="$HERE/@MODEL@"
