@@ -89,13 +89,16 @@ class ImageClassifier:
             in a throwaway process first, so a damaged file that would crash
             the native runtime raises ModelError instead (backends/probe.py).
         options: a ``ClassifierOptions`` (validated); the CLI and serve build one.
+        verify_hash: check the file against the SHA-256 in its sidecar manifest,
+            when there is one (edge_runtime/integrity.py); False skips it.
     """
 
     def __init__(self, model_path: str | os.PathLike, threads: int | None = None, backend: str = "auto",
                  manifest: Manifest | None = None, xnnpack: bool = True,
                  max_pixels: int = DEFAULT_MAX_PIXELS, top_k: int = 5, probe: str | None = None,
-                 options: ClassifierOptions | None = None):
-        given = dict(threads=threads, backend=backend, xnnpack=xnnpack, max_pixels=max_pixels, top_k=top_k, probe=probe)
+                 verify_hash: bool = True, options: ClassifierOptions | None = None):
+        given = dict(threads=threads, backend=backend, xnnpack=xnnpack, max_pixels=max_pixels, top_k=top_k, probe=probe,
+                     verify_hash=verify_hash)
         if options is None:
             options = ClassifierOptions(**given)
         elif not isinstance(options, ClassifierOptions):
@@ -105,6 +108,11 @@ class ImageClassifier:
             raise EdgeDeployError(f"Received options= and {changed}=; pass the options one way, not both")
         self.options = options
         self.path = Path(model_path)
+        self.sha256 = None
+        if options.verify_hash:  # before any runtime sees the bytes
+            from .integrity import verify_model_hash
+
+            self.sha256 = verify_model_hash(self.path)
         self.backend = backend_for(self.path, options.backend, threads=options.threads, xnnpack=options.xnnpack,
                                    probe=options.probe)
         self.manifest = manifest or load_manifest_for(self.path, self.backend)

@@ -88,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-xnnpack", dest="xnnpack", action="store_false", help="do not apply the XNNPACK delegate (TFLite)")
     p.add_argument("--max-pixels", type=_int_at_least(1), default=None, metavar="N",
                    help="refuse images with more pixels (default 50,000,000)")
+    p.add_argument("--no-verify-hash", dest="verify_hash", action="store_false",
+                   help="do not check the model against the SHA-256 in its sidecar manifest")
     p.add_argument("--info", action="store_true",
                    help="describe the model, backend, accelerator really used, tensors and labels (alone: on stdout, "
                         "no image needed; with --json as one JSON object; with inputs: on stderr first)")
@@ -253,7 +255,8 @@ def classifier_options(args: argparse.Namespace) -> "ClassifierOptions":
     from .preprocess import DEFAULT_MAX_PIXELS
 
     return ClassifierOptions(threads=args.threads, backend=args.backend, xnnpack=args.xnnpack,
-                             max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS, top_k=args.top_k)
+                             max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS, top_k=args.top_k,
+                             verify_hash=args.verify_hash)
 
 
 def _open_classifier(args: argparse.Namespace) -> "ImageClassifier":

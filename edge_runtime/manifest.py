@@ -81,6 +81,9 @@ class Manifest:
     format: str = "keras"  # keras | tflite | onnx
     quantize: str = "none"  # none | float16 | dynamic | int8 | int16x8
     source_sha256: str = ""  # hash of the .keras file this came from
+    # SHA-256 of the model file this manifest describes. Set only in the sidecar
+    # (a file cannot hold its own hash); edge_runtime.integrity checks it at load.
+    sha256: str = ""
     macs: int | None = None  # multiply-accumulates per inference (batch 1)
     metrics: dict[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION

@@ -33,6 +33,8 @@ class ClassifierOptions:
         top_k: how many (label, score) pairs each prediction carries.
         probe: "auto", "always" or "never" (None: ``EDGEDEPLOY_PROBE`` or "auto");
             see backends/probe.py.
+        verify_hash: check the file against the SHA-256 in its sidecar manifest,
+            when there is one (edge_runtime/integrity.py); False skips it.
     """
 
     threads: int | None = None
@@ -41,6 +43,7 @@ class ClassifierOptions:
     max_pixels: int = DEFAULT_MAX_PIXELS
     top_k: int = 5
     probe: str | None = None
+    verify_hash: bool = True
 
     def __post_init__(self) -> None:
         if self.threads is not None and (not _is_int(self.threads) or self.threads < 1):
@@ -53,6 +56,8 @@ class ClassifierOptions:
             raise EdgeDeployError(f"Received max_pixels={self.max_pixels!r}, expected an integer >= 1")
         if not _is_int(self.top_k) or self.top_k < 1:
             raise EdgeDeployError(f"Received top_k={self.top_k!r}, expected an integer >= 1")
+        if not isinstance(self.verify_hash, bool):
+            raise EdgeDeployError(f"Received verify_hash={self.verify_hash!r}, expected True or False")
         if self.probe is not None and self.probe not in PROBE_MODES:
             raise EdgeDeployError(f"Received probe={self.probe!r}, expected one of {', '.join(PROBE_MODES)}")
 

@@ -108,6 +108,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--unsafe-load", action="store_true",
                    help="allow .keras files with Lambda layers (runs Python code stored in the file: trusted files only)")
     p.add_argument("--debug", action="store_true", help="show tracebacks and the converters' own output")
+    b = p.add_argument_group("device bundle (export/bundle.py; needs no TensorFlow with --model)")
+    b.add_argument("--bundle", metavar="DIR", help="write DIR/ and DIR.tar.gz: the model, wheels, install.sh, service, self-test")
+    b.add_argument("--model", metavar="FILE", help="the exported model to bundle (no conversion); default OUTPUT/selected.*")
+    b.add_argument("--target", default="pi64", choices=("pi64", "x86_64"),
+                   help="pi64: Raspberry Pi OS Bookworm 64-bit, aarch64, Python 3.11 (default); x86_64: manylinux, 3.11")
+    b.add_argument("--no-wheels", dest="wheels", action="store_false",
+                   help="a small bundle: only edgedeploy's wheel; install.sh takes the rest from the package index")
+    b.add_argument("--service", default="watch", choices=("watch", "serve"),
+                   help="the service mode of run.sh and the systemd unit (default watch; install.sh --service changes it)")
     return p
 
 
@@ -141,6 +150,10 @@ def options_from_args(args: argparse.Namespace) -> ExportOptions:
 def run(args: argparse.Namespace) -> int:
     """Export what the parsed arguments ask for (errors are raised, run_command maps them)."""
     try:
+        if args.bundle is not None or args.model is not None:
+            from .bundle import run_from_cli
+
+            return run_from_cli(args, lambda: run_export(options_from_args(args)))
         run_export(options_from_args(args))
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (run_command turns it into KeyboardInterrupt)
         if getattr(args, "debug", False):

@@ -10,6 +10,8 @@
 """
 from __future__ import annotations
 
+import hashlib
+
 from pathlib import Path
 from typing import Any, Callable
 
@@ -102,7 +104,9 @@ class Publisher:
                 self.write(tmp, final)
                 self._verify(tmp, dest, job.fmt.name, manifest, probs, accepted)
             if accepted:
-                atomic_write_text(job.sidecar, manifest.to_json() + "\n", force=self.force)
+                # the sidecar also records the file's own SHA-256 (checked at load: edge_runtime/integrity.py)
+                sidecar = manifest.replace(sha256=hashlib.sha256(final).hexdigest())
+                atomic_write_text(job.sidecar, sidecar.to_json() + "\n", force=self.force)
         except OSError as exc:  # disk full, permissions: the target is untouched (atomic_path)
             raise EdgeDeployError(f"could not write {dest}: {exc.strerror or exc}") from None
         if accepted:

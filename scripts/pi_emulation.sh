@@ -25,6 +25,12 @@
 #                    variant runs edge-infer and latency.py, and pytest only with full.
 #                    PI_PYTEST_ARGS overrides the selection.
 #   --keep-work      keep the per-run work folder (models, images, JSON outputs).
+#   --no-bundle      skip the device bundle: by default `export-model --bundle --target pi64`
+#                    makes one on x86 from the int8 model, and inside the Pi it is unpacked and
+#                    installed with NO package index (install.sh: SHA256SUMS, offline venv,
+#                    self-test), run.sh watch classifies the dropped samples (same answers as
+#                    x86), and a copy with one flipped model byte must be refused
+#                    (scripts/pi_guest_bundle.sh).
 #
 # Steps (each a function below): preflight -> host_tools -> binfmt -> rootfs -> wheel ->
 # fetch_wheels -> install_venv -> make_models -> x86_predictions -> run_in_pi -> compare.
@@ -75,7 +81,8 @@ FULL_TESTS='tests/test_edge_*.py tests/test_bench_*.py tests/test_boundaries.py 
 FULL_EXCLUDE=' and not test_help_is_instant and not test_watch_folder_waits_for_complete_files and not test_progress_bar_on_a_log and not test_cli_serve_load_2000 and not probe_contains'
 PI_PYTEST_ARGS=${PI_PYTEST_ARGS:-}
 
-MODE=run BOARD=pi4 VARIANTS="litert legacy" MODELS_DIR="" IMAGES_DIR="" KEEP_WORK=0 TESTS=smoke
+MODE=run BOARD=pi4 VARIANTS="litert legacy" MODELS_DIR="" IMAGES_DIR="" KEEP_WORK=0 TESTS=smoke BUNDLE=1
+BUNDLE_NAME=pi-bundle
 T_START=$(date +%s)
 declare -A STEP_TIME=()
 
@@ -97,6 +104,7 @@ while [[ $# -gt 0 ]]; do
         --tests) TESTS=${2:-}; shift ;;
         --tests=*) TESTS=${1#*=} ;;
         --keep-work) KEEP_WORK=1 ;;
+        --no-bundle) BUNDLE=0 ;;
         -h|--help) usage; exit 0 ;;
         *) die 2 "unknown argument: $1 (see --help)" ;;
     esac
@@ -472,6 +480,20 @@ test_fixtures() { # the model files the TF-free tests read, built with TF here (
     return 0
 }
 
+make_bundle() { # the device bundle, made on x86 by the project's own command (export/bundle.py)
+    local model run=$WORK/run
+    model=$(ls "$WORK"/models/*.tflite 2>/dev/null | head -n1)
+    [[ -n $model ]] || { echo "no .tflite model to bundle" >&2; return 1; }
+    [[ -d $run ]] || run=$WORK/models
+    mkdir -p "$WORK/bundle"
+    log "bundle: export-model --model $(basename "$model") --bundle $BUNDLE_NAME --target pi64 (aarch64 wheels, offline install)"
+    # the wheel built above; the aarch64 wheels already fetched are offered first (pip's cache does the rest)
+    ( export EDGEDEPLOY_BUNDLE_WHEEL=$WHEEL PIP_FIND_LINKS="${WHEELDIR[litert]:-}"
+      host_cli export.cli "$run" --model "$model" --bundle "$WORK/bundle/$BUNDLE_NAME" --target pi64 ) > "$WORK/bundle.log" 2>&1 \
+        || { tail -n 15 "$WORK/bundle.log" >&2; echo "export-model --bundle failed" >&2; return 1; }
+    log "$(tail -n 1 "$WORK/bundle.log")"
+}
+
 # ------------------------------------------------------------------ run in the Pi
 stage_sources() { # the tests and benchmark scripts (not the packages: those come from the wheel)
     rm -rf "${WORK:?}"/src/* && mkdir -p "$WORK/src" "$WORK/arm"
@@ -480,6 +502,7 @@ stage_sources() { # the tests and benchmark scripts (not the packages: those com
         [[ -e $REPO/$p ]] && cp -r "$REPO/$p" "$WORK/src/"
     done
     cp "$SCRIPTS/pi_guest.sh" "$WORK/src/pi_guest.sh"
+    cp "$SCRIPTS/pi_guest_bundle.sh" "$WORK/src/pi_guest_bundle.sh"
     local files
     if [[ -z $PI_PYTEST_ARGS ]]; then
         case $TESTS in
@@ -504,6 +527,15 @@ run_in_pi() { # run_in_pi VARIANT
     return 0
 }
 
+run_bundle_in_pi() {
+    local rc
+    log "[bundle] inside the emulated Pi: unpack, install.sh with no package index, self-test, run.sh watch, flipped byte"
+    pi_run /bin/sh /opt/edgedeploy-src/pi_guest_bundle.sh /mnt/work "$BUNDLE_NAME" 2>&1 | tee "$WORK/arm/guest-bundle.log"
+    rc=${PIPESTATUS[0]}
+    GUEST_RC+=("bundle=$rc")
+    return 0
+}
+
 compare() {
     log "predictions: x86 vs emulated aarch64 (same model, same images)"
     "$PYTHON" "$SCRIPTS/pi_emulation_host.py" compare "$WORK/x86" "$WORK/arm"
@@ -514,14 +546,14 @@ summary() {
     local total=$(( $(date +%s) - T_START )) k
     echo
     log "summary"
-    for k in $VARIANTS; do
+    for k in $VARIANTS bundle; do
         [[ -f $WORK/arm/guest-$k.log ]] || continue
         grep '^PI-CHECK' "$WORK/arm/guest-$k.log" | while read -r _ name st detail; do
             printf '  %-4s [%s] %s: %s\n' "$st" "$k" "$name" "$detail"
         done
     done
     printf '  timings:'
-    for k in host_tools binfmt rootfs wheel fetch_wheels install models x86 fixtures pi compare; do
+    for k in host_tools binfmt rootfs wheel fetch_wheels install models x86 fixtures pi bundle pi_bundle compare; do
         [[ -n ${STEP_TIME[$k]:-} ]] && printf ' %s=%ss' "$k" "${STEP_TIME[$k]}"
     done
     printf ' total=%ss\n' "$total"
@@ -557,10 +589,12 @@ main() {
     timed models make_models || die 4 "step make_models failed"
     timed x86 x86_predictions || die 1 "edge-infer failed on x86"
     timed fixtures test_fixtures
+    if [[ $BUNDLE == 1 ]]; then timed bundle make_bundle || die 4 "step make_bundle failed"; fi
     stage_sources
     t0=$(date +%s.%N)
     for v in $VARIANTS; do run_in_pi "$v"; done
     STEP_TIME[pi]=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')
+    if [[ $BUNDLE == 1 ]]; then timed pi_bundle run_bundle_in_pi; fi
     local crc=0
     timed compare compare || crc=1
     summary

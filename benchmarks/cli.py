@@ -1,0 +1,63 @@
+"""edge-bench: the benchmark scripts as one console script, for a device that has only the wheel.
+
+    edge-bench latency MODEL... --threads 1,4 --json lat.json
+    edge-bench compare models/ --dataset digits --out report/
+    edge-bench list
+
+``edge-bench NAME ARGS...`` runs ``benchmarks/NAME.py``'s ``main(ARGS)`` from the
+installed package (a dash in NAME stands for an underscore), exactly as
+``python benchmarks/NAME.py ARGS...`` does from a checkout. Every module in this
+package with a ``main`` and no leading underscore is a command: a new script is
+one new file.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from edge_runtime.command import ArgumentParser, UsageError, run_command
+
+PROG = "edge-bench"
+HERE = Path(__file__).resolve().parent
+NOT_COMMANDS = {"cli"}
+
+
+def command_names() -> list[str]:
+    """The benchmark scripts in this package, as edge-bench commands (underscores as dashes)."""
+    return sorted(m.name.replace("_", "-") for m in pkgutil.iter_modules([str(HERE)])
+                  if not m.name.startswith("_") and m.name not in NOT_COMMANDS and not m.ispkg)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = ArgumentParser(prog=PROG, description="Run an edgedeploy benchmark script from the installed package.",
+                       epilog="commands: " + ", ".join(command_names()) + ". `edge-bench NAME --help` shows a "
+                       "command's own flags.", formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("command", metavar="NAME", help="a benchmark script (`edge-bench list` lists them)")
+    p.add_argument("args", nargs=argparse.REMAINDER, help="the script's own arguments")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    names = command_names()
+    if args.command == "list":
+        print("\n".join(names))
+        return 0
+    if args.command not in names:
+        raise UsageError(f"Received command {args.command!r}, expected one of: {', '.join(names)}")
+    # The scripts import their siblings as top-level modules (`import _common`), as they do when run as files.
+    if str(HERE) not in sys.path:
+        sys.path.insert(0, str(HERE))
+    module = importlib.import_module(f"{__package__ or 'benchmarks'}.{args.command.replace('-', '_')}")
+    return int(module.main(list(args.args)) or 0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_command(PROG, build_parser, run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+#!/bin/sh
+# Runs INSIDE the emulated Raspberry Pi userland, started by scripts/pi_emulation.sh (not by hand).
+# The device bundle (export-model --bundle, made on x86) the way a user installs it, with NO
+# package index: unpack it, install.sh (machine/Python/SHA256SUMS checks, venv, offline pip,
+# self-test), run.sh watch + drop the sample images into its inbox and compare the answers with
+# the ones recorded on x86, then check that a bundle with one flipped byte in the model is
+# refused by install.sh and that edge-infer refuses the changed file.
+#
+# Usage: pi_guest_bundle.sh WORK NAME   (WORK/bundle/NAME.tar.gz in, WORK/arm/bundle-* out)
+# Prints "PI-CHECK <name> PASS|FAIL|SKIP <detail>"; exit status: the number of failed checks.
+WORK=$1 NAME=$2
+PREFIX=/opt/$NAME
+fails=0
+check() { echo "PI-CHECK $1 $2 $3"; [ "$2" = FAIL ] && fails=$((fails + 1)); return 0; }
+indent() { while IFS= read -r line; do echo "  $line"; done; }
+now() { date +%s; }
+
+# No package index: pip must take everything from the bundle's wheels/.
+printf '[global]\nindex-url = http://127.0.0.1:9/no-index-here\nno-index = true\n' > /tmp/pip-noindex.conf
+export PIP_CONFIG_FILE=/tmp/pip-noindex.conf PIP_NO_INDEX=1 PIP_INDEX_URL=http://127.0.0.1:9/no-index-here
+
+echo "==> [pi:bundle] unpack $NAME.tar.gz and run install.sh $PREFIX (no package index)"
+rm -rf "/tmp/$NAME" "$PREFIX"
+# Raspberry Pi OS has gzip; this minimal userland may not: then Python's tarfile unpacks it.
+if command -v gzip >/dev/null 2>&1; then
+    (cd /tmp && tar xzf "$WORK/bundle/$NAME.tar.gz")
+else
+    (cd /tmp && python3 -m tarfile -e "$WORK/bundle/$NAME.tar.gz" .)
+fi || { check bundle-unpack FAIL "unpacking $NAME.tar.gz failed"; exit 1; }
+t0=$(now)
+sh "/tmp/$NAME/install.sh" "$PREFIX" > "$WORK/arm/bundle-install.log" 2>&1
+rc=$?
+indent < "$WORK/arm/bundle-install.log" | tail -n 14
+if [ $rc = 0 ]; then
+    check bundle-install PASS "install.sh exit 0: offline install + self-test ($(( $(now) - t0 )) s)"
+else
+    check bundle-install FAIL "install.sh exit $rc"
+fi
+
+echo "==> [pi:bundle] the service: run.sh watch, drop the sample images into $PREFIX/inbox"
+n=0
+for f in "$PREFIX"/samples/*.png; do [ -f "$f" ] && n=$((n + 1)); done
+if [ $rc != 0 ] || [ $n = 0 ]; then
+    check bundle-service SKIP "not installed"
+else
+    rm -rf "$PREFIX/inbox" && mkdir -p "$PREFIX/inbox"
+    "$PREFIX/run.sh" watch --max-images "$n" --duration 400 > "$WORK/arm/bundle-watch.out" 2> "$WORK/arm/bundle-watch.err" &
+    pid=$!
+    i=0
+    while [ $i -lt 300 ]; do  # wait for "watching ..." (a process start costs seconds under qemu)
+        if [ -s "$WORK/arm/bundle-watch.err" ]; then break; fi
+        if ! kill -0 $pid 2>/dev/null; then break; fi
+        sleep 1; i=$((i + 1))
+    done
+    cp "$PREFIX"/samples/*.png "$PREFIX/inbox/"
+    wait $pid
+    wrc=$?
+    indent < "$WORK/arm/bundle-watch.err" | tail -n 3
+    if "$PREFIX/venv/bin/python" - "$PREFIX/bundle.json" "$WORK/arm/bundle-watch.out" <<'PYEOF'
+import json, os, sys
+info = json.load(open(sys.argv[1]))
+got = {}
+for line in open(sys.argv[2]):
+    if line.startswith("{"):
+        d = json.loads(line)
+        got[os.path.basename(d["path"])] = d
+bad = 0
+for s in info["samples"]:
+    g = got.get(s["file"])
+    same = g is not None and g["label"] == s["label"]
+    bad += not same
+    print(f"  {s['file']:<26} x86 {s['label']:>4} ({s['score']:.4f})   aarch64 watch "
+          f"{g['label'] if g else '-':>4} ({g['score'] if g else float('nan'):.4f}){'' if same else '   <-- differs'}")
+print(f"PI-CHECK bundle-service {'PASS' if not bad else 'FAIL'} run.sh watch: {len(info['samples']) - bad}/{len(info['samples'])} "
+      f"answers equal x86's recorded ones")
+sys.exit(1 if bad else 0)
+PYEOF
+    then :; else fails=$((fails + 1)); fi
+    [ $wrc = 0 ] || echo "  (run.sh watch exited $wrc)"
+fi
+
+echo "==> [pi:bundle] one flipped byte in the model: install.sh and edge-infer must refuse it"
+rm -rf "/tmp/$NAME-bad" && cp -r "/tmp/$NAME" "/tmp/$NAME-bad"
+model=$("$PREFIX/venv/bin/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["model"]["file"])' "/tmp/$NAME/bundle.json" 2>/dev/null)
+flip='import sys; p = sys.argv[1]; b = bytearray(open(p, "rb").read()); b[len(b) // 2] ^= 0xFF; open(p, "wb").write(b)'
+python3 -c "$flip" "/tmp/$NAME-bad/$model"
+sh "/tmp/$NAME-bad/install.sh" /tmp/prefix-bad > "$WORK/arm/bundle-bad-install.log" 2>&1
+brc=$?
+msg=$(tail -n 1 "$WORK/arm/bundle-bad-install.log")
+if [ $brc = 3 ]; then check bundle-flipped-install PASS "install.sh exit 3: $msg"; else check bundle-flipped-install FAIL "install.sh exit $brc: $msg"; fi
+if [ $rc = 0 ]; then
+    mkdir -p /tmp/flipped && cp "$PREFIX/$model" "$PREFIX/$model.json" /tmp/flipped/
+    python3 -c "$flip" "/tmp/flipped/$model"
+    "$PREFIX/venv/bin/edge-infer" "/tmp/flipped/$model" "$PREFIX"/samples/*.png > /dev/null 2> "$WORK/arm/bundle-flipped-infer.err"
+    erc=$?
+    msg=$(tail -n 1 "$WORK/arm/bundle-flipped-infer.err")
+    if [ $erc = 2 ]; then check bundle-flipped-edge-infer PASS "exit 2: $msg"; else check bundle-flipped-edge-infer FAIL "exit $erc: $msg"; fi
+fi
+exit $fails
