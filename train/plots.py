@@ -34,22 +34,36 @@ def _save(fig: Any, path: str | Path) -> Path:
     return Path(path)
 
 
-def plot_curve(history: dict[str, list], key: str, path: str | Path, fine_tune_start: int | None = None) -> Path:
-    """``key`` and ``val_<key>`` against the epoch number."""
+TITLES = {"accuracy": "Accuracy per epoch (train and validation)", "loss": "Loss per epoch (train and validation)"}
+
+
+def plot_curve(history: dict[str, list], key: str, path: str | Path, fine_tune_start: int | None = None,
+               best_epoch: int | None = None) -> Path:
+    """``key`` and ``val_<key>`` against the epoch number (integer ticks), the best epoch marked."""
     plt = _plt()
+    from matplotlib.ticker import MaxNLocator
+
     fig, ax = plt.subplots(figsize=(6, 4))
     epochs = history.get("epoch") or list(range(1, len(history.get(key, [])) + 1))
-    for k, style in ((key, "-o"), ("val_" + key, "-s")):
+    for k, style, name in ((key, "-o", "train"), ("val_" + key, "-s", "validation")):
         vals = history.get(k) or []
         if vals:
-            ax.plot(epochs[: len(vals)], vals, style, markersize=3, label=k)
+            ax.plot(epochs[: len(vals)], vals, style, markersize=4, label=name)
+    val = history.get("val_" + key) or []
+    if best_epoch and best_epoch in epochs[: len(val)]:
+        y = val[epochs.index(best_epoch)]
+        ax.plot([best_epoch], [y], marker="*", markersize=16, color="#d62728", linestyle="none", zorder=5,
+                label=f"best epoch {best_epoch} (lowest val_loss)")
     if fine_tune_start:
         ax.axvline(fine_tune_start - 0.5, color="gray", linestyle="--", linewidth=1, label="fine-tuning starts")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if len(epochs) == 1:
+        ax.set_xlim(epochs[0] - 1, epochs[0] + 1)
     ax.set_xlabel("epoch")
     ax.set_ylabel(key)
-    ax.set_title(f"{key} vs val_{key}")
+    ax.set_title(TITLES.get(key, f"{key} per epoch"))
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(loc="best", fontsize=8)
     return _save(fig, path)
 
 
