@@ -136,6 +136,8 @@ print(json.dumps(result))
     got = json.loads(r.stdout)
     from edge_runtime.manifest import sha256_file
 
+    exported_rows = {row["file"]: row for row in exported["report"]["files"]}
+
     sha = sha256_file(exported["run"] / "model.keras")
     for name in FILES:
         info = got[name]
@@ -143,7 +145,11 @@ print(json.dumps(result))
         assert info["quantize"] == QUANTIZE[name.split("_", 1)[1].split(".")[0]]
         assert info["sha"] == sha
         assert info["macs"] and info["macs"] > 0
-        assert 0 <= info["agreement"] <= 100
+        # top1_agreement is a percentage of the 269 test images (one image = 0.37 points).
+        # float32 matches Keras on every image of the fixture; the reduced-precision modes on >= 95%.
+        floor = 99.5 if name.startswith("model_float32") else 95.0
+        assert floor <= info["agreement"] <= 100.0, (name, info["agreement"])
+        assert info["agreement"] == exported_rows[name]["top1_agreement"], name  # the manifest says what the report says
     assert got["model_int8.tflite"]["input"] == "uint8"
 
 
