@@ -159,3 +159,37 @@ def test_discard_failed_run_removes_only_run_files(tmp_path):
     discard_failed_run(run, "folder")
     assert not run.exists()
     discard_failed_run(Path(tmp_path / "never-made"))  # nothing to do, no error
+
+
+# -- training plots ----------------------------------------------------------------------
+def test_curve_plot_has_integer_epochs_and_marks_the_best(tmp_path):
+    pytest.importorskip("matplotlib")
+    from train.plots import curve_figure, plot_curve
+
+    history = {"epoch": [1, 2, 3, 4, 5], "loss": [1.0, 0.6, 0.4, 0.3, 0.25], "val_loss": [0.9, 0.5, 0.45, 0.47, 0.5]}
+    fig = curve_figure(history, "loss", fine_tune_start=4, best_epoch=3)
+    ax = fig.axes[0]
+    ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    assert ticks and all(float(t).is_integer() for t in ticks), ticks
+    best = [ln for ln in ax.get_lines() if ln.get_label().startswith("best epoch 3")]
+    assert len(best) == 1 and list(best[0].get_xdata()) == [3] and list(best[0].get_ydata()) == [0.45]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["train", "validation", "best epoch 3 (lowest val_loss)", "fine-tuning starts"]
+    assert ax.get_title() == "Loss per epoch (train and validation)"
+    out = plot_curve(history, "loss", tmp_path / "loss.png", best_epoch=3)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_prediction_grid_says_what_it_shows():
+    pytest.importorskip("matplotlib")
+    import numpy as np
+
+    from train.plots import predictions_figure
+
+    images = [np.full((8, 8), 40 * i, np.uint8) for i in range(5)]
+    fig = predictions_figure(images, y_true=[1, 0, 1, 1, 0], y_pred=[0, 0, 1, 1, 0], scores=[0.6, 0.9, 0.8, 0.7, 0.99],
+                             labels=["cat", "dog"])
+    assert fig._suptitle.get_text().startswith("Test images: 4 predicted right (green), 1 wrong (red)")
+    titled = [ax for ax in fig.axes if ax.get_title()]
+    assert len(titled) == 5 and titled[0].get_title() == "predicted cat (0.60)\ntrue dog"
+    assert titled[0].title.get_color() == "red" and titled[1].title.get_color() == "green"

@@ -95,11 +95,12 @@ def _plot_examples(run: Path, data: Any, y_true: Any, y_pred: Any, probs: Any, c
         return
     wrong = [i for i in range(n) if y_pred[i] != y_true[i]][:4]
     right = [i for i in range(n) if y_pred[i] == y_true[i]][: count - len(wrong)]
-    wanted = sorted(wrong + right)
-    images = []
+    wanted = wrong + right  # the mistakes first
+    by_index = {}
     for i, (img, _) in enumerate(data.raw("test").take(max(wanted) + 1).as_numpy_iterator()):
         if i in wanted:
-            images.append(img)
+            by_index[i] = img
+    images = [by_index[i] for i in wanted]
     scores = [float(probs[i, y_pred[i]]) for i in wanted]
     plots.plot_predictions(images, [y_true[i] for i in wanted], [y_pred[i] for i in wanted], scores,
                            data.label_names, run / "predictions.png")
