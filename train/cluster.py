@@ -196,7 +196,7 @@ def train_multi_worker(cfg: Any) -> Path:
     """Run one worker of a multi-worker training in a supervised child process."""
     import multiprocessing
 
-    from .trainer import TrainingInterrupted, discard_failed_run, prepare_run_dir
+    from .trainer import TrainingInterrupted, discard_failed_run, has_checkpoint, prepare_run_dir
 
     task = ClusterTask.from_environ()
     timeout = cluster_timeout(cfg.cluster_timeout)
@@ -218,28 +218,11 @@ def train_multi_worker(cfg: Any) -> Path:
         except KeyboardInterrupt:
             _stop(proc, signal.SIGINT)
             _drain(parent, state)
-            raise TrainingInterrupted(output, state["epoch"]) from None
-        result = state["result"]
-        if result is None:
-            raise ClusterError(f"the training process of this {_who(task)} ended with exit code {proc.exitcode} "
-                               f"during {state['stage']} and said nothing (see --debug)")
-        kind = result[0]
-        if kind == "done":
-            return output if task.is_chief else run
-        if kind == "interrupted":
-            raise TrainingInterrupted(output, result[1])
-        if kind == "error":
-            err = EdgeDeployError(result[1])
-            err.exit_code = result[2]
-            raise err
-        if os.environ.get("EDGEDEPLOY_DEBUG"):
-            print(result[2], file=sys.stderr, end="")
-        if kind == "peer":
-            raise ClusterError(f"a peer worker stopped or is unreachable {_where(state)} ({result[1]}); "
-                               f"restart every worker (with --resume once a checkpoint exists)")
-        raise ClusterError(f"{_who(task)} failed during {state['stage']}: {result[1]}")
+            raise TrainingInterrupted(output, state["epoch"], chief=task.is_chief) from None
+        _raise_outcome(state, task, output, proc.exitcode)
+        return output  # the cluster's run folder (the chief's)
     except (EdgeDeployError, KeyboardInterrupt):
-        if task.is_chief and state["epoch"] == 0:
+        if task.is_chief and not has_checkpoint(run):
             discard_failed_run(run, created)
         raise
     finally:
@@ -250,6 +233,31 @@ def train_multi_worker(cfg: Any) -> Path:
             signal.signal(signal.SIGTERM, previous)
         if not task.is_chief:
             shutil.rmtree(run, ignore_errors=True)
+
+
+def _raise_outcome(state: dict[str, Any], task: ClusterTask, output: Path, exitcode: int | None) -> None:
+    """Turn the child's last message into this process's outcome: return (done) or raise one line."""
+    from .trainer import TrainingInterrupted
+
+    result = state["result"]
+    if result is None:
+        raise ClusterError(f"the training process of this {_who(task)} ended with exit code {exitcode} "
+                           f"during {state['stage']} and said nothing (see --debug)")
+    kind = result[0]
+    if kind == "done":
+        return
+    if kind == "interrupted":
+        raise TrainingInterrupted(output, result[1], chief=task.is_chief)
+    if kind == "error":
+        err = EdgeDeployError(result[1])
+        err.exit_code = result[2]
+        raise err
+    if os.environ.get("EDGEDEPLOY_DEBUG"):
+        print(result[2], file=sys.stderr, end="")
+    if kind == "peer":
+        raise ClusterError(f"a peer worker stopped or is unreachable {_where(state)} ({result[1]}); "
+                           f"restart every worker (with --resume once a checkpoint exists)")
+    raise ClusterError(f"{_who(task)} failed during {state['stage']}: {result[1]}")
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:

@@ -55,12 +55,16 @@ IDENTITY = ("model", "dataset", "data_dir", "image_size", "weights", "finetune",
 class TrainingInterrupted(KeyboardInterrupt):
     """Ctrl-C or SIGTERM during training; the last good checkpoint is on disk."""
 
-    def __init__(self, run_dir: Path, epoch: int):
+    def __init__(self, run_dir: Path, epoch: int, chief: bool = True):
         super().__init__(run_dir, epoch)
         self.run_dir = run_dir
         self.epoch = epoch
+        self.chief = chief
 
     def message(self) -> str:
+        if not self.chief:  # a multi-worker non-chief: the checkpoint is the chief's
+            return (f"interrupted after epoch {self.epoch}; this worker keeps no checkpoint (the chief does); continue "
+                    f"with: train-model --resume --output CHIEF_RUN_FOLDER (shared), on every worker")
         if self.epoch == 0:
             return (f"interrupted before the first epoch finished; nothing was kept in {self.run_dir}; "
                     f"run the same command again to start over")
@@ -123,6 +127,10 @@ def discard_failed_run(run: Path, owned: str | None = "folder") -> None:
         _remove_run_files(run)
         if owned == "folder" and not any(run.iterdir()):
             run.rmdir()
+
+
+def has_checkpoint(run: Path) -> bool:
+    return (run / CHECKPOINT_DIR / STATE).is_file()
 
 
 def _resumed_config(cfg: TrainConfig, run: Path) -> TrainConfig:
@@ -214,13 +222,13 @@ def train_here(cfg: TrainConfig, run: Path, chief: bool = True, created: str | N
         with guard.installed():
             return _Session(cfg, run, chief, state, guard, reporter or _NoReporter()).execute()
     except KeyboardInterrupt:
-        if chief and state.epoch:
+        if chief and has_checkpoint(run):
             _mark_interrupted(run, state.epoch)
         elif chief:
             discard_failed_run(run, created)
-        raise TrainingInterrupted(run, state.epoch) from None
+        raise TrainingInterrupted(run, state.epoch if not chief or has_checkpoint(run) else 0) from None
     except BaseException:
-        if chief and state.epoch == 0:
+        if chief and not has_checkpoint(run):
             discard_failed_run(run, created)
         raise
 
