@@ -28,6 +28,9 @@ def _script(name: str, *args: str) -> subprocess.CompletedProcess:
 
 
 def _assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> None:
+    """Non-zero exit, no traceback, ONE line, and that line says what is wrong: the
+    program, the complaint and the bad value (every case passes fragments)."""
+    assert fragments, "say what the line must contain"
     err = proc.stderr.strip()
     assert proc.returncode != 0, proc.stdout
     assert "Traceback" not in err, err
@@ -46,44 +49,44 @@ def a_file(tmp_path) -> Path:
 
 def test_edge_infer_model_path_is_a_directory(tmp_path):
     proc = _cli("edge_runtime.cli", tmp_path, tmp_path)
-    _assert_one_line_error(proc, str(tmp_path))
+    _assert_one_line_error(proc, "edge-infer: error:", "got a directory", str(tmp_path))
     assert proc.returncode == 2
 
 
 def test_edge_infer_missing_model():
     proc = _cli("edge_runtime.cli", "no/such/model.tflite", "x.jpg")
-    _assert_one_line_error(proc, "no/such/model.tflite")
+    _assert_one_line_error(proc, "edge-infer: error:", "not found", "no/such/model.tflite")
     assert proc.returncode == 2
 
 
 @pytest.mark.tf
 def test_train_model_data_is_a_file_not_a_folder(a_file, tmp_path):
     proc = _cli("train.cli", "--data", a_file, "--output", tmp_path / "run")
-    _assert_one_line_error(proc, str(a_file))
+    _assert_one_line_error(proc, "train-model: error:", "--data expects a folder", str(a_file))
     assert proc.returncode == 2
 
 
 @pytest.mark.tf
 def test_train_model_output_folder_cannot_be_created(a_file):
     proc = _cli("train.cli", "--epochs", "1", "--output", a_file / "run")
-    _assert_one_line_error(proc)
+    _assert_one_line_error(proc, "train-model: error:", "cannot create run folder", str(a_file / "run"), "Not a directory")
     assert proc.returncode == 2
 
 
 @pytest.mark.tf
 def test_export_model_source_is_a_plain_file(a_file):
     proc = _cli("export.cli", a_file)
-    _assert_one_line_error(proc, "plain.txt")
+    _assert_one_line_error(proc, "export-model: error:", "expected a run folder", str(a_file))
     assert proc.returncode == 2
 
 
 def test_compare_output_folder_cannot_be_created(a_file):
     proc = _script("compare", ROOT / "no-such-models", "--out", a_file / "report")
-    _assert_one_line_error(proc)
+    _assert_one_line_error(proc, "compare.py: error:", "cannot create output folder", str(a_file / "report"))
     assert proc.returncode == 2
 
 
 def test_latency_model_is_a_directory_without_models(tmp_path):
     proc = _script("latency", tmp_path, "--quick")
-    _assert_one_line_error(proc)
+    _assert_one_line_error(proc, "latency.py: error:", "no .tflite or .onnx models", str(tmp_path))
     assert proc.returncode == 2

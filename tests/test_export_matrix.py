@@ -137,6 +137,8 @@ print(json.dumps(result))
     got = json.loads(r.stdout)
     from edge_runtime.manifest import sha256_file
 
+    exported_rows = {row["file"]: row for row in exported["report"]["files"]}
+
     sha = sha256_file(exported["run"] / "model.keras")
     for name in FILES:
         info = got[name]
@@ -144,7 +146,12 @@ print(json.dumps(result))
         assert info["quantize"] == QUANTIZE[name.split("_", 1)[1].split(".")[0]]
         assert info["sha"] == sha
         assert info["macs"] and info["macs"] > 0
-        assert 0 <= info["agreement"] <= 100
+        # top1_agreement is a percentage of the 269 test images (one image = 0.37 points). On this
+        # fixture float32/float16/dynamic agree on all 269 and int8/int16x8 (TFLite) on 268 (99.63%);
+        # the floors leave one image of slack for float, about five for the quantized modes.
+        floor = 99.5 if name.split("_", 1)[1].split(".")[0] in ("float32", "float16") else 98.0
+        assert floor <= info["agreement"] <= 100.0, (name, info["agreement"])
+        assert info["agreement"] == exported_rows[name]["top1_agreement"], name  # the manifest says what the report says
     assert got["model_int8.tflite"]["input"] == "uint8"
 
 

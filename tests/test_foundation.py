@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
+import shutil
 
 import pytest
 
@@ -69,17 +71,46 @@ def test_atomic_write_leaves_previous_file_when_writer_fails(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.bin"]  # no temp file left
 
 
-def test_atomic_write_refuses_unwritable_folder(tmp_path):
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    os.chmod(ro, 0o500)
+_WRITE_INTO = """
+import sys
+from edge_runtime.errors import EdgeDeployError
+from edge_runtime.io import atomic_write_json
+try:
+    atomic_write_json(sys.argv[1], {"a": 1})
+except EdgeDeployError as exc:
+    print(exc)
+    sys.exit(2)
+"""
+
+
+def test_atomic_write_refuses_unwritable_folder():
+    """A folder without write permission for this user.
+
+    Root may write anywhere, so as root the write runs in a child process whose
+    *real* user id is 'nobody' (65534): ``os.access``, which the check uses,
+    answers for the real user, while the effective root can still run the
+    interpreter from root's home.
+    """
+    import subprocess
+    import sys
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="edgedeploy-ro-"))
     try:
-        if os.access(ro, os.W_OK):
-            pytest.skip("running as a user who can write anywhere")
-        with pytest.raises(EdgeDeployError, match="not writable"):
-            atomic_write_json(ro / "r.json", {"a": 1})
+        os.chmod(base, 0o755)  # traversable by the unprivileged child
+        ro = base / "ro"
+        ro.mkdir()
+        os.chmod(ro, 0o555)
+        as_nobody = (lambda: os.setreuid(65534, 0)) if os.geteuid() == 0 else None
+        env = {"PYTHONPATH": str(Path(__file__).resolve().parents[1]), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+        proc = subprocess.run([sys.executable, "-c", _WRITE_INTO, str(ro / "r.json")], capture_output=True, text=True,
+                              env=env, preexec_fn=as_nobody, timeout=120)
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert proc.stdout.strip() == f"output folder is not writable: {ro}"
+        assert list(ro.iterdir()) == []
     finally:
-        os.chmod(ro, 0o700)
+        os.chmod(base / "ro", 0o700) if (base / "ro").exists() else None
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_atomic_write_refuses_folder_under_a_file(tmp_path):

@@ -124,13 +124,31 @@ def test_cli_user_errors_exit_2_with_one_line(args, needle):
 
 
 def test_interrupt_during_checkpoint_write_is_deferred():
-    from train import checkpoints
+    from train.checkpoints import InterruptGuard
 
-    checkpoints.CRITICAL.update(active=True, pending=False)
-    try:
-        checkpoints.on_interrupt_signal(15, None)  # no raise while best/last/state are written
-        assert checkpoints.CRITICAL["pending"] is True
-    finally:
-        checkpoints.CRITICAL.update(active=False, pending=False)
+    guard = InterruptGuard()
+    with guard.critical():
+        guard.on_signal(15, None)  # no raise while best/last/state are written
+        assert guard.pending is True
     with pytest.raises(KeyboardInterrupt):
-        checkpoints.on_interrupt_signal(15, None)
+        guard.raise_pending()  # raised once the three files agree
+    assert guard.pending is False
+    guard.raise_pending()  # nothing pending: no raise
+    with pytest.raises(KeyboardInterrupt):
+        guard.on_signal(15, None)
+
+
+def test_train_state_round_trip_and_early_stopping(tmp_path):
+    from train.checkpoints import TrainState
+
+    state = TrainState()
+    assert state.record_epoch({"epoch": 1, "loss": 1.0}, val_loss=0.5, patience=2) is True
+    assert state.record_epoch({"epoch": 2, "loss": 0.9}, val_loss=0.6, patience=2) is False
+    assert not state.phase_stopped
+    assert state.record_epoch({"epoch": 3, "loss": 0.8}, val_loss=0.7, patience=2) is False
+    assert state.phase_stopped and (state.best, state.best_epoch, state.wait) == (0.5, 1, 2)
+    state.save(tmp_path / "state.json")
+    back = TrainState.load(tmp_path / "state.json")
+    assert back == state and back.history_columns()["epoch"] == [1, 2, 3]
+    back.enter_phase(1, fine_tune=True)
+    assert (back.phase_index, back.wait, back.phase_stopped, back.fine_tune_start_epoch) == (1, 0, False, 4)

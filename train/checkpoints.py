@@ -8,17 +8,23 @@
   the history so far.
 
 Each file is written atomically (temporary file, then rename), and Ctrl-C or
-SIGTERM arriving while the three are written waits until all three agree, so
+SIGTERM arriving while the three are written waits until all three agree
+(``InterruptGuard``), so
 an interrupt leaves a consistent checkpoint. (A hard kill between two renames
 can leave ``best``/``last`` one epoch ahead of ``state.json``; resuming then
 repeats that epoch.)
 """
 from __future__ import annotations
 
+import contextlib
+import json
+import signal
 import sys
+import threading
 import time
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from edge_runtime.io import atomic_path, atomic_write_json, atomic_write_with
 
@@ -33,17 +39,105 @@ STATE = "state.json"
 # Test hook: called with the number of completed epochs after each checkpoint.
 AFTER_EPOCH_HOOK: Callable[[int], None] | None = None
 
-# While a checkpoint is being written, Ctrl-C/SIGTERM only set "pending"; the
-# interrupt is raised once best, last and state agree (see on_interrupt_signal).
-CRITICAL = {"active": False, "pending": False}
+
+class InterruptGuard:
+    """Ctrl-C/SIGTERM during training, held back while a checkpoint is written.
+
+    ``on_signal`` is the signal handler: outside a checkpoint write it raises
+    KeyboardInterrupt at once; during one it only sets ``pending``, and the
+    interrupt is raised once best, last and state agree.
+    """
+
+    def __init__(self) -> None:
+        self.active = False
+        self.pending = False
+
+    def on_signal(self, signum: int, frame: Any) -> None:
+        if self.active:
+            self.pending = True
+            return
+        raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        """SIGINT and SIGTERM go to ``on_signal`` (main thread only) until the block ends."""
+        handlers: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                handlers[sig] = signal.signal(sig, self.on_signal)
+        try:
+            yield
+        finally:
+            self.active = self.pending = False
+            for sig, old in handlers.items():
+                signal.signal(sig, old)
+
+    @contextlib.contextmanager
+    def critical(self) -> Iterator[None]:
+        self.active = True
+        try:
+            yield
+        finally:
+            self.active = False
+
+    def raise_pending(self) -> None:
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
 
 
-def on_interrupt_signal(signum: int, frame: Any) -> None:
-    """Signal handler for SIGINT and SIGTERM during training."""
-    if CRITICAL["active"]:
-        CRITICAL["pending"] = True
-        return
-    raise KeyboardInterrupt
+@dataclass
+class TrainState:
+    """Where a run is: epochs, phase, early stopping, history (``state.json``)."""
+
+    epoch: int = 0
+    phase_index: int = 0
+    phase_epochs_done: int = 0
+    phase_stopped: bool = False
+    best: float | None = None
+    best_epoch: int | None = None
+    wait: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    fine_tune_start_epoch: int | None = None
+    complete: bool = False
+
+    @classmethod
+    def load(cls, path: Path) -> "TrainState":
+        data = json.loads(path.read_text(encoding="utf-8"))
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def save(self, path: Path) -> None:
+        atomic_write_json(path, self.to_dict(), force=True)
+
+    def record_epoch(self, row: dict[str, Any], val_loss: float, patience: int) -> bool:
+        """Add one finished epoch; return whether val_loss improved. Sets ``phase_stopped`` on early stop."""
+        improved = self.best is None or val_loss < self.best
+        self.history.append(row)
+        self.epoch = row["epoch"]
+        self.phase_epochs_done += 1
+        if improved:
+            self.best, self.best_epoch, self.wait = val_loss, self.epoch, 0
+        else:
+            self.wait += 1
+        if patience and self.wait >= patience:
+            self.phase_stopped = True
+        return improved
+
+    def enter_phase(self, index: int, fine_tune: bool) -> None:
+        self.phase_index, self.phase_epochs_done, self.phase_stopped, self.wait = index, 0, False, 0
+        if fine_tune:
+            self.fine_tune_start_epoch = self.epoch + 1
+
+    def history_columns(self) -> dict[str, Any]:
+        """history.json: one list per column, plus the best epoch."""
+        keys = ("epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
+        out: dict[str, Any] = {k: [r.get(k) for r in self.history] for k in keys}
+        out.update(best_epoch=self.best_epoch, best_val_loss=self.best, fine_tune_start_epoch=self.fine_tune_start_epoch)
+        return out
 
 
 def _say(msg: str) -> None:
@@ -76,7 +170,8 @@ def _learning_rate(model: Any) -> float:
         return float("nan")
 
 
-def make_callback(run: Path, state: dict[str, Any], phase: Phase, patience: int, total_epochs: int, chief: bool) -> Any:
+def make_callback(run: Path, state: TrainState, phase: Phase, patience: int, total_epochs: int, chief: bool,
+                  guard: InterruptGuard) -> Any:
     keras = import_keras()
     ckpt = run / CHECKPOINT_DIR
     tty = sys.stderr.isatty()
@@ -91,7 +186,7 @@ def make_callback(run: Path, state: dict[str, Any], phase: Phase, patience: int,
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
             if tty:
                 total = f"/{self._steps}" if self._steps else ""
-                print(f"\r  epoch {state['epoch'] + 1}/{total_epochs}  batch {batch + 1}{total}  loss {float((logs or {}).get('loss', 0)):.4f}",
+                print(f"\r  epoch {state.epoch + 1}/{total_epochs}  batch {batch + 1}{total}  loss {float((logs or {}).get('loss', 0)):.4f}",
                       end="", file=sys.stderr, flush=True)
 
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
@@ -99,54 +194,27 @@ def make_callback(run: Path, state: dict[str, Any], phase: Phase, patience: int,
             if tty:
                 print("\r" + " " * 70 + "\r", end="", file=sys.stderr, flush=True)
             val_loss = logs.get("val_loss", logs.get("loss", float("inf")))
-            best = state["best"]
-            improved = best is None or val_loss < best
             row = {
                 "epoch": epoch + 1, "phase": phase.name, "lr": _learning_rate(self.model),
                 "seconds": round(time.perf_counter() - self._t0, 3),
                 **{k: logs[k] for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in logs},
             }
-            state["history"].append(row)
-            state["epoch"] = epoch + 1
-            state["phase_epochs_done"] += 1
-            if improved:
-                state["best"], state["best_epoch"], state["wait"] = val_loss, epoch + 1, 0
-            else:
-                state["wait"] += 1
-            if patience and state["wait"] >= patience:
+            improved = state.record_epoch(row, val_loss, patience)
+            if state.phase_stopped:
                 self.model.stop_training = True
-                state["phase_stopped"] = True
             if chief:
-                CRITICAL["active"] = True
-                try:
+                with guard.critical():
                     if improved:
                         save_weights_atomic(self.model, ckpt / BEST)
                     save_model_atomic(self.model, ckpt / LAST)
-                    atomic_write_json(ckpt / STATE, state, force=True)
-                finally:
-                    CRITICAL["active"] = False
+                    state.save(ckpt / STATE)
             acc = f"acc {logs['accuracy']:.4f}  " if "accuracy" in logs else ""
             vacc = f"val_acc {logs['val_accuracy']:.4f}  " if "val_accuracy" in logs else ""
             _say(f"epoch {epoch + 1:>3}/{total_epochs}  loss {logs.get('loss', float('nan')):.4f}  {acc}"
                  f"val_loss {val_loss:.4f}  {vacc}{row['seconds']:.1f}s" + ("  *best" if improved else "")
-                 + ("  (early stop)" if state["phase_stopped"] else ""))
-            if CRITICAL["pending"]:
-                CRITICAL["pending"] = False
-                raise KeyboardInterrupt
+                 + ("  (early stop)" if state.phase_stopped else ""))
+            guard.raise_pending()
             if AFTER_EPOCH_HOOK is not None:
-                AFTER_EPOCH_HOOK(state["epoch"])
+                AFTER_EPOCH_HOOK(state.epoch)
 
     return RunCallback()
-
-
-def new_state() -> dict[str, Any]:
-    return {"epoch": 0, "phase_index": 0, "phase_epochs_done": 0, "phase_stopped": False, "best": None,
-            "best_epoch": None, "wait": 0, "history": [], "fine_tune_start_epoch": None, "complete": False}
-
-
-def history_columns(state: dict[str, Any]) -> dict[str, Any]:
-    rows = state["history"]
-    keys = ("epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
-    out: dict[str, Any] = {k: [r.get(k) for r in rows] for k in keys}
-    out.update(best_epoch=state["best_epoch"], best_val_loss=state["best"], fine_tune_start_epoch=state["fine_tune_start_epoch"])
-    return out

@@ -40,7 +40,7 @@ def _listing() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .config import DISTRIBUTE, FINETUNE, OPTIMIZERS
+    from .config import DISTRIBUTE, FINETUNE, LR_HELP, OPTIMIZERS
     from .data import DATASETS
     from .models import MODELS
 
@@ -61,16 +61,20 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int, help="epochs (of the head phase for two-phase; default: 15 digits, 20 photos)")
     t.add_argument("--batch-size", type=int, help="batch size (default: 32)")
     t.add_argument("--optimizer", choices=OPTIMIZERS, help="optimizer (default: adam)")
-    t.add_argument("--lr", type=float, help="learning rate (default: 1e-3; 1e-4 for partial/full fine-tuning)")
+    t.add_argument("--lr", type=float, help=LR_HELP)
     t.add_argument("--finetune", choices=FINETUNE,
                    help="which layers train (default: two-phase for pretrained backbones, full otherwise)")
     t.add_argument("--unfreeze-from", metavar="LAYER", help="first backbone layer to train, e.g. block5_conv1 (partial, two-phase)")
     t.add_argument("--fine-tune-epochs", type=int, help="epochs of the second phase of two-phase (default: 10)")
-    t.add_argument("--fine-tune-lr", type=float, help="learning rate of the second phase (default: lr / 100)")
+    t.add_argument("--fine-tune-lr", type=float, help="learning rate of the second phase of two-phase (default: lr / 100)")
     t.add_argument("--patience", type=int, help="early stopping patience on val_loss, 0 = off (default: 5)")
     t.add_argument("--seed", type=int, help="random seed (default: 42)")
     t.add_argument("--distribute", choices=DISTRIBUTE,
-                   help="tf.distribute strategy: mirrored (GPUs of one machine) or multi-worker (TF_CONFIG)")
+                   help="tf.distribute strategy: mirrored (GPUs of one machine) or multi-worker (one process per "
+                        "worker, each with TF_CONFIG; --batch-size is the global batch)")
+    t.add_argument("--cluster-timeout", type=float, metavar="SECONDS",
+                   help="multi-worker: how long to wait for the peers at set-up, and for each training step, before "
+                        "stopping with an error (default: $EDGEDEPLOY_CLUSTER_TIMEOUT or 120)")
     r = p.add_argument_group("run")
     r.add_argument("--config", metavar="FILE", help="YAML or TOML file of settings; flags override it")
     r.add_argument("--output", metavar="DIR", help="run folder (default: runs/MODEL-DATASET-TIME)")

@@ -46,6 +46,7 @@ class TrainConfig:
     seed: int = 42
     patience: int = 5  # early stopping on val_loss; 0 turns it off
     distribute: str = "none"
+    cluster_timeout: float | None = None  # multi-worker: seconds to wait for peers (None: env or 120)
     output: str | None = None
     force: bool = False
     resume: bool = False
@@ -106,7 +107,7 @@ class TrainConfig:
             want(n, int)
         for n in ("batch_size", "fine_tune_epochs", "seed", "patience"):
             want(n, int, optional=False)
-        for n in ("lr", "fine_tune_lr", "dropout"):
+        for n in ("lr", "fine_tune_lr", "dropout", "cluster_timeout"):
             want(n, float)
         for n in ("force", "resume"):
             want(n, bool, optional=False)
@@ -124,7 +125,7 @@ class TrainConfig:
         for n in ("fine_tune_epochs", "patience", "seed"):
             if getattr(self, n) < 0:
                 raise EdgeDeployError(f"Received {n}={getattr(self, n)}, expected >= 0")
-        for n in ("lr", "fine_tune_lr"):
+        for n in ("lr", "fine_tune_lr", "cluster_timeout"):
             v = getattr(self, n)
             if v is not None and not v > 0:
                 raise EdgeDeployError(f"Received {n}={v}, expected > 0")
@@ -239,8 +240,7 @@ def resolve(config: TrainConfig) -> TrainConfig:
         raise EdgeDeployError(f"--unfreeze-from only applies to --finetune partial or two-phase, not {cfg.finetune}")
 
     if cfg.lr is None:
-        # A new random head on top of trainable pretrained layers wants a small step.
-        cfg.lr = 1e-4 if (pretrained and spec.pretrained and cfg.finetune in ("partial", "full")) else 1e-3
+        cfg.lr = default_lr(cfg.finetune, pretrained and spec.pretrained)
     if cfg.fine_tune_lr is None:
         cfg.fine_tune_lr = cfg.lr / 100.0 if cfg.finetune == "two-phase" else cfg.lr
 
@@ -248,6 +248,37 @@ def resolve(config: TrainConfig) -> TrainConfig:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         cfg.output = str(Path("runs") / f"{cfg.model}-{cfg.dataset}-{stamp}")
     return cfg
+
+
+def default_lr(finetune: str, pretrained: bool) -> float:
+    """--lr's default, as ``--help`` states it (LR_HELP).
+
+    ``partial`` is fine-tuning: 1e-4, whatever the weights. ``full`` is 1e-4
+    on pretrained weights (a new random head on top of trainable pretrained
+    layers wants a small step) and 1e-3 from scratch; ``head`` and the head
+    phase of ``two-phase`` train a new layer: 1e-3.
+    """
+    if finetune == "partial" or (finetune == "full" and pretrained):
+        return 1e-4
+    return 1e-3
+
+
+LR_HELP = ("learning rate (default: 1e-4 for --finetune partial, and for full on pretrained weights; "
+           "1e-3 otherwise: head, two-phase's head phase, training from scratch)")
+
+
+def config_warnings(cfg: TrainConfig) -> list[str]:
+    """Settings of a resolved config that are legal but probably not meant (printed as warnings)."""
+    from .models import MODELS
+
+    out: list[str] = []
+    if MODELS.get(cfg.model).pretrained and cfg.weights == "none" and cfg.finetune in ("head", "partial", "two-phase"):
+        frozen = "the whole backbone" if cfg.finetune == "head" else f"the backbone layers below {cfg.unfreeze_from or MODELS.get(cfg.model).default_unfreeze_from}"
+        if cfg.finetune == "two-phase":
+            frozen = "the whole backbone during the head phase"
+        out.append(f"--finetune {cfg.finetune} with --weights none freezes {frozen}, which stays randomly initialised; "
+                   f"use --finetune full to train {cfg.model} from scratch, or pretrained --weights")
+    return out
 
 
 def package_versions() -> dict[str, str]:

@@ -12,7 +12,9 @@ The run folder (``config.output``)::
     accuracy.png  loss.png  confusion_matrix.png  predictions.png
     checkpoints/         last.keras (resume), best.weights.npz, state.json
 
-Every file is written atomically. Checkpoints are saved at the end of every
+Every file is written atomically. A run that fails or is interrupted before
+its first checkpoint removes what it wrote, so the same command can simply be
+run again. Checkpoints are saved at the end of every
 epoch, so Ctrl-C or SIGTERM (turned into KeyboardInterrupt) leaves the last
 good one; ``resume=True`` continues from it with the epoch counter, history,
 early-stopping state and optimizer state restored.
@@ -24,27 +26,24 @@ import datetime as _dt
 import json
 import os
 import shutil
-import signal
 import sys
-import tempfile
-import threading
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from edge_runtime.errors import EdgeDeployError
 from edge_runtime.io import atomic_write_json, atomic_write_text
-from edge_runtime.manifest import MANIFEST_FILENAME, Manifest, sha256_file
+from edge_runtime.manifest import MANIFEST_FILENAME, Manifest
 
 from ._tf import import_keras, import_tf
-from .checkpoints import (BEST, CHECKPOINT_DIR, CRITICAL, LAST, STATE, history_columns, load_weights, make_callback,
-                          new_state, on_interrupt_signal, save_model_atomic)
-from .config import TrainConfig, package_versions, resolve
+from .checkpoints import BEST, CHECKPOINT_DIR, LAST, STATE, InterruptGuard, TrainState, load_weights, make_callback
+from .config import TrainConfig, config_warnings, package_versions, resolve
 from .data import CONFIG_FILENAME, DATASETS, SPLITS_FILENAME, read_run_json
-from .finetune import apply_strategy, describe, phases, trainable_report
+from .finetune import Phase, apply_strategy, describe, phases
 from .models import MODELS, build_model
+from .outputs import MODEL_FILENAME
 
-MODEL_FILENAME = "model.keras"
 RUN_FILES = (
     MODEL_FILENAME, MANIFEST_FILENAME, "history.json", "metrics.json", "metrics.md", CONFIG_FILENAME,
     SPLITS_FILENAME, "summary.txt", "accuracy.png", "loss.png", "confusion_matrix.png", "predictions.png",
@@ -56,15 +55,19 @@ IDENTITY = ("model", "dataset", "data_dir", "image_size", "weights", "finetune",
 class TrainingInterrupted(KeyboardInterrupt):
     """Ctrl-C or SIGTERM during training; the last good checkpoint is on disk."""
 
-    def __init__(self, run_dir: Path, epoch: int):
+    def __init__(self, run_dir: Path, epoch: int, chief: bool = True):
         super().__init__(run_dir, epoch)
         self.run_dir = run_dir
         self.epoch = epoch
+        self.chief = chief
 
     def message(self) -> str:
+        if not self.chief:  # a multi-worker non-chief: the checkpoint is the chief's
+            return (f"interrupted after epoch {self.epoch}; this worker keeps no checkpoint (the chief does); continue "
+                    f"with: train-model --resume --output CHIEF_RUN_FOLDER (shared), on every worker")
         if self.epoch == 0:
-            return (f"interrupted before the first epoch finished; nothing to resume from in {self.run_dir}; "
-                    f"start again with --force --output {self.run_dir}")
+            return (f"interrupted before the first epoch finished; nothing was kept in {self.run_dir}; "
+                    f"run the same command again to start over")
         return (f"interrupted after epoch {self.epoch}; the last good checkpoint is in {self.run_dir / CHECKPOINT_DIR}; "
                 f"continue with: train-model --resume --output {self.run_dir}")
 
@@ -78,29 +81,56 @@ def _warn(msg: str) -> None:
 
 
 # -- run folder ---------------------------------------------------------------
-def _prepare_run_dir(cfg: TrainConfig) -> Path:
+def prepare_run_dir(cfg: TrainConfig) -> tuple[Path, str | None]:
+    """Check or create the run folder; return it and what this run owns there.
+
+    ``"folder"``: the folder is new; ``"files"``: it existed (empty, or emptied by
+    --force); ``None``: --resume, the files belong to an earlier run.
+    """
     run = Path(cfg.output).expanduser()
     if run.exists() and not run.is_dir():
         raise EdgeDeployError(f"output path is a file, expected a run folder: {run}")
     if cfg.resume:
         if not (run / CHECKPOINT_DIR / STATE).is_file():
             raise EdgeDeployError(f"nothing to resume in {run}: no {CHECKPOINT_DIR}/{STATE} (start a new run without --resume)")
-        return run
+        return run, None
+    owned = "files" if run.is_dir() else "folder"
     if run.is_dir() and any(run.iterdir()):
         if not cfg.force:
             raise EdgeDeployError(f"run folder {run} already exists and is not empty; pass --force to overwrite it or --resume to continue it")
-        for name in RUN_FILES:
-            (run / name).unlink(missing_ok=True)
-        for name in (CHECKPOINT_DIR, "cache"):
-            if (run / name).is_dir():
-                shutil.rmtree(run / name)
+        _remove_run_files(run)
     try:
         (run / CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise EdgeDeployError(f"cannot create run folder {run}: {exc.strerror}") from None
     if not os.access(run, os.W_OK):
         raise EdgeDeployError(f"run folder is not writable: {run}")
-    return run
+    return run, owned
+
+
+def _remove_run_files(run: Path) -> None:
+    for name in RUN_FILES:
+        (run / name).unlink(missing_ok=True)
+    for name in (CHECKPOINT_DIR, "cache"):
+        if (run / name).is_dir():
+            shutil.rmtree(run / name)
+
+
+def discard_failed_run(run: Path, owned: str | None = "folder") -> None:
+    """Undo a run that failed before its first checkpoint, so a plain retry works.
+
+    Removes the run's files; the folder too when this run made it (``owned="folder"``) and it is empty.
+    """
+    if not owned:
+        return
+    with contextlib.suppress(OSError):
+        _remove_run_files(run)
+        if owned == "folder" and not any(run.iterdir()):
+            run.rmdir()
+
+
+def has_checkpoint(run: Path) -> bool:
+    return (run / CHECKPOINT_DIR / STATE).is_file()
 
 
 def _resumed_config(cfg: TrainConfig, run: Path) -> TrainConfig:
@@ -111,29 +141,13 @@ def _resumed_config(cfg: TrainConfig, run: Path) -> TrainConfig:
     return cfg
 
 
-def _is_chief() -> bool:
-    try:
-        task = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
-    except ValueError:
-        return True
-    kind, index = task.get("type"), task.get("index", 0)
-    has_chief = "chief" in json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
-    return kind in (None, "chief") or (kind == "worker" and index == 0 and not has_chief)
-
-
 def make_strategy(kind: str) -> Any:
     tf = import_tf()
     if kind == "mirrored":
         return tf.distribute.MirroredStrategy()
     if kind == "multi-worker":
-        raw = os.environ.get("TF_CONFIG")
-        if not raw:
+        if not os.environ.get("TF_CONFIG"):
             _warn("TF_CONFIG is not set: multi-worker runs as a single worker")
-        else:
-            try:
-                json.loads(raw)
-            except ValueError as exc:
-                raise EdgeDeployError(f"TF_CONFIG is not valid JSON: {exc}") from None
         return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.get_strategy()
 
@@ -163,6 +177,16 @@ def _summary_text(model: Any) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+class _NoReporter:
+    """Single-process runs report to nobody (see cluster.Reporter)."""
+
+    def stage(self, name: str, **info: Any) -> None:
+        pass
+
+    def beat(self, epoch: int | None = None) -> None:
+        pass
+
+
 # -- the entry point ---------------------------------------------------------------
 def train(config: TrainConfig) -> Path:
     """Train a model as ``config`` says; return the run folder.
@@ -175,191 +199,191 @@ def train(config: TrainConfig) -> Path:
     if config.resume and not config.output:
         raise EdgeDeployError("--resume needs --output RUN_FOLDER (the run to continue)")
     cfg = resolve(config)
-    run = _prepare_run_dir(cfg)
-    if cfg.resume:
-        cfg = _resumed_config(cfg, run)
-    chief = _is_chief()
-    if not chief:  # multi-worker: only the chief writes the run folder
-        run = Path(tempfile.mkdtemp(prefix="edgedeploy-worker-"))
-        (run / CHECKPOINT_DIR).mkdir()
-
-    handlers: dict[int, Any] = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):  # both become KeyboardInterrupt, after any checkpoint write
-            handlers[sig] = signal.signal(sig, on_interrupt_signal)
-    state = new_state()
-    try:
-        return _run(cfg, run, chief, state)
-    except KeyboardInterrupt:
-        if chief and (run / CONFIG_FILENAME).is_file():
-            with contextlib.suppress(Exception):
-                info = json.loads((run / CONFIG_FILENAME).read_text(encoding="utf-8"))
-                info.update(status="interrupted", epochs_done=state["epoch"])
-                atomic_write_json(run / CONFIG_FILENAME, info, force=True)
-        raise TrainingInterrupted(run, state["epoch"]) from None
-    finally:
-        CRITICAL.update(active=False, pending=False)
-        for sig, old in handlers.items():
-            signal.signal(sig, old)
-        if not chief:
-            shutil.rmtree(run, ignore_errors=True)
-
-
-def _run(cfg: TrainConfig, run: Path, chief: bool, state: dict[str, Any]) -> Path:
-    keras = import_keras()
-    from .pipeline import build_dataset
-
-    keras.utils.set_random_seed(cfg.seed)
-    spec = MODELS.get(cfg.model)
-    strategy = make_strategy(cfg.distribute)
-    ckpt = run / CHECKPOINT_DIR
-    if cfg.resume:
-        state.update(json.loads((ckpt / STATE).read_text(encoding="utf-8")))
-        state["complete"] = False
-
-    record = read_run_json(run, SPLITS_FILENAME) if cfg.resume else None
-    data = DATASETS.get(cfg.dataset).prepare(cfg, record)
-    for note in data.notes:
+    for note in config_warnings(cfg):
         _warn(note)
-    manifest = Manifest(
-        labels=list(data.label_names), input_height=cfg.image_size, input_width=cfg.image_size,
-        color_order=spec.color_order, resize_method="bilinear", normalization=spec.normalization(),
-        model_name=cfg.model, dataset=data.name, format="keras",
-    )
-    info = {
-        "config": cfg.to_dict(), "versions": package_versions(),
-        "data": {"name": data.name, "labels": data.label_names, "counts": data.counts},
-        "created": _dt.datetime.now().isoformat(timespec="seconds"), "status": "training",
-        "distribute": {"strategy": cfg.distribute, "replicas": int(strategy.num_replicas_in_sync)},
-    }
-    if chief:
-        if not cfg.resume:
-            atomic_write_json(run / SPLITS_FILENAME, data.record, force=True)
-        atomic_write_json(run / CONFIG_FILENAME, info, force=True)
-    _say(f"data: {data.name}, {len(data.label_names)} classes, "
-         + ", ".join(f"{s} {n}" for s, n in data.counts.items()) + f"; image size {cfg.image_size}")
+    if cfg.distribute == "multi-worker":  # a supervised child process per worker (train/cluster.py)
+        from .cluster import train_multi_worker
 
-    common = dict(manifest=manifest, batch_size=cfg.batch_size, cache_dir=run / "cache")
-    train_ds = build_dataset(data.raw("train"), training=True, augment=bool(cfg.augment), flip=data.augment_flip,
-                             seed=cfg.seed, num_examples=data.counts["train"], name="train", **common)
-    val_ds = build_dataset(data.raw("validation"), training=False, num_examples=data.counts["validation"], name="validation", **common)
-    test_ds = build_dataset(data.raw("test"), training=False, num_examples=data.counts["test"], name="test", **common)
+        return train_multi_worker(cfg)
+    run, created = prepare_run_dir(cfg)
+    return train_here(cfg, run, chief=True, created=created)
 
-    plan = phases(cfg)
-    pretrained = cfg.weights != "none"
-    with strategy.scope():
+
+def train_here(cfg: TrainConfig, run: Path, chief: bool = True, created: str | None = None, reporter: Any = None) -> Path:
+    """Train in this process into ``run``.
+
+    ``created`` (from ``prepare_run_dir``): what to remove if the run fails before its first checkpoint.
+    """
+    state = TrainState()
+    guard = InterruptGuard()
+    try:
         if cfg.resume:
-            model = keras.models.load_model(ckpt / LAST, compile=True)  # safe_mode: no Lambda layers
-        else:
-            model = build_model(cfg.model, len(data.label_names), cfg.image_size, cfg.weights, cfg.dropout)
-            if spec.pretrained:
-                apply_strategy(model, plan[0].strategy, plan[0].unfreeze_from, freeze_batchnorm=pretrained)
-            _compile(model, cfg.optimizer, plan[0].lr)
-    summary = [_summary_text(model)]
-    _say(summary[0].rstrip())
-    if cfg.resume:
-        _say(f"resuming {run} after epoch {state['epoch']}")
-    else:
-        summary.append(describe(model, plan[0]))
-        _say(summary[-1])
-    if chief and not cfg.resume:
-        atomic_write_text(run / "summary.txt", "\n".join(summary) + "\n", force=True)
+            cfg = _resumed_config(cfg, run)
+        with guard.installed():
+            return _Session(cfg, run, chief, state, guard, reporter or _NoReporter()).execute()
+    except KeyboardInterrupt:
+        if chief and has_checkpoint(run):
+            _mark_interrupted(run, state.epoch)
+        elif chief:
+            discard_failed_run(run, created)
+        raise TrainingInterrupted(run, state.epoch if not chief or has_checkpoint(run) else 0) from None
+    except BaseException:
+        if chief and not has_checkpoint(run):
+            discard_failed_run(run, created)
+        raise
 
-    for index in range(state["phase_index"], len(plan)):
-        phase = plan[index]
-        if index != state["phase_index"]:  # entering the next phase: best weights, new trainable set
-            if (ckpt / BEST).is_file():
-                load_weights(model, ckpt / BEST)
-            with strategy.scope():
-                apply_strategy(model, phase.strategy, phase.unfreeze_from, freeze_batchnorm=pretrained)
-                _compile(model, cfg.optimizer, phase.lr)
-            state.update(phase_index=index, phase_epochs_done=0, phase_stopped=False, wait=0)
-            if phase.name == "fine_tune":
-                state["fine_tune_start_epoch"] = state["epoch"] + 1
-            line = describe(model, phase)
-            _say(line)
-            if chief:
-                old = (run / "summary.txt").read_text(encoding="utf-8") if (run / "summary.txt").is_file() else ""
-                atomic_write_text(run / "summary.txt", old + line + "\n", force=True)
-        remaining = phase.epochs - state["phase_epochs_done"]
-        if state["phase_stopped"] or remaining <= 0:
-            continue
-        total = state["epoch"] + remaining + sum(p.epochs for p in plan[index + 1 :])
-        callback = make_callback(run, state, phase, cfg.patience, total, chief)
+
+def _mark_interrupted(run: Path, epoch: int) -> None:
+    with contextlib.suppress(Exception):
+        info = json.loads((run / CONFIG_FILENAME).read_text(encoding="utf-8"))
+        info.update(status="interrupted", epochs_done=epoch)
+        atomic_write_json(run / CONFIG_FILENAME, info, force=True)
+
+
+@dataclass
+class _Session:
+    """One training run in this process: the steps of ``train`` as small methods."""
+
+    cfg: TrainConfig
+    run: Path
+    chief: bool
+    state: TrainState
+    guard: InterruptGuard
+    reporter: Any
+    strategy: Any = None
+    data: Any = None
+    manifest: Manifest | None = None
+    model: Any = None
+    datasets: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ckpt(self) -> Path:
+        return self.run / CHECKPOINT_DIR
+
+    def execute(self) -> Path:
+        import_keras().utils.set_random_seed(self.cfg.seed)
+        self.reporter.stage("cluster")
+        self.strategy = make_strategy(self.cfg.distribute)
+        self.reporter.stage("prepare")
+        if self.cfg.resume:
+            self.state = _adopt(self.state, TrainState.load(self.ckpt / STATE))
+        self._load_data()
+        self._write_start_files()
+        self.reporter.stage("train")
+        plan = phases(self.cfg)
+        self._build_model(plan[0])
+        for index in range(self.state.phase_index, len(plan)):
+            self._train_phase(plan, index)
+        if (self.ckpt / BEST).is_file():
+            load_weights(self.model, self.ckpt / BEST)
+        self.reporter.stage("finish")
+        from .outputs import finish
+
+        return finish(self)
+
+    def _load_data(self) -> None:
+        cfg = self.cfg
+        record = read_run_json(self.run, SPLITS_FILENAME) if cfg.resume else None
+        self.data = data = DATASETS.get(cfg.dataset).prepare(cfg, record)
+        for note in data.notes:
+            _warn(note)
+        spec = MODELS.get(cfg.model)
+        self.manifest = Manifest(
+            labels=list(data.label_names), input_height=cfg.image_size, input_width=cfg.image_size,
+            color_order=spec.color_order, resize_method="bilinear", normalization=spec.normalization(),
+            model_name=cfg.model, dataset=data.name, format="keras",
+        )
+        from .pipeline import build_dataset
+
+        common = dict(manifest=self.manifest, batch_size=cfg.batch_size, cache_dir=self.run / "cache")
+        self.datasets = {
+            "train": build_dataset(data.raw("train"), training=True, augment=bool(cfg.augment), flip=data.augment_flip,
+                                   seed=cfg.seed, num_examples=data.counts["train"], name="train", **common),
+            **{s: build_dataset(data.raw(s), training=False, num_examples=data.counts[s], name=s, **common)
+               for s in ("validation", "test")},
+        }
+        _say(f"data: {data.name}, {len(data.label_names)} classes, "
+             + ", ".join(f"{s} {n}" for s, n in data.counts.items()) + f"; image size {cfg.image_size}")
+
+    def _write_start_files(self) -> None:
+        cfg, data = self.cfg, self.data
+        self.info = {
+            "config": cfg.to_dict(), "versions": package_versions(),
+            "data": {"name": data.name, "labels": data.label_names, "counts": data.counts},
+            "created": _dt.datetime.now().isoformat(timespec="seconds"), "status": "training",
+            "distribute": {"strategy": cfg.distribute, "replicas": int(self.strategy.num_replicas_in_sync)},
+        }
+        if self.chief:
+            if not cfg.resume:
+                atomic_write_json(self.run / SPLITS_FILENAME, data.record, force=True)
+            atomic_write_json(self.run / CONFIG_FILENAME, self.info, force=True)
+
+    def _build_model(self, first: Phase) -> None:
+        cfg = self.cfg
+        with self.strategy.scope():
+            if cfg.resume:
+                self.model = import_keras().models.load_model(self.ckpt / LAST, compile=True)  # safe_mode: no Lambda layers
+            else:
+                from .models import quiet_keras_warnings
+
+                with quiet_keras_warnings():
+                    self.model = build_model(cfg.model, len(self.data.label_names), cfg.image_size, cfg.weights, cfg.dropout)
+                if MODELS.get(cfg.model).pretrained:
+                    apply_strategy(self.model, first.strategy, first.unfreeze_from, freeze_batchnorm=cfg.weights != "none")
+                _compile(self.model, cfg.optimizer, first.lr)
+        summary = [_summary_text(self.model)]
+        _say(summary[0].rstrip())
+        if cfg.resume:
+            _say(f"resuming {self.run} after epoch {self.state.epoch}")
+            return
+        summary.append(describe(self.model, first))
+        _say(summary[-1])
+        if self.chief:
+            atomic_write_text(self.run / "summary.txt", "\n".join(summary) + "\n", force=True)
+
+    def _enter_phase(self, phase: Phase, index: int) -> None:
+        """Best weights so far, the phase's trainable set and learning rate."""
+        if (self.ckpt / BEST).is_file():
+            load_weights(self.model, self.ckpt / BEST)
+        with self.strategy.scope():
+            apply_strategy(self.model, phase.strategy, phase.unfreeze_from, freeze_batchnorm=self.cfg.weights != "none")
+            _compile(self.model, self.cfg.optimizer, phase.lr)
+        self.state.enter_phase(index, fine_tune=phase.name == "fine_tune")
+        line = describe(self.model, phase)
+        _say(line)
+        if self.chief:
+            path = self.run / "summary.txt"
+            old = path.read_text(encoding="utf-8") if path.is_file() else ""
+            atomic_write_text(path, old + line + "\n", force=True)
+
+    def _train_phase(self, plan: list[Phase], index: int) -> None:
+        phase, state = plan[index], self.state
+        if index != state.phase_index:
+            self._enter_phase(phase, index)
+        remaining = phase.epochs - state.phase_epochs_done
+        if state.phase_stopped or remaining <= 0:
+            return
+        total = state.epoch + remaining + sum(p.epochs for p in plan[index + 1:])
+        callback = make_callback(self.run, state, phase, self.cfg.patience, total, self.chief, self.guard)
+        end = state.epoch + remaining
+        if self.cfg.distribute == "multi-worker":
+            from .distributed_fit import fit_distributed
+
+            fit_distributed(self.model, self.strategy, self.datasets["train"], self.datasets["validation"],
+                            state.epoch, end, callback, self.reporter)
+            return
         with warnings.catch_warnings():
             # Keras warns at the end of every dataset of unknown length (a folder's, after
             # filtering unreadable files); it is the normal end of an epoch here.
             warnings.filterwarnings("ignore", message="Your input ran out of data")
-            model.fit(train_ds, validation_data=val_ds, initial_epoch=state["epoch"],
-                      epochs=state["epoch"] + remaining, verbose=0, shuffle=False, callbacks=[callback])
-
-    if (ckpt / BEST).is_file():
-        load_weights(model, ckpt / BEST)
-    return _finish(cfg, run, chief, state, model, manifest, data, test_ds, info)
+            self.model.fit(self.datasets["train"], validation_data=self.datasets["validation"], initial_epoch=state.epoch,
+                           epochs=end, verbose=0, shuffle=False, callbacks=[callback])
 
 
-def _finish(cfg: TrainConfig, run: Path, chief: bool, state: dict[str, Any], model: Any, manifest: Manifest,
-            data: Any, test_ds: Any, info: dict[str, Any]) -> Path:
-    import numpy as np
-
-    keras = import_keras()
-    from . import plots
-    from .evaluate import classification_metrics, predict_dataset, write_metrics
-    from .macs import count_macs
-
-    # A clean inference copy: plain variables, no optimizer or compile state.
-    final = keras.Model.from_config(model.get_config())
-    final.set_weights(model.get_weights())
-    y_true, probs = predict_dataset(final, test_ds)
-    y_pred = probs.argmax(axis=1) if len(probs) else np.zeros(0, np.int64)
-    metrics = classification_metrics(y_true, y_pred, data.label_names)
-    metrics.update(model=cfg.model, dataset=data.name, image_size=cfg.image_size, split="test",
-                   best_epoch=state["best_epoch"], epochs_trained=state["epoch"])
-    _say(f"test accuracy {metrics['accuracy'] * 100:.2f}% on {metrics['num_samples']} images "
-         f"(macro F1 {metrics['macro_avg']['f1']:.4f}; best epoch {state['best_epoch']})")
-    if not chief:
-        return run
-
-    save_model_atomic(final, run / MODEL_FILENAME)
-    manifest.source_sha256 = sha256_file(run / MODEL_FILENAME)
-    manifest.macs = count_macs(final)
-    manifest.metrics = {"test_accuracy": metrics["accuracy"], "test_macro_f1": metrics["macro_avg"]["f1"],
-                        "test_samples": metrics["num_samples"]}
-    manifest.save(run / MANIFEST_FILENAME, force=True)
-    write_metrics(run, metrics)
-    history = history_columns(state)
-    atomic_write_json(run / "history.json", history, force=True)
-    plots.plot_curve(history, "accuracy", run / "accuracy.png", state["fine_tune_start_epoch"])
-    plots.plot_curve(history, "loss", run / "loss.png", state["fine_tune_start_epoch"])
-    plots.plot_confusion(metrics["confusion_matrix"], data.label_names, run / "confusion_matrix.png")
-    _plot_examples(run, data, y_true, y_pred, probs)
-
-    state["complete"] = True
-    atomic_write_json(run / CHECKPOINT_DIR / STATE, state, force=True)
-    info.update(status="complete", finished=_dt.datetime.now().isoformat(timespec="seconds"),
-                result={"test_accuracy": metrics["accuracy"], "epochs_trained": state["epoch"],
-                        "best_epoch": state["best_epoch"], "macs": manifest.macs,
-                        "trainable": trainable_report(model)})
-    atomic_write_json(run / CONFIG_FILENAME, info, force=True)
-    shutil.rmtree(run / "cache", ignore_errors=True)
-    _say(f"run folder: {run}")
-    return run
-
-
-def _plot_examples(run: Path, data: Any, y_true: Any, y_pred: Any, probs: Any, count: int = 16, window: int = 200) -> None:
-    """predictions.png: up to 4 mistakes and the rest right, from the first ``window`` test images."""
-    from . import plots
-
-    n = min(len(y_true), window)
-    if n == 0:
-        return
-    wrong = [i for i in range(n) if y_pred[i] != y_true[i]][:4]
-    right = [i for i in range(n) if y_pred[i] == y_true[i]][: count - len(wrong)]
-    wanted = sorted(wrong + right)
-    images = []
-    for i, (img, _) in enumerate(data.raw("test").take(max(wanted) + 1).as_numpy_iterator()):
-        if i in wanted:
-            images.append(img)
-    scores = [float(probs[i, y_pred[i]]) for i in wanted]
-    plots.plot_predictions(images, [y_true[i] for i in wanted], [y_pred[i] for i in wanted], scores,
-                           data.label_names, run / "predictions.png")
+def _adopt(state: TrainState, saved: TrainState) -> TrainState:
+    """Copy a resumed state into the session's (the same object the interrupt handler reports)."""
+    for key, value in saved.to_dict().items():
+        setattr(state, key, value)
+    state.complete = False
+    return state

@@ -12,8 +12,13 @@ layer belongs to the backbone, which is what ``train/finetune.py`` freezes.
 """
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
+import os
+import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from edge_runtime.errors import EdgeDeployError
 from edge_runtime.manifest import Normalization
@@ -53,18 +58,61 @@ def build_model(name: str, num_classes: int, image_size: int, weights: str = "no
     return MODELS.get(name).build(num_classes, image_size, weights=weights, dropout=dropout)
 
 
+def short_reason(exc: BaseException, limit: int = 240) -> str:
+    """One line from an exception, cut at a word boundary (never mid-word).
+
+    A failed download reads "URL fetch failure on <url>: None -- <reason>";
+    the reason is the part worth showing.
+    """
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if " -- " in text:
+        text = text.rsplit(" -- ", 1)[1]
+    if len(text) > limit:
+        text = text[:limit].rsplit(" ", 1)[0] + " ..."
+    return text
+
+
+@contextlib.contextmanager
+def quiet_keras_warnings() -> Iterator[list[str]]:
+    """Keep Keras's warnings (Python warnings, absl/TF logging, stray prints) off the console.
+
+    A mismatched weights file makes Keras print one warning per layer before it
+    fails; the one-line error says what went wrong. ``--debug``
+    (``EDGEDEPLOY_DEBUG``) lets everything through. Yields the captured lines.
+    """
+    captured: list[str] = []
+    if os.environ.get("EDGEDEPLOY_DEBUG"):
+        yield captured
+        return
+    loggers = [logging.getLogger(n) for n in ("tensorflow", "keras", "absl", "h5py")]
+    levels = [lg.level for lg in loggers]
+    out = io.StringIO()
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.ERROR + 10)
+        with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            warnings.simplefilter("always")
+            yield captured
+        captured.extend(str(w.message) for w in caught)
+        captured.extend(line for line in out.getvalue().splitlines() if line.strip())
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
 def load_backbone_weights(app: Callable[..., Any], model_name: str, weights: str, **kwargs: Any) -> Any:
     """Call a ``keras.applications`` constructor, turning weight failures into one line.
 
     Offline, ``weights="imagenet"`` fails to download; a bad ``PATH`` fails to
     load. Both become an ``EdgeDeployError`` naming ``--weights PATH`` and
-    ``--weights none``.
+    ``--weights none``. Keras's per-layer warnings stay quiet (``--debug`` shows them).
     """
     arg: str | None = None if weights == "none" else weights
     try:
-        return app(weights=arg, **kwargs)
+        with quiet_keras_warnings():
+            return app(weights=arg, **kwargs)
     except Exception as exc:
-        detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+        detail = short_reason(exc)
         if weights == "imagenet":
             raise EdgeDeployError(
                 f"could not download the ImageNet weights for {model_name} ({detail}); "

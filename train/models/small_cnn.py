@@ -12,7 +12,7 @@ from typing import Any
 
 from edge_runtime.errors import EdgeDeployError
 
-from . import HEAD_PREFIX, MODELS, ModelSpec
+from . import HEAD_PREFIX, MODELS, ModelSpec, quiet_keras_warnings, short_reason
 
 FILTERS = (16, 32, 64)
 DENSE_UNITS = 128
@@ -37,9 +37,10 @@ def build(num_classes: int, image_size: int, weights: str = "none", dropout: flo
         if weights == "imagenet":
             raise EdgeDeployError("small_cnn has no ImageNet weights; pass --weights none or --weights PATH")
         try:
-            model.load_weights(weights)
+            with quiet_keras_warnings():
+                model.load_weights(weights)
         except Exception as exc:
-            raise EdgeDeployError(f"could not load small_cnn weights from {weights}: {' '.join(str(exc).split())[:200]}") from None
+            raise EdgeDeployError(f"could not load small_cnn weights from {weights}: {short_reason(exc)}") from None
     return model
 
 
