@@ -245,7 +245,8 @@ def _main(argv: Sequence[str]) -> int:
             shutil.rmtree(tmp, ignore_errors=True)
     report = {"tool": "throughput", "schema": C.REPORT_SCHEMA, "created": C.now_iso(), "environment": C.environment(),
               "settings": {"model": model, "folder": folder, "threads": threads, "batch_size": args.batch_size,
-                           "repeats": repeats, "baseline_src": args.baseline_src, "rss_files": args.rss_files},
+                           "repeats": repeats, "baseline_src": args.baseline_src, "rss_files": args.rss_files,
+                           "load_average_1_5_15": list(os.getloadavg())},
               "results": rows, "rss": rss}
     C.write_json(outs[0], report, args.force)
     C.write_text(outs[1], _markdown(report), args.force)
@@ -262,7 +263,8 @@ def _markdown(report: dict[str, Any]) -> str:
     lines = [f"# Throughput: edge-infer end-to-end vs model-only ({Path(s['model']).name})", "",
              f"One run on one machine: {env['device']}, {env['cpu_cores_usable']} usable cores, {report['created']}.",
              f"Folder: {s['folder']}; batch {s['batch_size']}; best of {s['repeats']} alternating repeats.",
-             "Threads T = runtime threads = preprocessing workers (0 workers: the code has no pipeline).", ""]
+             "Threads T = runtime threads = preprocessing workers (0 workers: the code has no pipeline).",
+             f"Load average at the end (1/5/15 min, other jobs on the machine): {', '.join(f'{v:.1f}' for v in s['load_average_1_5_15'])}.", ""]
     header = ["code", "T", "workers", "images", "end-to-end img/s", "model-only b1 img/s", f"model-only b{s['batch_size']} img/s",
               "ratio vs b1", f"ratio vs b{s['batch_size']}", "x baseline", "command s", "command img/s"]
     body = [[r["code"], r["threads"], r["workers"], r["images"], C.fmt(r["e2e_images_per_s"], 1),
