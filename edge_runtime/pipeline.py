@@ -87,10 +87,14 @@ class Result(NamedTuple):
         return not isinstance(self.outcome, BaseException)
 
 
-def _prepare(clf: "ImageClassifier", item: Any) -> tuple["np.ndarray | None", "EdgeDeployError | None", float]:
+def _prepare(clf: "ImageClassifier", item: Any, model_ready: bool) -> tuple["np.ndarray | None", "EdgeDeployError | None", float]:
+    """Preprocess one input on a worker; quantized to the model's input dtype when ``model_ready``."""
     t0 = time.perf_counter()
     try:
-        return clf.preprocess(item), None, time.perf_counter() - t0
+        x = clf.preprocess(item)
+        if model_ready:  # uint8/int8 models: 4x less memory in the queue, less work on the model's thread
+            x = clf.quantize_input(x)
+        return x, None, time.perf_counter() - t0
     except EdgeDeployError as exc:
         return None, exc, time.perf_counter() - t0
 
@@ -126,6 +130,10 @@ class Pipeline:
         if self.options.workers:
             self._pool = ThreadPoolExecutor(self.options.workers, thread_name_prefix="edge-preprocess")
         self.max_in_flight = 0
+        # A dynamic-batch model takes any batch in one call: workers hand over model-ready
+        # (quantized) tensors and the batch goes straight to the runtime. A fixed-batch
+        # model goes through predict_tensor, which chunks and pads float input.
+        self._model_ready = bool(clf.backend.dynamic_batch)
 
     def __enter__(self) -> "Pipeline":
         return self
@@ -143,8 +151,8 @@ class Pipeline:
         if self._pool is None:
             if self.options.workers:
                 raise EdgeDeployError("this pipeline is closed")
-            return _Done(_prepare(self.clf, item))
-        return self._pool.submit(_prepare, self.clf, item)
+            return _Done(_prepare(self.clf, item, self._model_ready))
+        return self._pool.submit(_prepare, self.clf, item, self._model_ready)
 
     def run(self, items: Iterable[Any]) -> Iterator[Result]:
         """Classify ``items`` (paths, bytes, PIL images or uint8 arrays); results in input order."""
@@ -186,7 +194,10 @@ class Pipeline:
                 probs = None
                 if xs:
                     t0 = time.perf_counter()
-                    probs = self.clf.predict_tensor(np.stack(xs), batch_size=opts.batch_size)
+                    if self._model_ready:
+                        probs = self.clf.dequantize_output(self.clf.backend.run(np.stack(xs)))
+                    else:
+                        probs = self.clf.predict_tensor(np.stack(xs), batch_size=opts.batch_size)
                     infer_s = (time.perf_counter() - t0) / len(xs)
                 row = 0
                 batch, pending = pending, []
