@@ -1,12 +1,15 @@
 """edge-infer: classify images with an exported model, on a laptop or a Pi.
 
     edge-infer MODEL INPUT... [--top-k K] [--json] [--threads N] [--backend B]
-               [--batch-size B] [--no-xnnpack] [--max-pixels N]
+               [--batch-size B] [--workers N] [--no-xnnpack] [--max-pixels N]
     edge-infer MODEL --watch DIR [--max-images N] [--duration S]
     edge-infer MODEL --serve [--host 127.0.0.1] [--port 8080]
 
 INPUT is a file, a folder (searched recursively; hidden files and symlinks
-that leave the folder are skipped) or a glob. An image that cannot be read is
+that leave the folder are skipped) or a glob. Images are decoded and
+preprocessed on ``--workers`` threads while the model runs
+(edge_runtime/pipeline.py); lines come out in input order. ``--watch``
+follows subfolders too; Ctrl-C prints the summary line and exits 130. An image that cannot be read is
 reported on stderr, one line, and counted; the others still run, and the exit
 code is 1. A user error (missing model, foreign file, bad flag) is one line
 on stderr and exit 2; ``--debug`` shows the traceback instead.
