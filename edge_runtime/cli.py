@@ -27,7 +27,6 @@ import glob
 import json
 import os
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
