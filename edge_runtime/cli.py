@@ -9,9 +9,9 @@ INPUT is a file, a folder (searched recursively; hidden files and symlinks
 that leave the folder are skipped) or a glob. Images are decoded and
 preprocessed on ``--workers`` threads while the model runs
 (edge_runtime/pipeline.py); lines come out in input order. ``--watch``
-follows subfolders too; Ctrl-C prints the summary line and exits 130. An image that cannot be read is
-reported on stderr, one line, and counted; the others still run, and the exit
-code is 1. A user error (missing model, foreign file, bad flag) is one line
+follows subfolders too; Ctrl-C prints the summary line and exits 130. An
+image that cannot be read is reported on stderr, one line, and counted; the
+others still run, and the exit code is 1. A user error (missing model, foreign file, bad flag) is one line
 on stderr and exit 2; ``--debug`` shows the traceback instead.
 
 Exit codes: 0 all classified, 1 some inputs failed, 2 usage or model error,
