@@ -147,8 +147,10 @@ def _command_seconds(model: str, folder: str, threads: int, src: str | None, rep
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
+        # cwd: a neutral folder, since "python -m" puts the working directory first on sys.path
         proc = subprocess.run([sys.executable, "-m", "edge_runtime.cli", model, folder, "--json", "--threads", str(threads),
-                               "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+                               "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+                              cwd=tempfile.gettempdir())
         dt = time.perf_counter() - t0
         if proc.returncode != 0:
             raise EdgeDeployError(f"edge-infer failed on {folder}: {(proc.stderr.strip().splitlines() or ['?'])[-1]}")
