@@ -1,7 +1,7 @@
 """edge-infer: classify images with an exported model, on a laptop or a Pi.
 
     edge-infer MODEL INPUT... [--top-k K] [--json] [--threads N] [--backend B]
-               [--batch-size B] [--no-xnnpack] [--max-pixels N]
+               [--batch-size B] [--workers N] [--no-xnnpack] [--max-pixels N]
     edge-infer MODEL --watch DIR [--max-images N] [--duration S]
     edge-infer MODEL --serve [--host 127.0.0.1] [--port 8080] [--max-concurrent N] [--quiet]
     edge-infer MODEL --info [--json]                      (no image needed)
@@ -9,9 +9,12 @@
     edge-infer MODEL --video SOURCE [--every N] [--fps F] (file, camera, URL, picamera)
 
 INPUT is a file, a folder (searched recursively; hidden files and symlinks
-that leave the folder are skipped) or a glob. An image that cannot be read is
-reported on stderr, one line, and counted; the others still run, and the exit
-code is 1. A user error (missing model, foreign file, bad flag) is one line
+that leave the folder are skipped) or a glob. Images are decoded and
+preprocessed on ``--workers`` threads while the model runs
+(edge_runtime/pipeline.py); lines come out in input order. ``--watch``
+follows subfolders too; Ctrl-C prints the summary line and exits 130. An
+image that cannot be read is reported on stderr, one line, and counted; the
+others still run, and the exit code is 1. A user error (missing model, foreign file, bad flag) is one line
 on stderr and exit 2; ``--debug`` shows the traceback instead.
 
 Exit codes: 0 all classified, 1 some inputs failed, 2 usage or model error,
@@ -27,7 +30,6 @@ import glob
 import json
 import os
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -85,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="auto", metavar="B",
                    help=f"{' | '.join(BACKEND_NAMES)} (default auto: by file type and what is installed)")
     p.add_argument("--batch-size", type=_int_at_least(1), default=8, metavar="B", help="images per runtime call (default 8)")
+    p.add_argument("--workers", type=_int_at_least(0), default=None, metavar="N",
+                   help="threads that decode and preprocess while the model runs (default min(4, cores); 0 none)")
     p.add_argument("--no-xnnpack", dest="xnnpack", action="store_false", help="do not apply the XNNPACK delegate (TFLite)")
     p.add_argument("--max-pixels", type=_int_at_least(1), default=None, metavar="N",
                    help="refuse images with more pixels (default 50,000,000)")
@@ -191,20 +195,27 @@ def format_prediction(path: str, pred: "Prediction", latency_ms: float, as_json:
 
 
 class Runner:
-    """Classify paths in batches and print one line per image.
+    """Classify paths through the threaded pipeline and print one line per image.
+
+    Decoding and preprocessing run on ``workers`` threads while the model
+    runs (edge_runtime/pipeline.py); lines come out in input order.
 
     Args:
         clf: the opened classifier.
         as_json: JSON lines instead of human lines.
         batch_size: images per runtime call.
         out, err: output streams.
+        workers: preprocessing threads (None: min(4, cores); 0: none).
     """
 
-    def __init__(self, clf: "ImageClassifier", as_json: bool, batch_size: int, out=None, err=None):
+    def __init__(self, clf: "ImageClassifier", as_json: bool, batch_size: int, out=None, err=None,
+                 workers: int | None = None):
         self.clf, self.as_json, self.batch_size = clf, as_json, batch_size
         self.out, self.err = out or sys.stdout, err or sys.stderr
         self.ok = self.failed = 0
         self.progress: "Progress | None" = None
+        self.workers = workers
+        self._pipeline = None
 
     def report(self, item: str, reason: str) -> None:
         """One stderr line for an input that failed; counted."""
@@ -217,35 +228,28 @@ class Runner:
 
     def run(self, paths: Sequence[Path]) -> None:
         """Classify ``paths``; failures are reported and counted, never raised."""
-        import numpy as np
+        from .pipeline import Pipeline, PipelineOptions
 
-        B = self.batch_size
-        for start in range(0, len(paths), B):
-            xs, ok, prep_s = [], [], []
-            for path in paths[start:start + B]:
-                t0 = time.perf_counter()
-                try:
-                    xs.append(self.clf.preprocess(path))
-                except EdgeDeployError as exc:
-                    self.report(str(path), str(exc))
-                    continue
-                finally:
-                    if self.progress:
-                        self.progress.update()
-                ok.append(path)
-                prep_s.append(time.perf_counter() - t0)
-            if not xs:
+        if self._pipeline is None:  # kept across calls: --watch hands over one file at a time
+            self._pipeline = Pipeline(self.clf, PipelineOptions(workers=self.workers, batch_size=self.batch_size))
+        for path, outcome, latency_ms in self._pipeline.run(paths):
+            if self.progress:
+                self.progress.update()
+            if isinstance(outcome, EdgeDeployError):
+                self.report(str(path), str(outcome))
                 continue
-            t0 = time.perf_counter()
-            probs = self.clf.predict_tensor(np.stack(xs), batch_size=B)
-            infer_s = (time.perf_counter() - t0) / len(xs)
-            for path, row, tp in zip(ok, probs, prep_s):
-                line = format_prediction(str(path), self.clf.prediction(row), (tp + infer_s) * 1000, self.as_json)
-                if self.progress:
-                    self.progress.write(line) if self.out is self.err else print(line, file=self.out, flush=True)
-                else:
-                    print(line, file=self.out, flush=True)
-                self.ok += 1
+            line = format_prediction(str(path), outcome, latency_ms, self.as_json)
+            if self.progress and self.out is self.err:
+                self.progress.write(line)
+            else:
+                print(line, file=self.out, flush=True)
+            self.ok += 1
+
+    def close(self) -> None:
+        """Stop the preprocessing threads."""
+        if self._pipeline is not None:
+            self._pipeline.close()
+            self._pipeline = None
 
 
 # -- main --------------------------------------------------------------------------
@@ -319,7 +323,22 @@ def run(args: argparse.Namespace) -> int:
         from .video import run_video
 
         return run_video(clf, video_opts, args.json, PROG)
-    runner = Runner(clf, args.json, args.batch_size)
+    runner = Runner(clf, args.json, args.batch_size, workers=args.workers)
+    try:
+        return _run_inputs(args, runner)
+    except KeyboardInterrupt:  # Ctrl-C: the summary so far, then the usual "interrupted" (exit 130)
+        _summary(runner, force=True)
+        raise
+    finally:
+        runner.close()
+
+
+def _summary(runner: Runner, force: bool = False, count: int = 0) -> None:
+    if force or runner.failed or count >= PROGRESS_MIN_TTY:
+        print(f"{PROG}: {runner.ok} classified, {runner.failed} failed", file=sys.stderr, flush=True)
+
+
+def _run_inputs(args: argparse.Namespace, runner: Runner) -> int:
     paths, problems = expand_inputs(args.inputs)
     for item, reason in problems:
         runner.report(item, reason)
@@ -341,9 +360,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"{PROG}: watching {args.watch} for new images (Ctrl-C stops)", file=sys.stderr, flush=True)
 
         watch_folder(args.watch, lambda path: runner.run([path]), poll_interval=args.poll_interval,
-                     max_images=args.max_images, duration=args.duration, settle=args.settle, on_ready=ready)
-    if runner.failed or len(paths) >= PROGRESS_MIN_TTY:
-        print(f"{PROG}: {runner.ok} classified, {runner.failed} failed", file=sys.stderr)
+                     max_images=args.max_images, duration=args.duration, settle=args.settle, on_ready=ready,
+                     reraise_interrupt=True)
+    _summary(runner, count=len(paths))
     return 1 if runner.failed else 0
 
 

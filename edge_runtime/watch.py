@@ -9,7 +9,9 @@ modified for ``settle`` seconds (default 0.5), so a frame still being
 written, even by a writer that pauses, is not read half-way. Hidden files
 (``.name``, the usual temporary name of a writer that renames into place)
 and ``*.part``/``*.tmp`` files are ignored. Files already present when the
-watch starts are ignored: only new images are classified.
+watch starts are ignored: only new images are classified. Subfolders are
+watched too (hidden ones and symlinked ones excepted), as folder input
+searches them.
 """
 from __future__ import annotations
 
@@ -24,34 +26,49 @@ from .preprocess import is_image_path
 _TEMP_SUFFIXES = (".part", ".tmp", ".partial", ".crdownload")
 
 
-def _scan(folder: Path) -> dict[Path, tuple[int, int]]:
+def _scan(folder: Path, recursive: bool = True) -> dict[Path, tuple[int, int]]:
+    """Stable-file candidates under ``folder``: path -> (size, mtime_ns).
+
+    Subfolders are searched when ``recursive``, as folder input is: hidden
+    folders are skipped and symlinked folders are not followed (no cycles).
+    """
     out: dict[Path, tuple[int, int]] = {}
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:  # the folder vanished or is unreadable for a moment
-        return out
-    for e in entries:
-        name = e.name
-        if name.startswith(".") or name.lower().endswith(_TEMP_SUFFIXES) or not is_image_path(name):
-            continue
+    stack = [folder]
+    while stack:
+        current = stack.pop()
         try:
-            if not e.is_file(follow_symlinks=False):
-                continue
-            st = e.stat(follow_symlinks=False)
-        except OSError:  # deleted between listing and stat
+            entries = list(os.scandir(current))
+        except OSError:  # the folder vanished or is unreadable for a moment
             continue
-        out[Path(e.path)] = (st.st_size, st.st_mtime_ns)
+        for e in entries:
+            name = e.name
+            if name.startswith("."):
+                continue
+            try:
+                if e.is_dir(follow_symlinks=False):
+                    if recursive:
+                        stack.append(Path(e.path))
+                    continue
+                if name.lower().endswith(_TEMP_SUFFIXES) or not is_image_path(name):
+                    continue
+                if not e.is_file(follow_symlinks=False):
+                    continue
+                st = e.stat(follow_symlinks=False)
+            except OSError:  # deleted between listing and stat
+                continue
+            out[Path(e.path)] = (st.st_size, st.st_mtime_ns)
     return out
 
 
 def watch_folder(folder: str | os.PathLike, on_image: Callable[[Path], None], poll_interval: float = 0.5,
                  max_images: int | None = None, duration: float | None = None,
                  stop: threading.Event | None = None, include_existing: bool = False,
-                 settle: float = 0.5, on_ready: Callable[[], None] | None = None) -> int:
+                 settle: float = 0.5, on_ready: Callable[[], None] | None = None, recursive: bool = True,
+                 reraise_interrupt: bool = False) -> int:
     """Call ``on_image(path)`` for every new, completely written image in ``folder``.
 
     Args:
-        folder: the folder to watch (not recursive).
+        folder: the folder to watch; new images in its subfolders count too.
         on_image: called once per new image, in order of appearance.
         poll_interval: seconds between scans.
         max_images: stop after this many images (None: no limit).
@@ -61,14 +78,18 @@ def watch_folder(folder: str | os.PathLike, on_image: Callable[[Path], None], po
         settle: seconds a file must have gone unmodified before it is handed over.
         on_ready: called once the files already present have been noted, so
             a caller can announce the watch without racing the first scan.
+        recursive: also watch subfolders, including ones created later
+            (hidden and symlinked folders excepted), like folder input.
+        reraise_interrupt: re-raise Ctrl-C after stopping, so a command can
+            print its summary and exit 130; by default Ctrl-C ends quietly.
 
     Returns:
         How many images were handed to ``on_image``. Ctrl-C ends the watch
-        quietly and returns the count.
+        quietly and returns the count (unless ``reraise_interrupt``).
     """
     folder = Path(folder)
     stop = stop or threading.Event()
-    done: set[Path] = set() if include_existing else set(_scan(folder))
+    done: set[Path] = set() if include_existing else set(_scan(folder, recursive))
     if on_ready is not None:
         on_ready()
     pending: dict[Path, tuple[int, int]] = {}
@@ -76,7 +97,7 @@ def watch_folder(folder: str | os.PathLike, on_image: Callable[[Path], None], po
     deadline = time.monotonic() + duration if duration else None
     try:
         while not stop.is_set():
-            current = _scan(folder)
+            current = _scan(folder, recursive)
             done &= set(current)  # a deleted file may come back under the same name later
             for path in sorted(current, key=lambda p: (current[p][1], p.name)):
                 if path in done:
@@ -98,5 +119,6 @@ def watch_folder(folder: str | os.PathLike, on_image: Callable[[Path], None], po
                 break
             stop.wait(poll_interval)
     except KeyboardInterrupt:
-        pass
+        if reraise_interrupt:
+            raise
     return handed
