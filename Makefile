@@ -12,7 +12,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 DEMO   ?= demo
 PYTEST_ARGS ?=
 
-.PHONY: demo test install clean
+.PHONY: demo test install clean figures
 
 install: $(STAMP)
 
@@ -31,6 +31,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Re-measure every README figure (long: trains on the shared photos, VGG16 latency, fuzzing),
+# or one of them with ONLY=NAME (python scripts/figures.py list), then render the tables.
+figures: $(STAMP)
+	$(BIN)/python scripts/figures.py measure $(ONLY)
 
 clean:
 	rm -rf $(DEMO) .pytest_cache build dist *.egg-info

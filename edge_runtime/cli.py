@@ -30,6 +30,7 @@ import glob
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 

@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 from edge_runtime.command import RuntimeFailure, UsageError
-from edge_runtime.errors import EdgeDeployError
 from edge_runtime.io import atomic_path
 from edge_runtime.manifest import Manifest
 from edge_runtime.registry import Registry
@@ -310,7 +309,9 @@ def make_bundle(opts: BundleOptions, log: Callable[[str], None] | None = None) -
         from importlib import metadata
 
         version = wheel.name.split("-")[1]
-        extras = [extra] + (["serve"] if opts.service == "serve" and "serve" in wheel_extras(wheel) else [])
+        # Both service modes work after install (run.sh watch|serve): the serve extra is pure
+        # Python (starlette, uvicorn, prometheus-client: about 1 MB of wheels), so it always comes along.
+        extras = [extra] + (["serve"] if "serve" in wheel_extras(wheel) else [])
         if extra not in wheel_extras(wheel):
             raise RuntimeFailure(f"{wheel.name} has no [{extra}] extra; rebuild it from this checkout")
         requirement = f"edgedeploy[{','.join(extras)}]=={version}"

@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -92,6 +91,8 @@ def md_tables(rel: str) -> list[str]:
 def env_line(env: dict | None) -> str:
     if not env:
         return "one run on one machine"
+    if "text" in env:
+        return f"one run on one machine ({env['text']})"
     cpu = env.get("cpu_model") or env.get("device") or env.get("machine") or "?"
     cores = env.get("cpu_cores_usable") or env.get("cpu_cores") or "?"
     py = env.get("python", "?")
@@ -130,17 +131,24 @@ def _demo() -> str:
         "export-model --format all on the demo run")
 def _export_digits() -> str:
     rep = load("export_digits/export_report.json")
-    rows = ["| file | bytes | x float32 | verdict | top-1 agreement | max prob diff | accuracy drop |",
-            "|---|---:|---:|---|---:|---:|---:|"]
+    rows = ["| file | bytes | x float32 | disagreement with Keras (95% interval) | max prob diff | accuracy drop, points (95% interval) | verdict |",
+            "|---|---:|---:|---|---:|---|---|"]
     for r in rep["files"]:
         if "size_bytes" not in r:
             continue
-        ratio = r.get("size_ratio") or r.get("x_float32")
-        rows.append(f"| {r['file']} | {r['size_bytes']:,} | {fmt(ratio, 3)} | {r.get('status', '?')} "
-                    f"| {fmt(r.get('top1_agreement'), 2, '%')} | {r.get('max_abs_prob_diff', 0):.2g} "
-                    f"| {fmt(r.get('accuracy_drop'), 2)} |")
-    return "\n".join(rows) + "\n\n" + source("export_digits/export_report.json", "make figures ONLY=export_digits",
-                                             {"machine": (rep.get("versions") or {}).get("python", "")} if False else None)
+        lo, hi = r.get("top1_disagreement_ci") or (None, None)
+        dlo, dhi = r.get("accuracy_drop_ci") or (None, None)
+        rows.append(f"| {r['file']} | {r['size_bytes']:,} | {fmt(r.get('size_ratio_vs_float32'), 3)} "
+                    f"| {r.get('top1_disagreements', '?')} of {r.get('agreement_samples', '?')} ({fmt(lo)}% to {fmt(hi)}%) "
+                    f"| {r.get('max_abs_prob_diff', 0):.2g} | {r.get('accuracy_drop', 0):+.2f} ({fmt(dlo)} to {fmt(dhi)}) "
+                    f"| {r.get('verdict', r.get('status', '?'))} |")
+    keras = rep.get("keras", {})
+    note = (f"Keras: {keras.get('test_accuracy')}% on the test split, {keras.get('heldout_accuracy')}% on the held-out "
+            f"images the drop is measured on.")
+    env = {"text": ", ".join(f"{k} {v}" for k, v in (rep.get("versions") or {}).items()
+                             if k in ("tensorflow", "ai-edge-litert", "onnxruntime"))}
+    return "\n".join(rows) + "\n\n" + note + " " + source("export_digits/export_report.md",
+                                                         "make figures ONLY=export_digits", env)
 
 
 @figure("vgg16_160", ["vgg16_160_latency.json"], ['bash scripts/measure_vgg16.sh "$BUILD/vgg16" "$REPORTS/vgg16_160_latency.json"'],
@@ -182,7 +190,7 @@ def _overhead() -> str:
             f"| {c['tensorflow_import_s']:.1f} s | **{c['ratio']:.3f}x** | <= {t['cold_start']}x |",
             f"| peak RSS vs the same inference through TensorFlow | {m['edge_mb']:.0f} MB | {m['tensorflow_mb']:.0f} MB "
             f"| **{m['ratio']:.3f}x** | <= {t['peak_rss']}x |"]
-    env = {"machine": r.get("machine"), "python": r.get("python")}
+    env = {"text": f"{r.get('machine')}, Python {r.get('python')}"}
     return "\n".join(rows) + "\n\n" + source("runtime_overhead.json", "make figures ONLY=runtime_overhead", env)
 
 
@@ -200,8 +208,8 @@ def _soak() -> str:
         r = load(f"soak_{m}.json")
         env = env or r.get("environment")
         res = r["result"]
-        rows.append(f"| {m} | {res.get('predictions', 0):,} | {res['growth_mb']:+.2f} MB | {res.get('answer_changes', 0)} "
-                    f"| < {res.get('max_growth_mb', 5)} MB |")
+        rows.append(f"| {m} | {res.get('predictions', 0):,} | {res['rss_growth_after_warmup_mb']:+.2f} MB "
+                    f"| {res.get('answer_changes', 0)} | < {res.get('target_growth_mb', 5)} MB |")
     return "\n".join(rows) + "\n\n" + source([f"soak_{m}.json" for m in SOAK_MODELS], "make figures ONLY=soak", env)
 
 
@@ -216,7 +224,49 @@ def _fuzz() -> str:
     rows = ["| cases | unacceptable outcomes | worker restarts | baseline: the same mutations straight to the runtime |",
             "|---:|---:|---:|---|",
             f"| {r['total_cases']:,} | **{r['unacceptable']}** | {r.get('worker_restarts', 0)} | {crashes} crashes in {base:,} cases |"]
-    return "\n".join(rows) + "\n\n" + source("fuzz.md", "make figures ONLY=fuzz", {"machine": r.get("machine")})
+    return "\n".join(rows) + "\n\n" + source("fuzz.md", "make figures ONLY=fuzz", {"text": r.get("machine", "?")})
+
+
+PHOTO_RUN = [
+    'test -d "$PHOTOS/cat" || { echo "the shared photos are needed: $PHOTOS" >&2; exit 2; }',
+    'test -f "$BUILD/photo/model.keras" || "$BIN/train-model" --model small_cnn --data "$PHOTOS" --image-size 160 --output "$BUILD/photo" --force',
+    'test -f "$BUILD/photo_models/model_int8.tflite" || "$BIN/export-model" "$BUILD/photo" --format tflite --quantize int8 --output "$BUILD/photo_models" --force',
+]
+
+
+def md_figure(name: str, md: str, measure: list[str], what: str, index: int = 0) -> None:
+    """A figure that is table ``index`` of a report's own Markdown (its header says how and where it was measured)."""
+    def render() -> str:
+        tables = md_tables(md)
+        if len(tables) <= index:
+            raise SystemExit(f"figures: error: {md} has no table {index}")
+        return tables[index] + "\n\n" + source(md, f"make figures ONLY={name}") .replace(
+            "one run on one machine", f"one run on one machine, described at the top of {Path(md).name}")
+
+    FIGURES[name] = Figure(name, [md], render, measure, what)
+
+
+md_figure("throughput", "throughput.md", PHOTO_RUN + [
+    'rm -rf "$BUILD/baseline" && mkdir -p "$BUILD/baseline" && git archive dbe0b1d edge_runtime | tar -x -C "$BUILD/baseline"',
+    '"$PY" benchmarks/throughput.py "$BUILD/photo_models/model_int8.tflite" "$PHOTOS" --baseline-src "$BUILD/baseline" '
+    '--out "$REPORTS/throughput" --force'],
+    "edge-infer end to end vs the model alone, before and after the pipeline")
+md_figure("serve_load", "serve_load.md", [
+    'test -d "$BUILD/demo/models" || make demo DEMO="$BUILD/demo"',
+    '"$PY" benchmarks/serve_load.py "$BUILD/demo/models/model_int8.tflite" --requests 2000 --clients 8 --slow 50 '
+    '--out "$REPORTS/serve_load" --force'],
+    "2,000 requests while 50 slow clients trickle")
+md_figure("serve_stack", "serve_stack.md", ['"$PY" benchmarks/serve_stack.py --out "$REPORTS/serve_stack" --force'],
+          "import time and RSS of the two async stacks")
+md_figure("preprocess_speed", "preprocess_speed.md", PHOTO_RUN + [
+    '"$PY" benchmarks/preprocess_speed.py "$PHOTOS" --model "$BUILD/photo_models/model_int8.tflite" '
+    '--out "$REPORTS/preprocess_speed" --force'], "decode and resize methods: speed and parity")
+md_figure("gate_photo", "gate_photo_run.md", [
+    'test -d "$PHOTOS/cat" || { echo "the shared photos are needed: $PHOTOS" >&2; exit 2; }',
+    'test -f "$BUILD/photo/model.keras" || "$BIN/train-model" --model small_cnn --data "$PHOTOS" --image-size 160 --output "$BUILD/photo" --force',
+    '"$BIN/export-model" "$BUILD/photo" --format all --select fastest --output "$BUILD/photo_all" --force',
+    '"$PY" scripts/gate_report.py --out "$REPORTS/gate_photo_run.md" photo="$BUILD/photo_all"'],
+          "the evidence gate on the photo run", index=0)
 
 
 # -- commands -------------------------------------------------------------------------
@@ -224,10 +274,11 @@ def rendered(name: str) -> str:
     return FIGURES[name].render().rstrip("\n") + "\n"
 
 
-def update(check: bool) -> int:
+def update(check: bool, docs: Sequence[Path] | None = None) -> int:
+    docs = list(docs or DOCS)
     stale: list[str] = []
     unknown: list[str] = []
-    for doc in DOCS:
+    for doc in docs:
         if not doc.is_file():
             continue
         text = doc.read_text()
@@ -235,11 +286,11 @@ def update(check: bool) -> int:
         def sub(m: re.Match) -> str:
             name = m.group("name")
             if name not in FIGURES:
-                unknown.append(f"{doc.relative_to(ROOT)}: {name}")
+                unknown.append(f"{doc.name}: {name}")
                 return m.group(0)
             body = rendered(name)
             if body != m.group("body"):
-                stale.append(f"{doc.relative_to(ROOT)}: {name}")
+                stale.append(f"{doc.name}: {name}")
             return m.group(1) + body + m.group(4)
 
         new = MARK.sub(sub, text)
@@ -254,7 +305,7 @@ def update(check: bool) -> int:
         print("figures: error: README tables differ from their reports (run: python scripts/figures.py render): "
               + "; ".join(stale), file=sys.stderr)
         return 1
-    print(("checked" if check else "rendered") + f" {sum(len(MARK.findall(d.read_text())) for d in DOCS if d.is_file())} figure tables")
+    print(("checked" if check else "rendered") + f" {sum(len(MARK.findall(d.read_text())) for d in docs if d.is_file())} figure tables")
     return 0
 
 
@@ -280,6 +331,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="figures", description=__doc__.split("\n\n")[0])
     p.add_argument("command", choices=("render", "check", "measure", "list"))
     p.add_argument("names", nargs="*", help="figures to measure (default all)")
+    p.add_argument("--doc", action="append", type=Path, help="render/check only this Markdown file (repeatable)")
     a = p.parse_args(argv)
     if a.command == "list":
         for f in FIGURES.values():
@@ -287,7 +339,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if a.command == "measure":
         return measure(a.names)
-    return update(check=a.command == "check")
+    return update(check=a.command == "check", docs=a.doc)
 
 
 if __name__ == "__main__":

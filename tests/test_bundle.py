@@ -78,7 +78,8 @@ def test_bundle_contents_sums_answers_and_tarball(tmp_path, edge_models, wheel_e
     # the sidecar records the model's own hash; the model is the same bytes
     assert json.loads((out / (name + ".json")).read_text())["sha256"] == _sha(out / name) == _sha(model)
     info = json.loads((out / "bundle.json").read_text())
-    assert info["requirement"] == f"edgedeploy[{extra}]==0.1.0" and info["runtime"] == runtime
+    # one runtime only; the pure-Python serve extra always comes along, so run.sh serve works after install
+    assert info["requirement"] == f"edgedeploy[{extra},serve]==0.1.0" and info["runtime"] == runtime
     assert info["target"]["machine"] == "x86_64" and info["offline"] is False and info["wheels"] == [wheel_env.name]
     # recorded answers are edge_runtime's on this machine
     clf = ImageClassifier(out / name)

@@ -75,7 +75,7 @@ def test_nothing_to_check_without_a_sidecar_hash(tmp_path, edge_models):
     model = tmp_path / "model_int8.tflite"
     shutil.copy(edge_models / "model_int8.tflite", model)
     assert verify_model_hash(model) is None
-    old = json.loads(Manifest.from_dict(json.loads((edge_models / "model_int8.json").read_text())).to_json())
+    old = json.loads(Manifest.from_dict(json.loads((edge_models / "model_int8.tflite.json").read_text())).to_json())
     del old["sha256"]
     (tmp_path / "model_int8.tflite.json").write_text(json.dumps(old))
     assert Manifest.from_dict(old).sha256 == ""
@@ -88,7 +88,7 @@ def test_only_the_file_named_sidecar_records_a_hash(tmp_path, edge_models):
     # model_int8.json may be shared by model_int8.tflite and model_int8.onnx: it never vetoes a file
     model = tmp_path / "model_int8.tflite"
     shutil.copy(edge_models / "model_int8.tflite", model)
-    m = json.loads((edge_models / "model_int8.json").read_text())
+    m = json.loads((edge_models / "model_int8.tflite.json").read_text())
     m["sha256"] = "0" * 64
     (tmp_path / "model_int8.json").write_text(json.dumps(m))
     assert recorded_sha256(model) is None
