@@ -13,7 +13,7 @@ bin=${BIN:-$root/.venv/bin}
 py=${PY:-$bin/python}
 test -d "$photos/cat" || { echo "measure_vgg16: error: photos not found at $photos" >&2; exit 2; }
 rm -rf "$work"; mkdir -p "$work/data/cat" "$work/data/dog"
-for c in cat dog; do ls "$photos/$c" | head -32 | while read -r f; do ln -s "$photos/$c/$f" "$work/data/$c/$f"; done; done
+for c in cat dog; do ls "$photos/$c" | head -32 | while read -r f; do cp "$photos/$c/$f" "$work/data/$c/$f"; done; done
 "$bin/train-model" --model vgg16 --weights none --data "$work/data" --image-size 160 --epochs 1 --batch-size 16 \
   --no-augment --output "$work/run" --force
 "$bin/export-model" "$work/run" --format tflite --quantize none,int8 --calibration-samples 32 \

@@ -79,6 +79,52 @@ PYEOF
     [ $wrc = 0 ] || echo "  (run.sh watch exited $wrc)"
 fi
 
+echo "==> [pi:bundle] the service: run.sh serve, POST each sample image to /predict"
+if [ $rc != 0 ] || [ $n = 0 ]; then
+    check bundle-serve SKIP "not installed"
+elif "$PREFIX/venv/bin/python" - "$PREFIX" "$WORK/arm/bundle-serve.err" <<'PYEOF'
+import json, os, signal, socket, subprocess, sys, time, urllib.request
+prefix, err_path = sys.argv[1], sys.argv[2]
+info = json.load(open(os.path.join(prefix, "bundle.json")))
+with socket.socket() as s:  # a free port on loopback
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+env = dict(os.environ, EDGEDEPLOY_HOST="127.0.0.1", EDGEDEPLOY_PORT=str(port))
+err = open(err_path, "w")
+srv = subprocess.Popen([os.path.join(prefix, "run.sh"), "serve", "--quiet"], env=env, stdout=err, stderr=err)
+url = f"http://127.0.0.1:{port}"
+deadline = time.monotonic() + 400  # a process start costs seconds to minutes under qemu
+up = False
+while time.monotonic() < deadline and srv.poll() is None:
+    try:
+        up = urllib.request.urlopen(url + "/health", timeout=5).status == 200
+        break
+    except OSError:
+        time.sleep(1)
+bad = 0
+if up:
+    for smp in info["samples"]:
+        data = open(os.path.join(prefix, "samples", smp["file"]), "rb").read()
+        req = urllib.request.Request(url + "/predict", data=data, method="POST", headers={"Content-Type": "image/png"})
+        got = json.loads(urllib.request.urlopen(req, timeout=120).read())
+        same = got["label"] == smp["label"]
+        bad += not same
+        print(f"  {smp['file']:<26} x86 {smp['label']:>4} ({smp['score']:.4f})   aarch64 serve "
+              f"{got['label']:>4} ({got['score']:.4f}){'' if same else '   <-- differs'}")
+srv.send_signal(signal.SIGTERM)
+try:
+    code = srv.wait(60)
+except subprocess.TimeoutExpired:
+    srv.kill()
+    code = "killed"
+ok = up and not bad
+what = (f"{len(info['samples']) - bad}/{len(info['samples'])} answers equal x86's recorded ones; stopped by SIGTERM (exit {code})"
+        if up else f"the server did not come up (exit {srv.returncode}): see {err_path}")
+print(f"PI-CHECK bundle-serve {'PASS' if ok else 'FAIL'} run.sh serve: {what}")
+sys.exit(0 if ok else 1)
+PYEOF
+then :; else fails=$((fails + 1)); indent < "$WORK/arm/bundle-serve.err" | tail -n 5; fi
+
 echo "==> [pi:bundle] one flipped byte in the model: install.sh and edge-infer must refuse it"
 rm -rf "/tmp/$NAME-bad" && cp -r "/tmp/$NAME" "/tmp/$NAME-bad"
 model=$("$PREFIX/venv/bin/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["model"]["file"])' "/tmp/$NAME/bundle.json" 2>/dev/null)
