@@ -80,6 +80,7 @@ def run_command(prog: str, build_parser: Callable[[], argparse.ArgumentParser],
     debug = "--debug" in args_list
     err = stderr or sys.stderr
     previous = None
+    debug_env = os.environ.get("EDGEDEPLOY_DEBUG")  # --debug sets it for this call only (subprocesses inherit it)
     try:
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
     except ValueError:  # not the main thread: leave signals alone
@@ -110,6 +111,10 @@ def run_command(prog: str, build_parser: Callable[[], argparse.ArgumentParser],
             pass
         return EXIT_OK
     finally:
+        if debug_env is None:
+            os.environ.pop("EDGEDEPLOY_DEBUG", None)
+        else:
+            os.environ["EDGEDEPLOY_DEBUG"] = debug_env
         if previous is not None:
             try:
                 signal.signal(signal.SIGTERM, previous)

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from train_fixtures import ROOT, run_cli
+from train_fixtures import ROOT, not_in_debug_mode, run_cli  # noqa: F401  (not_in_debug_mode: autouse)
 from edge_runtime.errors import EdgeDeployError
 from train.cli import build_parser, config_from_args
 from train.config import TrainConfig, load_config_file, resolve

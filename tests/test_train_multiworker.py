@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from train_fixtures import ROOT
+from train_fixtures import ROOT, not_in_debug_mode  # noqa: F401  (autouse: no inherited --debug)
 
 from edge_runtime.errors import EdgeDeployError
 
@@ -258,3 +258,28 @@ def test_supervisor_accepts_a_done_child_that_hangs_on_exit():
     state = {"epoch": 2, "stage": "start", "deadline": None, "result": None}
     _supervise(proc, parent, state, 0.5, ClusterTask("worker", 0, 2, False))  # no error: the work was done
     assert proc.killed and state["result"] == ("done",)
+
+
+def test_peer_error_reason_is_the_why_not_tensorflows_stack():
+    from train.cluster import _reason
+
+    # The surviving worker's UnavailableError when its peer was killed (TF 2.x, CollectiveReduceV2).
+    message = ("Graph execution error:\n\nDetected at node adam/CollectiveReduceV2 defined at (most recent call last):\n"
+               '  File "<string>", line 1, in <module>\n\n'
+               '  File "/work/main/train/distributed_fit.py", line 62, in train_step\n\n'
+               "Collective ops is aborted by: recvmsg:Connection reset by peer\n"
+               "Additional GRPC error information from remote target /job:worker/replica:0/task:1 while calling "
+               "/tensorflow.WorkerService/RecvBuf:\n"
+               ':UNKNOWN:Error received from peer  {grpc_status:14, grpc_message:"recvmsg:Connection reset by peer"}\n'
+               "The error could be from a previous operation. Restart your program to reset.\n"
+               "\t [[{{node adam/CollectiveReduceV2}}]] [Op:__inference_train_step_1228]")
+    reason = _reason(Exception(message))
+    assert reason.startswith("Collective ops is aborted by: recvmsg:Connection reset by peer Additional GRPC"), reason
+    assert "\n" not in reason and len(reason) <= 200 and reason.endswith(" ...")
+    for noise in ("Graph execution", "Detected at node", "File ", "Restart your program", "[[", "[Op:"):
+        assert noise not in reason, (noise, reason)
+    short = "Graph execution error:\n\nDetected at node x defined at (most recent call last):\n  File \"a.py\", line 1\n\n" \
+            "Socket closed [[{{node x}}]] [Op:f]"
+    assert _reason(Exception(short)) == "Socket closed"
+    assert _reason(Exception("tensorflow/core/x.cc:12: peer gone\n")) == "peer gone"
+    assert _reason(Exception("")) == "Exception"

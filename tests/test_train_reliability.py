@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from train_fixtures import make_image_folder, run_cli
+from train_fixtures import make_image_folder, not_in_debug_mode, run_cli  # noqa: F401  (not_in_debug_mode: autouse)
 from edge_runtime.errors import EdgeDeployError
 
 

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from train_fixtures import PHOTOS_REASON, ROOT, SHARED_PHOTOS, make_image_folder, tiny_config
+from train_fixtures import PHOTOS_REASON, ROOT, SHARED_PHOTOS, make_image_folder, not_in_debug_mode, tiny_config  # noqa: F401
 from edge_runtime.errors import EdgeDeployError
 from edge_runtime.manifest import Manifest, sha256_file
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -21,6 +22,22 @@ if str(ROOT) not in sys.path:
 # Real photos beside the checkout (../shared/data), never copied into the repo.
 SHARED_PHOTOS = Path(__file__).resolve().parents[2] / "shared/data/cats_vs_dogs_small"
 PHOTOS_REASON = f"real photos not found at {SHARED_PHOTOS} (they sit beside the checkout in ../shared/data)"
+
+# Set by run_command for --debug (edge_runtime/command.py); TF's logs, Keras's warnings and
+# child tracebacks then pass through, and subprocesses inherit it.
+DEBUG_ENV = "EDGEDEPLOY_DEBUG"
+
+
+@pytest.fixture(autouse=True)
+def not_in_debug_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run each test as a user without --debug, whatever an earlier in-process ``main([..., "--debug"])`` left.
+
+    Autouse in every module that imports it. ``setenv`` first, so the teardown
+    also removes what the test itself sets.
+    """
+    monkeypatch.setenv(DEBUG_ENV, "")
+    monkeypatch.delenv(DEBUG_ENV)
+
 
 COLORS = {"red": (200, 40, 40), "green": (40, 180, 60), "blue": (40, 60, 200)}
 

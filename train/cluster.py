@@ -163,11 +163,33 @@ def _child(cfg: Any, run: str, chief: bool, created: str | None, conn: Any) -> N
 PEER_ERRORS = ("UnavailableError", "DeadlineExceededError", "AbortedError", "CancelledError")
 
 
+# TensorFlow's wrapping around the reason of an op error: its header, the node tags and its advice.
+_TF_NOISE = (r"^Graph execution error:", r"\[\[\{\{[^}]*\}\}\]\]", r"\{\{[^}]*\}\}", r"\[Op:[^\]]*\]",
+             r"The error could be from a previous operation\. Restart your program to reset\.")
+
+
 def _reason(exc: BaseException, limit: int = 200) -> str:
+    """Why ``exc`` happened, on one line of at most ``limit`` characters.
+
+    A TensorFlow graph error starts with "Detected at node X defined at (most
+    recent call last):" and the Python stack that built the node; that stack
+    (indented lines) is dropped, so the line keeps the reason that follows it.
+    """
     import re
 
-    text = re.sub(r"\{\{[^}]*\}\}", "", " ".join(str(exc).split())).strip() or type(exc).__name__
-    text = re.sub(r"^[\w/]+:\d+: ", "", text)
+    kept, in_stack = [], False
+    for line in str(exc).splitlines():
+        if line.startswith("Detected at node"):
+            in_stack = True
+        elif in_stack and (not line.strip() or line[:1].isspace()):
+            continue
+        else:
+            in_stack = False
+            kept.append(line)
+    text = " ".join(" ".join(kept).split())
+    for noise in _TF_NOISE:
+        text = re.sub(noise, "", text)
+    text = re.sub(r"^[\w/.-]+:\d+: ", "", " ".join(text.split())) or type(exc).__name__  # "file.cc:12: why"
     return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " ..."
 
 
