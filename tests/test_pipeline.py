@@ -67,9 +67,10 @@ def test_threads_give_the_same_answers_as_no_threads(capsys, edge_models, mixed_
 
 
 def test_workers_flag_is_validated(capsys, edge_models):
-    with pytest.raises(SystemExit) as exc:
-        main([str(edge_models / "model_int8.tflite"), "x.png", "--workers", "-1"])
-    assert exc.value.code == 2 and "--workers" in capsys.readouterr().err
+    code = main([str(edge_models / "model_int8.tflite"), "x.png", "--workers", "-1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--workers" in err and "Received -1" in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_iter_predictions_yields_errors_in_place(edge_models, truth):
