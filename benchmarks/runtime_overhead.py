@@ -83,15 +83,28 @@ med["delegate"] = clf.backend.delegate_applied
 print(json.dumps(med))
 '''
 
-EDGE_COLD = r'''
-import resource, sys
-from edge_runtime import ImageClassifier
-pred = ImageClassifier(sys.argv[1]).predict(sys.argv[2])
-print(pred.label, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+# The children report VmHWM, their own address space's peak, not ru_maxrss:
+# Linux carries ru_maxrss across fork and exec, so a child started by a larger
+# parent would report the parent's peak (the bug compare.py had).
+PEAK_KB = r'''
+def _peak_kb():
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(l.split()[1]) for l in f if l.startswith("VmHWM:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        import resource
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 '''
 
-TF_FULL = r'''
-import resource, sys
+EDGE_COLD = PEAK_KB + r'''
+import sys
+from edge_runtime import ImageClassifier
+pred = ImageClassifier(sys.argv[1]).predict(sys.argv[2])
+print(pred.label, _peak_kb())
+'''
+
+TF_FULL = PEAK_KB + r'''
+import sys
 import tensorflow as tf
 x = tf.io.decode_jpeg(tf.io.read_file(sys.argv[2]), channels=3, dct_method="INTEGER_ACCURATE")
 it = tf.lite.Interpreter(model_path=sys.argv[1]); it.allocate_tensors()
@@ -99,7 +112,7 @@ d = it.get_input_details()[0]
 x = tf.image.resize(tf.cast(x, tf.float32), d["shape"][1:3])[None].numpy()
 it.set_tensor(d["index"], x.astype(d["dtype"])); it.invoke()
 out = it.get_tensor(it.get_output_details()[0]["index"])
-print(int(out.argmax()), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(int(out.argmax()), _peak_kb())
 '''
 
 

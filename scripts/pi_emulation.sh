@@ -78,7 +78,7 @@ PYTEST_MARKS='-m "not tf and not slow and not pi" -k "not test_edge_side_never_i
 SMOKE_TESTS='tests/test_edge_backends.py tests/test_boundaries.py'
 SMOKE_EXCLUDE=' and not probe'
 FULL_TESTS='tests/test_edge_*.py tests/test_bench_*.py tests/test_boundaries.py tests/test_foundation.py'
-FULL_EXCLUDE=' and not test_help_is_instant and not test_watch_folder_waits_for_complete_files and not test_progress_bar_on_a_log and not test_cli_serve_load_2000 and not probe_contains'
+FULL_EXCLUDE=' and not test_help_is_instant and not test_watch_folder_waits_for_complete_files and not test_progress_bar_on_a_log and not test_2000_requests_while_50_slow_clients_trickle and not probe_contains'
 PI_PYTEST_ARGS=${PI_PYTEST_ARGS:-}
 
 MODE=run BOARD=pi4 VARIANTS="litert legacy" MODELS_DIR="" IMAGES_DIR="" KEEP_WORK=0 TESTS=smoke BUNDLE=1
