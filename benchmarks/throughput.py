@@ -134,22 +134,40 @@ def _worker(spec_json: str) -> int:
 
 def _spawn(spec: dict[str, Any]) -> dict[str, Any]:
     proc = subprocess.run([sys.executable, __file__, WORKER_FLAG, json.dumps(spec)], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (spec.get("src") or "", str(C.ROOT)) if p)})
+                          # this checkout only: the benchmark's own helpers (_common) need today's edge_runtime;
+                          # the worker then swaps in the code under test (spec["src"]) for the timed part
+                          env={**os.environ, "PYTHONPATH": str(C.ROOT)})
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise EdgeDeployError(f"worker for {spec['mode']} threads={spec['threads']} failed: {tail}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def _command_seconds(model: str, folder: str, threads: int, src: str | None, repeats: int) -> float:
+def _configurations(t: int, versions: list[tuple[str, str | None]]) -> list[tuple[str, str | None, int, int]]:
+    """(code, src, runtime threads, workers) timed for the thread count T.
+
+    Each code version runs with T runtime threads and T preprocessing workers
+    (the baseline has no workers). For T >= 2 the pipeline also runs split: T
+    threads in all, runtime ``T // 2`` and workers the rest, which is the fair
+    match for the baseline's T busy threads (its main thread preprocesses,
+    then joins the runtime's T threads).
+    """
+    out = [(code, src, t, t) for code, src in versions]
+    if t >= 2:
+        out.insert(1, ("split", None, t // 2, t - t // 2))
+    return out
+
+
+def _command_seconds(model: str, folder: str, threads: int, workers: int | None, src: str | None, repeats: int) -> float:
     """Best wall time of the real command (python -m edge_runtime.cli), start-up included."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (src or "", str(C.ROOT)) if p)}
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
         # cwd: a neutral folder, since "python -m" puts the working directory first on sys.path
+        extra = ["--workers", str(workers)] if workers is not None else []
         proc = subprocess.run([sys.executable, "-m", "edge_runtime.cli", model, folder, "--json", "--threads", str(threads),
-                               "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+                               "--no-progress", *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
                               cwd=tempfile.gettempdir())
         dt = time.perf_counter() - t0
         if proc.returncode != 0:
@@ -210,23 +228,24 @@ def _main(argv: Sequence[str]) -> int:
     versions = [("pipelined", None)] + ([("baseline", str(Path(args.baseline_src).resolve()))] if args.baseline_src else [])
     rows: list[dict[str, Any]] = []
     for t in threads:
-        for code, src in versions:
-            spec = {"mode": "rate", "model": model, "folder": folder, "threads": t, "workers": t,
+        for code, src, runtime, workers in _configurations(t, versions):
+            spec = {"mode": "rate", "model": model, "folder": folder, "threads": runtime, "workers": workers,
                     "batch_size": args.batch_size, "repeats": repeats, "src": src}
             r = _spawn(spec)
             e2e, m1, mbat = max(r["e2e"]), max(r["model_b1"]), max(r["model_batch"])
-            cmd_s = _command_seconds(model, folder, t, src, repeats)
-            rows.append({"code": code, "threads": t, "workers": t if r["pipelined"] else 0, "batch_size": args.batch_size,
+            cmd_s = _command_seconds(model, folder, runtime, workers if r["pipelined"] else None, src, repeats)
+            rows.append({"code": code, "budget": t, "threads": runtime, "workers": workers if r["pipelined"] else 0,
+                         "batch_size": args.batch_size,
                          "images": r["images"], "e2e_images_per_s": round(e2e, 1),
                          "model_only_b1_images_per_s": round(m1, 1), "model_only_batch_images_per_s": round(mbat, 1),
                          "ratio_vs_b1": round(e2e / m1, 3), "ratio_vs_batch": round(e2e / mbat, 3),
                          "command_s": round(cmd_s, 3), "command_images_per_s": round(r["images"] / cmd_s, 1),
                          "e2e_all": [round(v, 1) for v in r["e2e"]], "edge_runtime": r["edge_runtime"]})
-            print(f"{code:9s} threads={t}: end-to-end {e2e:7.1f} img/s, model-only {m1:7.1f} (batch 1) / {mbat:7.1f} "
-                  f"(batch {args.batch_size}) img/s, ratio {e2e / m1:.2f} / {e2e / mbat:.2f}; command {cmd_s:.2f} s",
-                  file=sys.stderr)
+            print(f"{code:9s} T={t} (runtime {runtime}, workers {workers}): end-to-end {e2e:7.1f} img/s, model-only "
+                  f"{m1:7.1f} (batch 1) / {mbat:7.1f} (batch {args.batch_size}) img/s, ratio {e2e / m1:.2f} / "
+                  f"{e2e / mbat:.2f}; command {cmd_s:.2f} s", file=sys.stderr)
     for row in rows:
-        base = next((b for b in rows if b["code"] == "baseline" and b["threads"] == row["threads"]), None)
+        base = next((b for b in rows if b["code"] == "baseline" and b["budget"] == row["budget"]), None)
         row["speedup_vs_baseline"] = round(row["e2e_images_per_s"] / base["e2e_images_per_s"], 2) if base else None
     rss: list[dict[str, Any]] = []
     if args.rss_files:
@@ -252,7 +271,7 @@ def _main(argv: Sequence[str]) -> int:
               "results": rows, "rss": rss}
     C.write_json(outs[0], report, args.force)
     C.write_text(outs[1], _markdown(report), args.force)
-    cols = ["code", "threads", "workers", "batch_size", "images", "e2e_images_per_s", "model_only_b1_images_per_s",
+    cols = ["code", "budget", "threads", "workers", "batch_size", "images", "e2e_images_per_s", "model_only_b1_images_per_s",
             "model_only_batch_images_per_s", "ratio_vs_b1", "ratio_vs_batch", "speedup_vs_baseline", "command_s",
             "command_images_per_s"]
     C.write_csv(outs[2], cols, [[r[c] for c in cols] for r in rows], args.force)
@@ -265,18 +284,20 @@ def _markdown(report: dict[str, Any]) -> str:
     lines = [f"# Throughput: edge-infer end-to-end vs model-only ({Path(s['model']).name})", "",
              f"One run on one machine: {env['device']}, {env['cpu_cores_usable']} usable cores, {report['created']}.",
              f"Folder: {s['folder']}; batch {s['batch_size']}; best of {s['repeats']} alternating repeats.",
-             "Threads T = runtime threads = preprocessing workers (0 workers: the code has no pipeline).",
+             "T: the thread count compared. pipelined and baseline: T runtime threads (and T preprocessing workers; "
+             "0 workers: the code has no pipeline); split: T threads in all, runtime T // 2, the rest preprocessing "
+             "workers. x baseline: against the baseline at the same T.",
              f"Load average at the end (1/5/15 min, other jobs on the machine): {', '.join(f'{v:.1f}' for v in s['load_average_1_5_15'])}.", ""]
-    header = ["code", "T", "workers", "images", "end-to-end img/s", "model-only b1 img/s", f"model-only b{s['batch_size']} img/s",
+    header = ["code", "T", "runtime threads", "workers", "images", "end-to-end img/s", "model-only b1 img/s", f"model-only b{s['batch_size']} img/s",
               "ratio vs b1", f"ratio vs b{s['batch_size']}", "x baseline", "command s", "command img/s"]
-    body = [[r["code"], r["threads"], r["workers"], r["images"], C.fmt(r["e2e_images_per_s"], 1),
+    body = [[r["code"], r.get("budget", r["threads"]), r["threads"], r["workers"], r["images"], C.fmt(r["e2e_images_per_s"], 1),
              C.fmt(r["model_only_b1_images_per_s"], 1), C.fmt(r["model_only_batch_images_per_s"], 1),
              C.fmt(r["ratio_vs_b1"], 3), C.fmt(r["ratio_vs_batch"], 3), C.fmt(r["speedup_vs_baseline"]),
              C.fmt(r["command_s"], 2), C.fmt(r["command_images_per_s"], 1)] for r in report["results"]]
     lines += [C.table(header, body, markdown=True), "",
               "- end-to-end: edge-infer's Runner over the folder (decode, resize, normalize, quantize, invoke, JSON line);",
               "- model-only: predict_tensor on preprocessed tensors of the same photos;",
-              "- command: wall time of `edge-infer MODEL FOLDER --json --threads T` (start-up and load included).", ""]
+              "- command: wall time of `edge-infer MODEL FOLDER --json --threads R --workers W` (start-up and load included).", ""]
     if report["rss"]:
         lines += ["## Memory over a large folder", ""]
         rh = ["code", "T", "files", "RSS before MB", "peak RSS MB", "growth MB", "ru_maxrss MB", "img/s"]

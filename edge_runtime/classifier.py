@@ -154,8 +154,11 @@ class ImageClassifier:
         info = self.backend.input
         if info.quantized:
             lim = np.iinfo(info.dtype)
-            q = np.round(x / np.float32(info.scale) + info.zero_point)
-            return np.clip(q, lim.min, lim.max).astype(info.dtype)
+            q = x / np.float32(info.scale)  # a new array: the rest works in place on it
+            q += info.zero_point
+            np.round(q, out=q)
+            np.clip(q, lim.min, lim.max, out=q)
+            return q.astype(info.dtype)
         return x.astype(info.dtype, copy=False)
 
     def dequantize_output(self, y: np.ndarray) -> np.ndarray:

@@ -24,14 +24,20 @@ def check_writable(path: str | os.PathLike, force: bool = False) -> Path:
         raise EdgeDeployError(f"output path is a directory, expected a file: {p}")
     if p.exists() and not force:
         raise EdgeDeployError(f"refusing to overwrite existing file {p}; pass --force to replace it")
-    parent = p.parent if str(p.parent) else Path(".")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise EdgeDeployError(f"cannot create output folder {parent}: {exc.strerror}") from None
-    if not os.access(parent, os.W_OK):
-        raise EdgeDeployError(f"output folder is not writable: {parent}")
+    ensure_writable_dir(p.parent if str(p.parent) else Path("."))
     return p
+
+
+def ensure_writable_dir(folder: str | os.PathLike) -> Path:
+    """Create ``folder`` if needed; a one-line error if that fails or it is not writable."""
+    d = Path(folder)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EdgeDeployError(f"cannot create output folder {d}: {exc.strerror}") from None
+    if not os.access(d, os.W_OK):
+        raise EdgeDeployError(f"output folder is not writable: {d}")
+    return d
 
 
 @contextlib.contextmanager

@@ -165,22 +165,40 @@ def _bilinear_axis(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray,
     return lo, hi, frac
 
 
-@functools.lru_cache(maxsize=32)
-def _bilinear_plan(in_h: int, in_w: int, channels: int, out_h: int, out_w: int) -> tuple[np.ndarray, ...]:
-    """Source rows, flat source columns (per channel) and weights of a bilinear resize.
+def _frozen(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    for arr in arrays:
+        arr.flags.writeable = False
+    return arrays
 
-    Cached per (input size, output size): a folder of camera photos has a few
-    sizes, so the index arithmetic runs once per size, not once per image.
-    """
+
+# Cached per axis, not per image size: a folder of photos has many heights but
+# few widths (800 photos here: 592 distinct sizes), and each axis's plan is
+# small (a few KB), so 256 entries bound the cache at about 3 MB.
+@functools.lru_cache(maxsize=256)
+def _row_plan(in_h: int, out_h: int) -> tuple[np.ndarray, ...]:
     y0, y1, fy = _bilinear_axis(in_h, out_h)
+    return _frozen(y0, y1, fy[:, None])
+
+
+@functools.lru_cache(maxsize=256)
+def _column_plan(in_w: int, channels: int, out_w: int) -> tuple[np.ndarray, ...]:
     x0, x1, fx = _bilinear_axis(in_w, out_w)
     ch = np.arange(channels)
     c0 = ((x0 * channels)[:, None] + ch).ravel()  # columns of the (H, W*C) view
     c1 = ((x1 * channels)[:, None] + ch).ravel()
-    plan = (y0, y1, c0, c1, np.repeat(fx, channels)[None, :], fy[:, None])
-    for arr in plan:
-        arr.flags.writeable = False
-    return plan
+    return _frozen(c0, c1, np.repeat(fx, channels)[None, :])
+
+
+@functools.lru_cache(maxsize=32)
+def _bilinear_plan(in_h: int, in_w: int, channels: int, out_h: int, out_w: int) -> tuple[np.ndarray, ...]:
+    """Source rows, flat source columns (per channel) and weights of a bilinear resize.
+
+    Built from per-axis plans, so the index arithmetic runs once per distinct
+    height and once per distinct width, not once per image.
+    """
+    y0, y1, fy = _row_plan(in_h, out_h)
+    c0, c1, fx = _column_plan(in_w, channels, out_w)
+    return (y0, y1, c0, c1, fx, fy)
 
 
 def resize(image: np.ndarray, height: int, width: int, method: str = "bilinear") -> np.ndarray:

@@ -1,11 +1,11 @@
 """Planning an export: the (format, mode) pairs and every flag and path, checked without TensorFlow."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edge_runtime.errors import EdgeDeployError
+from edge_runtime.io import ensure_writable_dir
 
 from .calibration import check_sample_count
 from .formats import FORMATS, IO_TYPES, MODES, ExportFormat, format_names
@@ -88,12 +88,7 @@ def plan(opts: ExportOptions) -> list[tuple[type[ExportFormat], str]]:
 def precheck_outputs(jobs: list[Job], out_dir: Path, force: bool) -> None:
     if out_dir.exists() and not out_dir.is_dir():
         raise EdgeDeployError(f"--output must be a folder, got a file: {out_dir}")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise EdgeDeployError(f"cannot create output folder {out_dir}: {exc.strerror}") from None
-    if not os.access(out_dir, os.W_OK):
-        raise EdgeDeployError(f"output folder is not writable: {out_dir}")
+    ensure_writable_dir(out_dir)
     for job in jobs:
         for p in (job.path, job.rejected_path, job.sidecar):
             if p.is_dir():

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -33,9 +34,29 @@ def test_throughput_report_has_ratios_baseline_and_rss(tmp_path, photo_folder):
     [rss] = report["rss"]
     assert rss["files"] == 30 and rss["rss_peak_mb"] >= rss["rss_before_mb"] > 0
     assert "## Memory over a large folder" in (tmp_path / "tp.md").read_text()
-    assert (tmp_path / "tp.csv").read_text().splitlines()[0].startswith("code,threads,workers")
+    assert (tmp_path / "tp.csv").read_text().splitlines()[0].startswith("code,budget,threads,workers")
     again = run_script("throughput", model, photo_folder, "--quick", "--out", out)  # no --force: refused before work
     assert_one_line_error(again, "tp.json")
+
+
+def test_throughput_times_the_baseline_code_and_the_split(tmp_path, photo_folder):
+    """--baseline-src times that folder's edge_runtime; T=2 adds the split row (runtime 1 + 1 worker)."""
+    model = edge_models_dir() / "model_int8.tflite"
+    base = tmp_path / "base"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "edge_runtime", base / "edge_runtime",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    proc = run_script("throughput", model, photo_folder, "--quick", "--threads", "2", "--rss-files", "0",
+                      "--baseline-src", base, "--out", tmp_path / "tp")
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["code"]: r for r in json.loads((tmp_path / "tp.json").read_text())["results"]}
+    assert sorted(rows) == ["baseline", "pipelined", "split"]
+    assert (rows["split"]["threads"], rows["split"]["workers"], rows["split"]["budget"]) == (1, 1, 2)
+    assert (rows["pipelined"]["threads"], rows["pipelined"]["workers"]) == (2, 2)
+    assert Path(rows["baseline"]["edge_runtime"]) == (base / "edge_runtime").resolve()
+    assert Path(rows["pipelined"]["edge_runtime"]) != (base / "edge_runtime").resolve()
+    for r in rows.values():
+        assert r["speedup_vs_baseline"] == pytest.approx(
+            r["e2e_images_per_s"] / rows["baseline"]["e2e_images_per_s"], abs=0.01)
 
 
 def test_batching_report_rows_per_batch_size(tmp_path):
