@@ -214,20 +214,21 @@ class ImageClassifier:
     def preprocess(self, image: ImageSource) -> np.ndarray:
         return preprocess(image, self.manifest, self.max_pixels)
 
-    def prediction(self, probs: np.ndarray) -> Prediction:
+    def prediction(self, probs: np.ndarray, top_k: int | None = None) -> Prediction:
         """Turn one row of probabilities into a ``Prediction`` (label, score, top_k).
 
         Args:
             probs: float array (classes,), as one row of ``predict_tensor``.
+            top_k: most (label, score) pairs kept; None: ``self.top_k``.
 
         Returns:
-            The ``Prediction``; ``top_k`` holds at most ``self.top_k`` pairs.
+            The ``Prediction``; ``top_k`` holds at most that many pairs.
         """
-        return self._prediction(probs)
+        return self._prediction(probs, top_k)
 
-    def _prediction(self, probs: np.ndarray) -> Prediction:
+    def _prediction(self, probs: np.ndarray, top_k: int | None = None) -> Prediction:
         labels = self.manifest.labels
-        order = np.argsort(-probs, kind="stable")[: self.top_k]
+        order = np.argsort(-probs, kind="stable")[: self.top_k if top_k is None else top_k]
         top = [(labels[i], float(probs[i])) for i in order]
         return Prediction(label=top[0][0], score=top[0][1], index=int(order[0]), top_k=top, probabilities=probs)
 

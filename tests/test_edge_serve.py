@@ -97,11 +97,12 @@ def test_predict_raw_body_is_the_prediction_json(server, clf, edge_models, truth
 
 
 @pytest.mark.parametrize("query, n", [("?top_k=1", 1), ("?top_k=7", 7), ("?top_k=10", 10), ("?top_k=99", 10), ("", 3)])
-def test_top_k_query(server, edge_models, truth, query, n):
+def test_top_k_query(server, clf, edge_models, truth, query, n):
     status, body, _ = _request(server.port, "POST", f"/predict{query}", _image(edge_models, sorted(truth)[1]))
     assert status == 200 and len(body["top_k"]) == n
     scores = [t["score"] for t in body["top_k"]]
     assert scores == sorted(scores, reverse=True) and body["top_k"][0]["label"] == body["label"]
+    assert clf.top_k == 3 and len(clf.predict(edge_models / "images" / sorted(truth)[1]).top_k) == 3  # not mutated
 
 
 @pytest.mark.parametrize("value", ["0", "-2", "many"])

@@ -154,7 +154,7 @@ class Predictor:
     """Slots, the worker pool and the runtime lock around one classifier.
 
     Args:
-        clf: the opened classifier (the server ranks all its classes; ``?top_k=`` cuts).
+        clf: the opened classifier (left as it is: ``?top_k=`` applies per request).
         max_concurrent: inference slots = worker threads.
         metrics: where inference time and image counts go.
     """
@@ -163,8 +163,6 @@ class Predictor:
         self.clf = clf
         self.default_top_k = int(getattr(clf, "top_k", 5))
         self.num_classes = clf.manifest.num_classes
-        if hasattr(clf, "top_k"):
-            clf.top_k = self.num_classes  # rank every class once; each request cuts to its own top_k
         self.max_concurrent = max_concurrent
         self.slots = threading.BoundedSemaphore(max_concurrent)
         self.runtime_lock = threading.Lock()  # interpreters are not thread-safe
@@ -200,9 +198,7 @@ class Predictor:
             ms = (time.perf_counter() - t0) * 1000 / len(items)
             out = []
             for (name, _), row in zip(items, probs):
-                d = self.clf.prediction(row).to_dict(path=name, latency_ms=ms)
-                d["top_k"] = d["top_k"][:top_k]
-                out.append(d)
+                out.append(self.clf.prediction(row, top_k=top_k).to_dict(path=name, latency_ms=ms))
             self.metrics.inference.observe(time.perf_counter() - t0)
             self.metrics.images.inc(len(items))
             return out
