@@ -46,6 +46,7 @@ if _HERE not in sys.path:
 
 import _common as C  # noqa: E402
 from edge_runtime.errors import EdgeDeployError  # noqa: E402
+from records import LatencyRow  # noqa: E402
 
 PROG = "latency.py"
 DEFAULT_WARMUP, DEFAULT_RUNS = 10, 100
@@ -108,38 +109,38 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
     p50_s = stats["p50_ms"] / 1e3
     gmacs = (macs * batch / p50_s / 1e9) if macs and p50_s > 0 else None  # at the typical (p50) latency
     peak_gflops = job.get("peak_gflops")
-    row: dict[str, Any] = {
-        "model": str(job["model"]),
-        "backend": clf.backend.name,
-        "threads": clf.backend.threads,
-        "batch_size": batch,
-        "xnnpack": clf.backend.xnnpack,
-        "delegate_applied": clf.backend.delegate_applied,
-        "accelerator": clf.backend.accelerator,  # what the runtime really used: XNNPACK, built-in kernels, ORT providers
-        "dynamic_batch": clf.backend.dynamic_batch,
-        "input_dtype": str(np.dtype(clf.backend.input.dtype)),
-        "import_ms": import_s * 1e3,
-        "load_ms": load_s * 1e3,
-        "first_inference_ms": first_s * 1e3,
-        "cold_start_ms": (import_s + load_s + first_s) * 1e3,
+    row = LatencyRow(
+        model=str(job["model"]),
+        backend=clf.backend.name,
+        threads=clf.backend.threads,
+        batch_size=batch,
+        xnnpack=clf.backend.xnnpack,
+        delegate_applied=clf.backend.delegate_applied,
+        accelerator=clf.backend.accelerator,  # what the runtime really used: XNNPACK, built-in kernels, ORT providers
+        dynamic_batch=clf.backend.dynamic_batch,
+        input_dtype=str(np.dtype(clf.backend.input.dtype)),
+        import_ms=import_s * 1e3,
+        load_ms=load_s * 1e3,
+        first_inference_ms=first_s * 1e3,
+        cold_start_ms=(import_s + load_s + first_s) * 1e3,
         **stats,
-        "throughput_ips": batch / mean_s if mean_s > 0 else None,
-        "peak_rss_mb": C.mb(C.peak_rss_bytes()),
-        "rss_start_mb": C.mb(rss_start),
-        "rss_before_load_mb": C.mb(rss_before_load),
-        "rss_after_load_mb": C.mb(rss_after_load),
-        "macs": macs,
-        "gmacs_per_s": gmacs,
-        "pct_of_peak": (100.0 * 2 * gmacs / peak_gflops) if gmacs and peak_gflops else None,
-        "warmup": warmup,
-        "runs": runs,
-        "seed": int(job["seed"]),
-        "input_images": int(pixels.shape[0]),
-        "input_shape": list(pixels.shape[1:]),
-        "input_sha256": hashlib.sha256(pixels.tobytes()).hexdigest(),
-        "pid": os.getpid(),
-    }
-    return row
+        throughput_ips=batch / mean_s if mean_s > 0 else None,
+        peak_rss_mb=C.mb(C.peak_rss_bytes()),
+        rss_start_mb=C.mb(rss_start),
+        rss_before_load_mb=C.mb(rss_before_load),
+        rss_after_load_mb=C.mb(rss_after_load),
+        macs=macs,
+        gmacs_per_s=gmacs,
+        pct_of_peak=(100.0 * 2 * gmacs / peak_gflops) if gmacs and peak_gflops else None,
+        warmup=warmup,
+        runs=runs,
+        seed=int(job["seed"]),
+        input_images=int(pixels.shape[0]),
+        input_shape=list(pixels.shape[1:]),
+        input_sha256=hashlib.sha256(pixels.tobytes()).hexdigest(),
+        pid=os.getpid(),
+    )
+    return row.to_dict()
 
 
 def _worker(job_path: str, out_path: str) -> int:
@@ -227,11 +228,7 @@ def run_latency(models: Sequence[Path], backends: Sequence[str] = ("auto",), thr
                     raise EdgeDeployError(error)
                 failures.append(Failure(model=str(model), variant=infos[model]["variant"], backend=backend, threads=t, error=error))
                 continue
-            info = infos[model]
-            row = {k2: info[k2] for k2 in ("variant", "label", "path", "format", "quantize", "is_float", "size_bytes", "sha256")}
-            row.update(result)
-            row["threads_requested"] = t
-            rows.append(row)
+            rows.append(LatencyRow.from_dict(result).with_variant(infos[model], t).to_dict())
     bar.close()
     return rows
 

@@ -15,6 +15,78 @@ LATENCY_FIGURES = ("load_ms", "first_inference_ms", "mean_ms", "std_ms", "p50_ms
 
 
 @dataclass
+class LatencyRow:
+    """One model x backend x thread count as latency.py measured it, in a fresh process.
+
+    The worker fills the measured part; the parent adds the file's variant
+    facts (``with_variant``). ``to_dict()`` is the report's JSON row, which
+    compare.py, merge.py and the plots read by these names.
+    """
+
+    model: str
+    backend: str
+    threads: int
+    batch_size: int
+    xnnpack: bool | None
+    delegate_applied: bool | None
+    accelerator: Any
+    dynamic_batch: bool
+    input_dtype: str
+    import_ms: float
+    load_ms: float
+    first_inference_ms: float
+    cold_start_ms: float
+    mean_ms: float
+    std_ms: float
+    min_ms: float
+    max_ms: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    throughput_ips: float | None
+    peak_rss_mb: float | None
+    rss_start_mb: float | None
+    rss_before_load_mb: float | None
+    rss_after_load_mb: float | None
+    macs: int | None
+    gmacs_per_s: float | None
+    pct_of_peak: float | None
+    warmup: int
+    runs: int
+    seed: int
+    input_images: int
+    input_shape: list[int]
+    input_sha256: str
+    pid: int
+    # the file's facts, added by the parent (benchmarks._common.variant_info)
+    variant: str | None = None
+    label: str | None = None
+    path: str | None = None
+    format: str | None = None
+    quantize: str | None = None
+    is_float: bool | None = None
+    size_bytes: int | None = None
+    sha256: str | None = None
+    threads_requested: int | None = None
+
+    VARIANT_FIELDS = ("variant", "label", "path", "format", "quantize", "is_float", "size_bytes", "sha256")
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "LatencyRow":
+        """A row back from the worker's JSON; an unknown or missing field is an error, not a silent gap."""
+        return cls(**d)
+
+    def with_variant(self, info: Mapping[str, Any], threads_requested: int) -> "LatencyRow":
+        for k in self.VARIANT_FIELDS:
+            setattr(self, k, info[k])
+        self.threads_requested = threads_requested
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
 class VariantEntry:
     """One model x backend at its fastest thread count, with its accuracy: a row of compare.py's table."""
 
