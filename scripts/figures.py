@@ -215,7 +215,7 @@ def _soak() -> str:
 
 @figure("fuzz", ["fuzz.json", "fuzz.md"],
         ['test -d "$BUILD/demo/models" || make demo DEMO="$BUILD/demo"',
-         '"$PY" benchmarks/fuzz.py "$BUILD/demo/models" --baseline 5000 --out "$REPORTS"'],
+         '"$PY" benchmarks/fuzz.py "$BUILD/demo/models" --cases 8000 --seed 2026 --baseline 10000 --out "$REPORTS"'],
         "mutated model files and images through ImageClassifier")
 def _fuzz() -> str:
     r = load("fuzz.json")
@@ -223,7 +223,7 @@ def _fuzz() -> str:
     base = sum(v.get("cases", 0) for v in (r.get("baseline") or {}).values())
     rows = ["| cases | unacceptable outcomes | worker restarts | baseline: the same mutations straight to the runtime |",
             "|---:|---:|---:|---|",
-            f"| {r['total_cases']:,} | **{r['unacceptable']}** | {r.get('worker_restarts', 0)} | {crashes} crashes in {base:,} cases |"]
+            f"| {r['total_cases']:,} | **{r['unacceptable']}** | {r.get('worker_restarts', 0)} | {crashes} crash{'' if crashes == 1 else 'es'} in {base:,} cases |"]
     return "\n".join(rows) + "\n\n" + source("fuzz.md", "make figures ONLY=fuzz", {"text": r.get("machine", "?")})
 
 
