@@ -13,6 +13,8 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
+from .formats import find_format
+
 if TYPE_CHECKING:
     from .classifier import ImageClassifier
 
@@ -22,8 +24,13 @@ def model_info(clf: "ImageClassifier") -> dict[str, Any]:
     d = clf.describe()
     m = clf.manifest
     path = clf.path
-    d["format"] = path.suffix.lower().lstrip(".")  # TODO(formats layer): ask edge_runtime.formats for the name
+    fmt = find_format(path)
+    d["format"] = fmt.name if fmt else None
     d["size_bytes"] = path.stat().st_size if path.is_file() else None
+    try:
+        d["standard_metadata"] = fmt.standard_metadata(path.read_bytes()) if fmt and path.is_file() else None
+    except (OSError, ValueError):
+        d["standard_metadata"] = None
     d["manifest"] = {
         "found": clf.manifest_found,
         "model_name": m.model_name,
@@ -65,6 +72,8 @@ def format_info(d: dict[str, Any]) -> str:
         ("output", _tensor(d["output"])),
         ("labels", _labels(d["labels"])),
     ]
+    if d.get("standard_metadata"):
+        rows.append(("interop", d["standard_metadata"]))
     if m["found"]:
         summary = [f"model {m['model_name'] or '?'}", f"dataset {m['dataset'] or '?'}", f"quantize {m['quantize']}",
                    f"input {m['input']}", f"resize {m['resize_method']}"]
@@ -72,7 +81,7 @@ def format_info(d: dict[str, Any]) -> str:
             summary.append(f"{m['macs'] / 1e6:,.2f} MMAC")
         acc = (m.get("metrics") or {}).get("accuracy")
         if isinstance(acc, (int, float)):
-            summary.append(f"accuracy at export {100 * acc:.2f}%")
+            summary.append(f"accuracy at export {acc:.2f}%")  # export's metrics are percentages
         rows.append(("manifest", "; ".join(summary)))
     else:
         rows.append(("manifest", "none in the file or beside it: labels are class indices, input is raw 0..255 RGB"))

@@ -86,17 +86,19 @@ class Publisher:
         if conv.kept_float or self.ctx.keep_float:
             manifest_metrics["kept_float"] = {"requested": list(self.ctx.keep_float), "nodes": list(conv.kept_float)}
         final_manifest = draft.replace(input=io_in, output=io_out, metrics=manifest_metrics)
-        final = self._embed_and_write(job, conv, final_manifest, probs, accepted)
+        final, notes = self._embed_and_write(job, conv, final_manifest, probs, accepted)
+        result.notes.extend(notes)
         result.status, result.reason = (ACCEPTED, None) if accepted else (REJECTED, verdict.reason)
         result.dest = job.path if accepted else job.rejected_path
         result.size_bytes, result.input, result.output = len(final), io_in, io_out
         result.converter, result.kept_float, result.metrics, result.verdict = conv.converter, list(conv.kept_float), metrics, verdict
         return result
 
-    def _embed_and_write(self, job: Job, conv: Converted, manifest: Manifest, probs: np.ndarray, accepted: bool) -> bytes:
+    def _embed_and_write(self, job: Job, conv: Converted, manifest: Manifest, probs: np.ndarray,
+                         accepted: bool) -> tuple[bytes, list[str]]:
         from .embed import embed_manifest
 
-        final = embed_manifest(job.fmt.name, conv.data, manifest)
+        final, notes = job.fmt.finish(embed_manifest(job.fmt.name, conv.data, manifest), manifest)
         job.fmt.check(final)
         dest = job.path if accepted else job.rejected_path
         try:
@@ -115,7 +117,7 @@ class Publisher:
             # --force replaces: the earlier accepted file must not outlive this rejection.
             job.path.unlink(missing_ok=True)
             job.sidecar.unlink(missing_ok=True)
-        return final
+        return final, notes
 
     def _verify(self, tmp: Path, dest: Path, fmt: str, manifest: Manifest, probs: np.ndarray, accepted: bool) -> None:
         """Before the rename: the written bytes carry the manifest and (if accepted) still load and agree."""

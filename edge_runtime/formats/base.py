@@ -39,6 +39,10 @@ class ModelFormat:
         """Every metadata entry, name -> text; ValueError if they are damaged."""
         raise NotImplementedError
 
+    def standard_metadata(self, data: bytes) -> str | None:
+        """What tools other than edgedeploy read from the file (a line for ``--info``), or None."""
+        return None
+
     def write_metadata(self, data: bytes, key: str, text: str | None) -> bytes:
         """``data`` with entry ``key`` set to ``text`` (an entry of that name is replaced);
         ``text=None`` removes the entry."""

@@ -94,6 +94,10 @@ class ExportFormat:
         """The layers that lose the most in ``mode`` (worst first), for a file that failed the gate."""
         return None
 
+    def finish(self, data: bytes, manifest: "Manifest") -> tuple[bytes, list[str]]:
+        """Last touches after the manifest is embedded (metadata other tools read): the bytes and any notes."""
+        return data, []
+
     @classmethod
     def model_format(cls) -> "ModelFormat":
         """The device-side file format (suffix, verification, embedded manifest, sidecar)."""

@@ -12,9 +12,12 @@ which is what ``tf.lite.experimental.QuantizationDebugger`` uses).
 from __future__ import annotations
 
 import tempfile
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .base import FORMATS, ConversionError, ConvertContext, Converted, ExportFormat, match_nodes
+
+if TYPE_CHECKING:
+    from edge_runtime.manifest import Manifest
 
 
 def from_keras_model(model: Any) -> Any:
@@ -58,6 +61,15 @@ class TFLiteFormat(ExportFormat):
     # -- hooks ------------------------------------------------------------------
     def expected_input_dtype(self, ctx: ConvertContext, mode: str) -> str | None:
         return ctx.io if mode in self.io_modes else None
+
+    def finish(self, data: bytes, manifest: "Manifest") -> tuple[bytes, list[str]]:
+        """Add the standard TFLite metadata (normalization, labels.txt) that MediaPipe and Android read."""
+        from ._tflite_metadata import add, unsupported_reason
+
+        why = unsupported_reason(manifest)
+        if why:
+            return data, [f"no standard TFLite metadata (MediaPipe, Android): {why}"]
+        return add(data, manifest), []
 
     def diagnose(self, ctx: ConvertContext, mode: str) -> list[dict[str, Any]] | None:
         from ..debug import worst_layers
