@@ -119,6 +119,7 @@ class ImageClassifier:
         self.max_pixels = options.max_pixels
         self.top_k = options.top_k
         self.manifest_found = self.manifest is not None
+        self.manifest_origin = "edgedeploy" if self.manifest_found else "defaults"
         if self.manifest is None:
             self.manifest = self._manifest_from_model()
         self._check_manifest_matches_model()
@@ -133,8 +134,34 @@ class ImageClassifier:
         shape, classes = self.backend.input.shape, self.backend.output.shape[-1]
         if len(shape) != 4 or min(shape[1:3]) < 1 or classes < 1:
             raise ManifestError(f"{self.path.name} has no manifest and its input shape {shape} does not tell the image size")
+        standard = self._manifest_from_standard_metadata(int(classes), int(shape[1]), int(shape[2]), int(shape[3]))
+        if standard is not None:
+            self.manifest_origin = "standard metadata"
+            return standard
         warnings.warn(f"{self.path.name} carries no manifest: using class indices as labels and raw 0..255 RGB input", stacklevel=3)
         return default_manifest(int(classes), int(shape[1]), int(shape[2]))
+
+    def _manifest_from_standard_metadata(self, classes: int, height: int, width: int, channels: int) -> Manifest | None:
+        """A manifest from the file's standard metadata (a MediaPipe or Model Maker export), or None.
+
+        Labels come from its label file when it names one label per class;
+        ``(pixel - mean) / std`` from its NormalizationOptions (none: raw 0..255).
+        """
+        try:
+            hints = self.backend.model_format().standard_hints(self.path.read_bytes())
+        except OSError:
+            return None
+        if not hints or channels not in (1, 3):
+            return None
+        labels = hints["labels"] if hints["labels"] and len(hints["labels"]) == classes else [str(i) for i in range(classes)]
+        mean, std = hints["mean"], hints["std"]
+        normalization: dict = {"in_graph": True, "mean": [0.0] * channels, "std": [1.0] * channels}
+        identity = mean is not None and std is not None and set(mean) <= {0.0} and set(std) <= {1.0}
+        if mean and std and not identity and len(mean) in (1, channels) and len(std) in (1, channels) and all(std):
+            normalization = {"in_graph": False, "mean": [float(v) for v in mean] * (channels // len(mean)),
+                             "std": [float(v) for v in std] * (channels // len(std))}
+        return Manifest.from_dict({"labels": labels, "input_height": height, "input_width": width,
+                                   "input_channels": channels, "normalization": normalization})
 
     def _check_manifest_matches_model(self) -> None:
         m, shape = self.manifest, self.backend.input.shape

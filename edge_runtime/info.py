@@ -33,6 +33,7 @@ def model_info(clf: "ImageClassifier") -> dict[str, Any]:
         d["standard_metadata"] = None
     d["manifest"] = {
         "found": clf.manifest_found,
+        "origin": getattr(clf, "manifest_origin", "edgedeploy" if clf.manifest_found else "defaults"),
         "model_name": m.model_name,
         "dataset": m.dataset,
         "quantize": m.quantize,
@@ -83,6 +84,10 @@ def format_info(d: dict[str, Any]) -> str:
         if isinstance(acc, (int, float)):
             summary.append(f"accuracy at export {acc:.2f}%")  # export's metrics are percentages
         rows.append(("manifest", "; ".join(summary)))
+    elif m.get("origin") == "standard metadata":
+        n = m["normalization"]
+        how = "raw 0..255" if n["in_graph"] else f"(pixel - {n['mean']}) / {n['std']}"
+        rows.append(("manifest", f"no edgedeploy manifest: labels and input ({how}) from the standard TFLite metadata"))
     else:
         rows.append(("manifest", "none in the file or beside it: labels are class indices, input is raw 0..255 RGB"))
     width = max(len(k) for k, _ in rows)

@@ -154,14 +154,10 @@ def _tflite_name(entry) -> str:
 
 
 def strip_tflite_manifest(src: Path, dst: Path) -> Path:
-    """A copy of a .tflite export without its embedded manifest entry."""
-    from ai_edge_litert.tools import flatbuffer_utils as fbu
+    """A copy of a .tflite export as a converter writes it: no manifest, no standard metadata, no packed labels."""
+    from edge_runtime.formats import get_format
 
-    from edge_runtime.manifest import EMBED_KEY
-
-    model = fbu.read_model(str(src))
-    model.metadata = [m for m in (model.metadata or []) if _tflite_name(m) != EMBED_KEY] or None
-    fbu.write_model(model, str(dst))
+    dst.write_bytes(get_format("tflite").strip_manifest(src.read_bytes()))
     return dst
 
 

@@ -20,7 +20,7 @@ import pytest
 from edge_fixtures import edge_models, truth  # noqa: F401  (pytest fixtures)
 from edge_runtime import ImageClassifier
 from edge_runtime.formats._tflite_flatbuffer import _Reader
-from edge_runtime.formats.tflite import STANDARD_METADATA, TFLiteFormat, packed_files, read_tflite_metadata
+from edge_runtime.formats.tflite import STANDARD_METADATA, TFLiteFormat, packed_files, read_tflite_metadata, split_packed
 from edge_runtime.manifest import Manifest
 
 TFLITE = ("model_float32.tflite", "model_int8.tflite")
@@ -166,3 +166,78 @@ def test_mediapipe_reads_the_metadata_and_classifies_like_edge_runtime(edge_mode
     agree = np.mean([t[0][0] == o.label for t, o in zip(theirs, ours)])
     assert agree == 1.0, [(t[0], o.label) for t, o in zip(theirs, ours)]
     assert max(abs(t[0][1] - o.score) for t, o in zip(theirs, ours)) < 0.01
+
+
+# -- edge_runtime reads it: a classifier from another tool, with no edgedeploy manifest -------------
+def _foreign(edge_models, tmp_path, manifest_changes: dict) -> Path:
+    """model_float32.tflite as another tool would ship it: the standard metadata only, no edgedeploy manifest."""
+    from export.formats._tflite_metadata import add
+
+    data = (edge_models / "model_float32.tflite").read_bytes()
+    manifest = Manifest.from_json((edge_models / "model_float32.tflite.json").read_text()).replace(**manifest_changes)
+    bare = TFLiteFormat().write_metadata(data, "edgedeploy.manifest", None)
+    out = tmp_path / "foreign.tflite"  # no sidecar beside it
+    out.write_bytes(add(TFLiteFormat().write_metadata(bare, STANDARD_METADATA, None), manifest))
+    return out
+
+
+@pytest.mark.tf
+def test_a_file_with_only_the_standard_metadata_gets_its_labels_and_normalization(edge_models, truth, tmp_path, capsys):
+    words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    path = _foreign(edge_models, tmp_path, {"labels": words})
+    clf = ImageClassifier(path)  # no warning: the file describes itself (UserWarnings are errors here)
+    assert not clf.manifest_found and clf.manifest_origin == "standard metadata"
+    assert clf.manifest.labels == words and clf.manifest.normalization.in_graph
+    ref = ImageClassifier(edge_models / "model_float32.tflite")
+    for n in sorted(truth)[:10]:
+        p = edge_models / "images" / n
+        assert clf.predict(p).label == words[int(ref.predict(p).label)]
+    from edge_runtime.cli import main
+
+    assert main([str(path), "--info"]) == 0
+    assert "labels and input (raw 0..255) from the standard TFLite metadata" in capsys.readouterr().out
+
+
+@pytest.mark.tf
+def test_standard_normalization_is_applied_and_a_short_label_file_is_ignored(edge_models, tmp_path):
+    path = _foreign(edge_models, tmp_path, {"labels": ["a", "b"],  # 2 labels for 10 classes: not used
+                                            "normalization": {"in_graph": False, "mean": [127.5] * 3, "std": [127.5] * 3}})
+    clf = ImageClassifier(path)
+    assert clf.manifest.labels == [str(i) for i in range(10)]
+    n = clf.manifest.normalization
+    assert (n.in_graph, n.mean, n.std) == (False, [127.5] * 3, [127.5] * 3)
+    x = clf.preprocess(np.full((32, 32, 3), 255, np.uint8))
+    assert np.allclose(x, 1.0)  # (255 - 127.5) / 127.5
+
+
+_MEDIAPIPE_WRITER = r'''
+import sys
+from mediapipe.tasks.python.metadata.metadata_writers import image_classifier, metadata_writer
+src, dst, mean, std, labels = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), sys.argv[5:]
+writer = image_classifier.MetadataWriter.create(bytearray(open(src, "rb").read()), [mean], [std],
+                                                metadata_writer.Labels().add(labels))
+model, _ = writer.populate()
+open(dst, "wb").write(model)
+'''
+
+
+@pytest.mark.slow
+def test_edge_runtime_reads_metadata_that_mediapipe_wrote(edge_models, truth, tmp_path):
+    """A classifier from another tool: MediaPipe's own writer, no edgedeploy manifest. edge-infer runs it as is."""
+    py = _mediapipe_python()
+    data = (edge_models / "model_float32.tflite").read_bytes()
+    bare = TFLiteFormat().write_metadata(TFLiteFormat().write_metadata(data, "edgedeploy.manifest", None),
+                                         STANDARD_METADATA, None)
+    (tmp_path / "bare.tflite").write_bytes(split_packed(bare)[0])  # the flatbuffer alone, as a converter writes it
+    words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    out = tmp_path / "mediapipe.tflite"
+    proc = subprocess.run([str(py), "-c", _MEDIAPIPE_WRITER, str(tmp_path / "bare.tflite"), str(out), "0", "1", *words],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    clf = ImageClassifier(out)
+    assert clf.manifest_origin == "standard metadata" and clf.manifest.labels == words
+    ref = ImageClassifier(edge_models / "model_float32.tflite")
+    for n in sorted(truth)[:10]:
+        p = edge_models / "images" / n
+        got, want = clf.predict(p), ref.predict(p)
+        assert got.label == words[int(want.label)] and abs(got.score - want.score) < 1e-6

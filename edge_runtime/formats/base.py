@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import ModelError
 from ..registry import Registry
@@ -41,6 +41,16 @@ class ModelFormat:
 
     def standard_metadata(self, data: bytes) -> str | None:
         """What tools other than edgedeploy read from the file (a line for ``--info``), or None."""
+        return None
+
+    def standard_hints(self, data: bytes) -> dict[str, Any] | None:
+        """What a file without an edgedeploy manifest says of itself in its format's standard metadata.
+
+        {"labels": list or None, "mean": list or None, "std": list or None,
+        "channels": int}, or None when there is none. The classifier builds a
+        manifest from it (labels, normalization) before falling back to class
+        indices and raw pixels.
+        """
         return None
 
     def write_metadata(self, data: bytes, key: str, text: str | None) -> bytes:
@@ -109,7 +119,10 @@ class ModelFormat:
         return self.write_metadata(data, EMBED_KEY, text)
 
     def strip_manifest(self, data: bytes) -> bytes:
-        """Model bytes without an embedded manifest (tests make "no manifest" models from real exports)."""
+        """Model bytes as a converter writes them: no embedded manifest, nothing describing the model.
+
+        Tests make "no manifest" models from real exports this way.
+        """
         from ..manifest import EMBED_KEY
 
         return self.write_metadata(data, EMBED_KEY, None)

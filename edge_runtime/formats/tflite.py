@@ -50,6 +50,27 @@ class TFLiteFormat(ModelFormat):
         packed = ", ".join(packed_files(data)) or "none"
         return f"{STANDARD_METADATA} (MediaPipe Tasks, Android TFLite Support); packed files: {packed}"
 
+    def standard_hints(self, data: bytes) -> dict | None:
+        from ._tflite_standard import read_standard_metadata
+
+        try:
+            raw = read_tflite_metadata(data).get(STANDARD_METADATA)
+        except ValueError:
+            return None
+        meta = read_standard_metadata(raw) if raw else None
+        if meta is None:
+            return None
+        labels = None
+        if meta["labels_file"]:
+            text = packed_files(data).get(meta["labels_file"])
+            if text is not None:
+                labels = [ln.strip() for ln in text.decode("utf-8", "replace").splitlines() if ln.strip()]
+        return {"labels": labels, "mean": meta["mean"], "std": meta["std"], "channels": meta["channels"]}
+
+    def strip_manifest(self, data: bytes) -> bytes:
+        bare = self.write_metadata(super().strip_manifest(data), STANDARD_METADATA, None)
+        return split_packed(bare)[0]  # and the labels packed after it
+
     def write_metadata(self, data: bytes, key: str, text: str | bytes | None) -> bytes:
         try:
             import numpy as np
