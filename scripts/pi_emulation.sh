@@ -75,7 +75,7 @@ QEMU_MIN=8.2
 # 20 s hang limit of the crash-probe subprocess) or run thousands of requests fail or
 # crawl under qemu, where every process start costs seconds: they are left out.
 PYTEST_MARKS='-m "not tf and not slow and not pi" -k "not test_edge_side_never_imports_tf_train_or_export'
-SMOKE_TESTS='tests/test_edge_backends.py tests/test_boundaries.py'
+SMOKE_TESTS='tests/test_edge_backends.py tests/test_boundaries.py tests/test_tflite_metadata.py'
 SMOKE_EXCLUDE=' and not probe'
 FULL_TESTS='tests/test_edge_*.py tests/test_bench_*.py tests/test_boundaries.py tests/test_foundation.py'
 FULL_EXCLUDE=' and not test_help_is_instant and not test_watch_folder_waits_for_complete_files and not test_progress_bar_on_a_log and not test_2000_requests_while_50_slow_clients_trickle and not probe_contains'
