@@ -26,6 +26,7 @@ for _mod in ("starlette", "uvicorn", "prometheus_client", "python_multipart"):
 from edge_fixtures import edge_models, truth  # noqa: E402,F401  (pytest fixtures)
 from edge_runtime import ImageClassifier  # noqa: E402
 from edge_runtime.serve import ServeOptions  # noqa: E402
+from edge_runtime.serve.app import DRAIN_AFTER_CAP  # noqa: E402
 from edge_runtime.serve.server import BackgroundServer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -156,11 +157,18 @@ def test_chunked_upload_works_and_its_streamed_size_is_capped(server, edge_model
     status, out, _ = _request(server.port, "POST", "/predict", iter([data[:50], data[50:]]),
                               {"Transfer-Encoding": "chunked"})
     assert status == 200 and out["label"] == str(truth[name])
-    big = iter([b"x" * 16384] * (MAX_BODY // 16384 + 2))  # no Content-Length: only the streamed size can tell
-    status, out, headers = _request(server.port, "POST", "/predict", big, {"Transfer-Encoding": "chunked"},
-                                    refused_midway=True)
+    # No Content-Length: only the streamed size can tell. A little over the cap is read to the end
+    # (DRAIN_AFTER_CAP), so the client sends it all and reads a clean 413, never a reset.
+    big = iter([b"x" * 16384] * (MAX_BODY // 16384 + 2))
+    status, out, headers = _request(server.port, "POST", "/predict", big, {"Transfer-Encoding": "chunked"})
     assert status == 413 and f"exceeds the limit of {MAX_BODY} bytes" in out["error"]
     assert headers.get("connection") == "close"
+    # Far over it, the server stops reading after DRAIN_AFTER_CAP: the client may be cut off mid-send,
+    # and the 413 is still there to read.
+    huge = iter([b"x" * 65536] * ((MAX_BODY + DRAIN_AFTER_CAP) // 65536 + 64))
+    status, out, _ = _request(server.port, "POST", "/predict", huge, {"Transfer-Encoding": "chunked"},
+                              refused_midway=True)
+    assert status == 413 and f"exceeds the limit of {MAX_BODY} bytes" in out["error"]
 
 
 def test_huge_declared_length_is_refused_before_reading(server):

@@ -61,6 +61,8 @@ def error_response(err: HTTPError) -> Any:
 
 
 # -- request parts -------------------------------------------------------------------
+DRAIN_AFTER_CAP = 1024 * 1024  # bytes read and dropped past --max-body-mb before the 413 (within the request deadline)
+
 def parse_top_k(text: str | None, default: int, num_classes: int) -> int:
     """``?top_k=`` -> an int in 1..num_classes (larger is clipped), else 400."""
     if text is None or text == "":
@@ -84,12 +86,23 @@ async def read_body(request: Any, max_body: int) -> bytes:
             raise HTTPError(400, f"Received Content-Length {raw!r}, expected a byte count", close=True) from None
         if declared > max_body:
             raise HTTPError(413, f"body of {declared} bytes exceeds the limit of {max_body} bytes", close=True)
-    chunks, size = [], 0
+    chunks: list[bytes] = []
+    size, over = 0, False
     async for chunk in request.stream():
         size += len(chunk)
+        if over:
+            # Read on (and drop) a little past the cap before answering: closing with unread
+            # bytes makes the kernel reset the connection, and a client still sending would
+            # see "connection reset" instead of the 413 (nginx's lingering close does the same).
+            if size > max_body + DRAIN_AFTER_CAP:
+                break
+            continue
         if size > max_body:
-            raise HTTPError(413, f"body of more than {max_body} bytes exceeds the limit of {max_body} bytes", close=True)
+            over, chunks = True, []
+            continue
         chunks.append(chunk)
+    if over:
+        raise HTTPError(413, f"body of more than {max_body} bytes exceeds the limit of {max_body} bytes", close=True)
     return b"".join(chunks)
 
 
