@@ -85,7 +85,9 @@ print(json.dumps(med))
 
 # The children report VmHWM, their own address space's peak, not ru_maxrss:
 # Linux carries ru_maxrss across fork and exec, so a child started by a larger
-# parent would report the parent's peak (the bug compare.py had).
+# parent would report the parent's peak (the bug compare.py had). Inline, not
+# benchmarks._common.peak_rss_bytes: importing that would add its own imports to
+# the cold start and the RSS these children measure.
 PEAK_KB = r'''
 def _peak_kb():
     try:

@@ -14,11 +14,14 @@ from typing import Any
 
 from ._tflite_flatbuffer import _Reader
 
-FILE_IDENTIFIER = b"M001"
-_IMAGE_PROPERTIES = 2
-_NORMALIZATION_OPTIONS = 1
-_TENSOR_AXIS_LABELS = 2
-_COLOR_GRAYSCALE = 2
+# The schema's names and values, for this reader and for export's writer
+# (export/formats/_tflite_metadata.py, through edge_runtime.formats.tflite).
+STANDARD_METADATA = "TFLITE_METADATA"  # the model metadata entry that holds it
+STANDARD_IDENTIFIER = b"M001"  # metadata_schema.fbs file_identifier
+TENSOR_AXIS_LABELS = 2  # AssociatedFileType
+COLOR_RGB, COLOR_GRAYSCALE = 1, 2  # ColorSpaceType
+FEATURE_PROPERTIES, IMAGE_PROPERTIES = 1, 2  # ContentProperties union tags
+NORMALIZATION_OPTIONS = 1  # ProcessUnitOptions union tag
 
 
 def _first(r: _Reader, tab: Any, idx: int) -> Any:
@@ -33,7 +36,7 @@ def read_standard_metadata(buf: bytes) -> dict[str, Any] | None:
     is 1 for a GRAYSCALE image, 3 otherwise; ``labels_file`` is the name of the
     output's label file, or None.
     """
-    if len(buf) < 8 or buf[4:8] != FILE_IDENTIFIER:
+    if len(buf) < 8 or buf[4:8] != STANDARD_IDENTIFIER:
         return None
     try:
         r = _Reader(buf)
@@ -48,18 +51,18 @@ def read_standard_metadata(buf: bytes) -> dict[str, Any] | None:
             if content is not None:
                 c = r.table(r.deref(content))
                 props = r.field(c, 1)
-                if r.scalar(c, 0, "<B") == _IMAGE_PROPERTIES and props is not None:
-                    if r.scalar(r.table(r.deref(props)), 0, "<b") == _COLOR_GRAYSCALE:
+                if r.scalar(c, 0, "<B") == IMAGE_PROPERTIES and props is not None:
+                    if r.scalar(r.table(r.deref(props)), 0, "<b") == COLOR_GRAYSCALE:
                         out["channels"] = 1
             for unit in r.tables(image, 4):
                 options = r.field(unit, 1)
-                if r.scalar(unit, 0, "<B") == _NORMALIZATION_OPTIONS and options is not None:
+                if r.scalar(unit, 0, "<B") == NORMALIZATION_OPTIONS and options is not None:
                     norm = r.table(r.deref(options))
                     out["mean"], out["std"] = r.floats(norm, 0), r.floats(norm, 1)
                     break
         if score is not None:
             for f in r.tables(score, 6):
-                if r.scalar(f, 2, "<b") == _TENSOR_AXIS_LABELS:
+                if r.scalar(f, 2, "<b") == TENSOR_AXIS_LABELS:
                     out["labels_file"] = r.string(f, 0)
                     break
         return out

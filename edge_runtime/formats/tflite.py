@@ -19,13 +19,14 @@ import io
 import zipfile
 
 from ..errors import EdgeDeployError
+from . import _tflite_standard as standard
 from ._tflite_flatbuffer import FILE_IDENTIFIER, read_tflite_metadata, verify_tflite_bytes
+from ._tflite_standard import STANDARD_METADATA, read_standard_metadata
 from .base import ModelFormat, register_format
 
-__all__ = ["FILE_IDENTIFIER", "TFLiteFormat", "packed_files", "read_tflite_metadata", "split_packed",
-           "verify_tflite_bytes", "with_packed_files"]
+__all__ = ["FILE_IDENTIFIER", "STANDARD_METADATA", "TFLiteFormat", "packed_files", "read_tflite_metadata",
+           "split_packed", "standard", "verify_tflite_bytes", "with_packed_files"]
 WRITER_HINT = "pip install ai-edge-litert"
-STANDARD_METADATA = "TFLITE_METADATA"  # the standard metadata's entry (written by export/formats/_tflite_metadata.py)
 
 
 @register_format
@@ -51,8 +52,6 @@ class TFLiteFormat(ModelFormat):
         return f"{STANDARD_METADATA} (MediaPipe Tasks, Android TFLite Support); packed files: {packed}"
 
     def standard_hints(self, data: bytes) -> dict | None:
-        from ._tflite_standard import read_standard_metadata
-
         try:
             raw = read_tflite_metadata(data).get(STANDARD_METADATA)
         except ValueError:

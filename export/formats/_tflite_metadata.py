@@ -28,16 +28,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from edge_runtime.manifest import Manifest
 
-METADATA_NAME = "TFLITE_METADATA"
-FILE_IDENTIFIER = b"M001"
 MIN_PARSER_VERSION = "1.0.0"  # what MediaPipe's writer computes for these tables
 LABELS_FILE = "labels.txt"
-
-# enum values and union tags of metadata_schema.fbs
-_TENSOR_AXIS_LABELS = 2
-_COLOR_RGB, _COLOR_GRAYSCALE = 1, 2
-_FEATURE_PROPERTIES, _IMAGE_PROPERTIES = 1, 2
-_NORMALIZATION_OPTIONS = 1
 
 
 def unsupported_reason(manifest: "Manifest") -> str | None:
@@ -60,27 +52,22 @@ def normalization(manifest: "Manifest") -> tuple[list[float], list[float]]:
     return [float(v) for v in n.mean], [float(v) for v in n.std]
 
 
-def build(manifest: "Manifest", name: str | None = None) -> bytes:
+def build(manifest: "Manifest") -> bytes:
     """The ``M001`` metadata flatbuffer of an image classifier with this manifest."""
     import flatbuffers
+
+    # the schema's values, from the reader that edge_runtime uses on the same files
+    from edge_runtime.formats.tflite import standard as fb
 
     mean, std = normalization(manifest)
     b = flatbuffers.Builder(1024)
 
     def table(slots: list[tuple[str, int, Any]]) -> int:
-        """A table from (kind, slot, value): 'o' offset, 'u8' ubyte, 'i8' byte, 'u32' uint; None is left out."""
-        b.StartObject(max(s for _, s, _ in slots) + 1)
+        """A table from (kind, slot, value): 'o' offset, 'u8' ubyte, 'i8' byte."""
+        b.StartObject(max((s for _, s, _ in slots), default=-1) + 1)
+        prepend = {"o": b.PrependUOffsetTRelativeSlot, "u8": b.PrependUint8Slot, "i8": b.PrependInt8Slot}
         for kind, slot, value in slots:
-            if value is None:
-                continue
-            if kind == "o":
-                b.PrependUOffsetTRelativeSlot(slot, value, 0)
-            elif kind == "u8":
-                b.PrependUint8Slot(slot, value, 0)
-            elif kind == "i8":
-                b.PrependInt8Slot(slot, value, 0)
-            else:
-                b.PrependUint32Slot(slot, value, 0)
+            prepend[kind](slot, value, 0)
         return b.EndObject()
 
     def floats(values: list[float]) -> int:
@@ -98,36 +85,30 @@ def build(manifest: "Manifest", name: str | None = None) -> bytes:
     s = b.CreateString
     # input: the image, its normalization and the value range that gives
     norm = table([("o", 0, floats(mean)), ("o", 1, floats(std))])
-    unit = table([("u8", 0, _NORMALIZATION_OPTIONS), ("o", 1, norm)])
-    color = _COLOR_RGB if manifest.input_channels == 3 else _COLOR_GRAYSCALE
+    unit = table([("u8", 0, fb.NORMALIZATION_OPTIONS), ("o", 1, norm)])
+    color = fb.COLOR_RGB if manifest.input_channels == 3 else fb.COLOR_GRAYSCALE
     image_props = table([("i8", 0, color)])
-    in_content = table([("u8", 0, _IMAGE_PROPERTIES), ("o", 1, image_props)])
+    in_content = table([("u8", 0, fb.IMAGE_PROPERTIES), ("o", 1, image_props)])
     in_stats = table([("o", 0, floats([(255.0 - m) / d for m, d in zip(mean, std)])),
                       ("o", 1, floats([(0.0 - m) / d for m, d in zip(mean, std)]))])
     in_name, in_desc = s("image"), s("Input image to be processed.")
     image = table([("o", 0, in_name), ("o", 1, in_desc), ("o", 3, in_content), ("o", 4, tables([unit])), ("o", 5, in_stats)])
     # output: one score per label, the labels in labels.txt
     labels = table([("o", 0, s(LABELS_FILE)), ("o", 1, s("Labels for categories that the model can recognize.")),
-                    ("i8", 2, _TENSOR_AXIS_LABELS)])
-    feature = _empty_table(b)
-    out_content = table([("u8", 0, _FEATURE_PROPERTIES), ("o", 1, feature)])
+                    ("i8", 2, fb.TENSOR_AXIS_LABELS)])
+    out_content = table([("u8", 0, fb.FEATURE_PROPERTIES), ("o", 1, table([]))])
     out_stats = table([("o", 0, floats([1.0])), ("o", 1, floats([0.0]))])
     out_name, out_desc = s("score"), s("Score of the labels respectively.")
     score = table([("o", 0, out_name), ("o", 1, out_desc), ("o", 3, out_content), ("o", 5, out_stats),
                    ("o", 6, tables([labels]))])
     subgraph = table([("o", 2, tables([image])), ("o", 3, tables([score]))])
-    model_name = s(name or manifest.model_name or "ImageClassifier")
+    model_name = s(manifest.model_name or "ImageClassifier")
     desc = s(f"Image classifier ({len(manifest.labels)} classes, {manifest.input_height}x{manifest.input_width} "
-             f"{'RGB' if color == _COLOR_RGB else 'grayscale'}) exported by edgedeploy.")
+             f"{'RGB' if color == fb.COLOR_RGB else 'grayscale'}) exported by edgedeploy.")
     version = s(MIN_PARSER_VERSION)
     root = table([("o", 0, model_name), ("o", 1, desc), ("o", 3, tables([subgraph])), ("o", 7, version)])
-    b.Finish(root, file_identifier=FILE_IDENTIFIER)
+    b.Finish(root, file_identifier=fb.STANDARD_IDENTIFIER)
     return bytes(b.Output())
-
-
-def _empty_table(b: Any) -> int:
-    b.StartObject(0)
-    return b.EndObject()
 
 
 def labels_text(manifest: "Manifest") -> bytes:
@@ -136,9 +117,9 @@ def labels_text(manifest: "Manifest") -> bytes:
 
 def add(data: bytes, manifest: "Manifest") -> bytes:
     """``data`` (a TFLite file) with the standard metadata, and ``labels.txt`` packed after it."""
-    from edge_runtime.formats.tflite import TFLiteFormat, split_packed, with_packed_files
+    from edge_runtime.formats.tflite import STANDARD_METADATA, TFLiteFormat, split_packed, with_packed_files
 
     bare, files = split_packed(data)
-    out = TFLiteFormat().write_metadata(bare, METADATA_NAME, build(manifest))
+    out = TFLiteFormat().write_metadata(bare, STANDARD_METADATA, build(manifest))
     files[LABELS_FILE] = labels_text(manifest)
     return with_packed_files(out, files)
