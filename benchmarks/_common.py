@@ -18,20 +18,11 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-
-try:  # installed (pip install .[edge]) or on PYTHONPATH
-    import edge_runtime  # noqa: F401
-except ImportError:  # running from a checkout without installing
-    sys.path.insert(0, str(ROOT))
-    import edge_runtime  # noqa: F401
-
-from edge_runtime import command  # noqa: E402
-from edge_runtime.environment import EDGE_PACKAGES as PACKAGES  # noqa: E402,F401  (captured once, there)
-from edge_runtime.environment import cpu_model, environment, package_versions  # noqa: E402,F401
-from edge_runtime.errors import EdgeDeployError, ModelError  # noqa: E402
-from edge_runtime.progress import Progress  # noqa: E402,F401  (the scripts' progress bar: C.Progress)
+from edgedeploy.core import command
+from edgedeploy.core.environment import EDGE_PACKAGES as PACKAGES  # noqa: F401  (captured once, there)
+from edgedeploy.core.environment import cpu_model, environment, package_versions  # noqa: F401
+from edgedeploy.core.errors import EdgeDeployError, ModelError
+from edgedeploy.core.progress import Progress  # noqa: F401  (the scripts' progress bar: C.Progress)
 
 REPORT_SCHEMA = 1
 DEFAULT_SEED = 0
@@ -44,14 +35,14 @@ def runtime_modules() -> dict[str, str]:
     Read from the backends registry, so a new backend (or a plug-in named in
     EDGEDEPLOY_BACKENDS) is measured like the built-in ones.
     """
-    from edge_runtime.backends import runtime_modules as from_registry
+    from edgedeploy.runtime.backends import runtime_modules as from_registry
 
     return from_registry()
 
 
 def runtime_names() -> list[str]:
     """Every registered backend a benchmark can measure ("auto" not included)."""
-    from edge_runtime.backends import backend_names
+    from edgedeploy.runtime.backends import backend_names
 
     return backend_names()
 
@@ -61,7 +52,7 @@ def __getattr__(name: str) -> Any:
     if name == "RUNTIME_MODULES":
         return runtime_modules()
     if name == "MODEL_SUFFIXES":
-        from edge_runtime.formats import model_suffixes
+        from edgedeploy.runtime.formats import model_suffixes
 
         return model_suffixes()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -116,7 +107,7 @@ def positive_int(name: str, minimum: int = 1) -> Callable[[str], int]:
 
 def cpu_count() -> int:
     """The default thread count: edge_runtime.environment.default_threads (one definition)."""
-    from edge_runtime.environment import default_threads
+    from edgedeploy.core.environment import default_threads
 
     return default_threads()
 
@@ -127,7 +118,7 @@ _ORDER = {"none": 0, "float32": 0, "float16": 1, "dynamic": 2, "int16x8": 3, "in
 
 def discover_models(items: Iterable[str | os.PathLike]) -> list[Path]:
     """Model files from files and export folders (every model file inside), in a stable order."""
-    from edge_runtime.formats import describe_suffixes, is_model_path
+    from edgedeploy.runtime.formats import describe_suffixes, is_model_path
 
     found: list[Path] = []
     for item in items:
@@ -182,7 +173,7 @@ def rejected_view(p: Path) -> Path:
 
 def _variant_order(p: Path) -> tuple:
     # the formats in their listing order (TFLite first), each float32 first, then its quantized modes
-    from edge_runtime.formats import format_for_path
+    from edgedeploy.runtime.formats import format_for_path
 
     mode = p.stem.split("_", 1)[1] if p.stem.startswith("model_") else p.stem
     return (format_for_path(p).order, _ORDER.get(mode, 9), p.name)
@@ -190,14 +181,14 @@ def _variant_order(p: Path) -> tuple:
 
 def read_manifest(path: Path):
     """The model's manifest (embedded, else sidecar) without opening a runtime; None if absent."""
-    from edge_runtime.classifier import load_manifest_for
+    from edgedeploy.runtime.classifier import load_manifest_for
 
     return load_manifest_for(path)
 
 
 def variant_info(path: Path) -> dict[str, Any]:
     """Name, format, quantization and size of a model file, from its manifest where it has one."""
-    from edge_runtime.formats import format_for_path
+    from edgedeploy.runtime.formats import format_for_path
 
     m = read_manifest(path)
     fmt = format_for_path(path)
@@ -222,14 +213,14 @@ def variant_info(path: Path) -> dict[str, Any]:
 
 
 def sha256_file(path: Path) -> str:
-    from edge_runtime.manifest import sha256_file as _sha
+    from edgedeploy.runtime.manifest import sha256_file as _sha
 
     return _sha(path)
 
 
 def check_backend_names(names: Sequence[str]) -> list[str]:
     """Validate --backend names against the registry (one-line error listing the known ones)."""
-    from edge_runtime.backends import BACKENDS
+    from edgedeploy.runtime.backends import BACKENDS
 
     for n in names:
         if n != "auto":
@@ -239,7 +230,7 @@ def check_backend_names(names: Sequence[str]) -> list[str]:
 
 def backends_for(path: Path, names: Sequence[str]) -> list[str]:
     """The requested backends that read this file and are installed (by name)."""
-    from edge_runtime.backends import BACKENDS, resolve_backend
+    from edgedeploy.runtime.backends import BACKENDS, resolve_backend
 
     if list(names) == ["auto"]:
         return [resolve_backend(path, "auto").name]
@@ -293,7 +284,7 @@ def mb(n: float | None) -> float | None:
 # -- statistics --------------------------------------------------------------------
 def latency_stats(seconds: Sequence[float]) -> dict[str, float]:
     """mean/std/min/max/p50/p90/p99 in milliseconds: edge_runtime.timing's, with a one-line user error."""
-    from edge_runtime.timing import latency_stats as stats
+    from edgedeploy.core.timing import latency_stats as stats
 
     try:
         return stats(seconds)
@@ -308,7 +299,7 @@ def now_iso() -> str:
 # -- output -----------------------------------------------------------------------
 def check_outputs(paths: Iterable[str | os.PathLike | None], force: bool) -> None:
     """Fail before any work if an output exists (without --force) or cannot be written."""
-    from edge_runtime.io import check_writable
+    from edgedeploy.core.io import check_writable
 
     for p in paths:
         if p is not None:
@@ -327,13 +318,13 @@ def readable(path: str | os.PathLike) -> Path:
 
 
 def write_json(path: str | os.PathLike, obj: Any, force: bool) -> Path:
-    from edge_runtime.io import atomic_write_json
+    from edgedeploy.core.io import atomic_write_json
 
     return readable(atomic_write_json(path, obj, force=force))
 
 
 def write_text(path: str | os.PathLike, text: str, force: bool) -> Path:
-    from edge_runtime.io import atomic_write_text
+    from edgedeploy.core.io import atomic_write_text
 
     return readable(atomic_write_text(path, text, force=force))
 

@@ -30,12 +30,9 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-_HERE = str(Path(__file__).resolve().parent)
-if _HERE not in sys.path:
-    sys.path.insert(0, _HERE)
 
-import _common as C  # noqa: E402
-from edge_runtime.errors import EdgeDeployError, ImageError  # noqa: E402
+from edgedeploy.bench import _common as C
+from edgedeploy.core.errors import EdgeDeployError, ImageError
 
 PROG = "accuracy.py"
 DATASETS = ("digits",)
@@ -70,7 +67,7 @@ class EvalSet:
 def load_dataset(name: str, split: str = "test") -> EvalSet:
     if name not in DATASETS:
         raise EdgeDeployError(f"unknown dataset {name!r}; expected one of: {', '.join(DATASETS)} (or --data DIR)")
-    from edge_runtime.datasets import load_digits
+    from edgedeploy.runtime.datasets import load_digits
 
     ds = load_digits(split)
     return EvalSet(f"digits ({split} split, {len(ds)} images)", list(ds.images), [ds.label_names[i] for i in ds.labels],
@@ -88,7 +85,7 @@ def load_run(run_dir: str | os.PathLike, split: str = "test") -> EvalSet:
     """
     import json
 
-    from edge_runtime.preprocess import load_image
+    from edgedeploy.runtime.preprocess import load_image
 
     run = Path(run_dir)
     if not run.is_dir():
@@ -154,7 +151,7 @@ def _inside(path: Path, root: Path) -> bool:
 
 def load_folder(folder: str | os.PathLike) -> EvalSet:
     """One subfolder per class; unreadable files counted, symlinks out of the folder skipped."""
-    from edge_runtime.preprocess import load_image
+    from edgedeploy.runtime.preprocess import load_image
 
     root = Path(folder)
     if not root.exists():
@@ -197,7 +194,7 @@ def load_folder(folder: str | os.PathLike) -> EvalSet:
 
 
 # -- metrics (numpy only): one definition, shared with edge-infer --labels-from-folders
-from edge_runtime.evaluate import classification_metrics  # noqa: E402,F401
+from edgedeploy.runtime.evaluate import classification_metrics  # noqa:F401
 
 
 # -- running models ---------------------------------------------------------------------
@@ -205,8 +202,8 @@ def predict_probs(model: Path, data: EvalSet, threads: int | None = None, backen
     """Probabilities (N, classes) of one model over the set, the model's labels, and the seconds it took."""
     import numpy as np
 
-    from edge_runtime.classifier import ImageClassifier
-    from edge_runtime.preprocess import preprocess
+    from edgedeploy.runtime.classifier import ImageClassifier
+    from edgedeploy.runtime.preprocess import preprocess
 
     clf = ImageClassifier(model, threads=threads, backend=backend)
     t0 = time.perf_counter()
@@ -217,7 +214,7 @@ def predict_probs(model: Path, data: EvalSet, threads: int | None = None, backen
 
 def _backend_for(model: Path, backend: str) -> str:
     """The named backend where it reads this file type, else auto (a folder may mix .tflite and .onnx)."""
-    from edge_runtime.backends import BACKENDS
+    from edgedeploy.runtime.backends import BACKENDS
 
     if backend == "auto" or BACKENDS.get(backend).reads(model):
         return backend

@@ -21,12 +21,9 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-_HERE = str(Path(__file__).resolve().parent)
-if _HERE not in sys.path:
-    sys.path.insert(0, _HERE)
 
-import _common as C  # noqa: E402
-from edge_runtime.errors import EdgeDeployError  # noqa: E402
+from edgedeploy.bench import _common as C
+from edgedeploy.core.errors import EdgeDeployError
 
 PROG = "batching.py"
 AUTO_SECONDS, AUTO_MAX = 2.0, 512
@@ -35,11 +32,11 @@ AUTO_SECONDS, AUTO_MAX = 2.0, 512
 def measure(model: str, threads: int, sizes: list[int], images: int, repeats: int) -> list[dict[str, Any]]:
     import numpy as np
 
-    from edge_runtime import ImageClassifier
+    from edgedeploy.runtime import ImageClassifier
 
     clf = ImageClassifier(model, threads=threads)
     m = clf.manifest
-    from edge_runtime.preprocess import normalize
+    from edgedeploy.runtime.preprocess import normalize
 
     def inputs(n: int) -> Any:
         x = np.random.default_rng(0).integers(0, 256, (n, m.input_height, m.input_width, m.input_channels))

@@ -19,11 +19,11 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from edge_runtime.command import ArgumentParser, UsageError, run_command
+from edgedeploy.core.command import ArgumentParser, UsageError, run_command
 
 PROG = "edge-bench"
 HERE = Path(__file__).resolve().parent
-NOT_COMMANDS = {"cli"}
+NOT_COMMANDS = {"cli", "fuzzing", "plots", "records"}
 
 
 def command_names() -> list[str]:
@@ -48,10 +48,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.command not in names:
         raise UsageError(f"Received command {args.command!r}, expected one of: {', '.join(names)}")
-    # The scripts import their siblings as top-level modules (`import _common`), as they do when run as files.
-    if str(HERE) not in sys.path:
-        sys.path.insert(0, str(HERE))
-    module = importlib.import_module(f"{__package__ or 'benchmarks'}.{args.command.replace('-', '_')}")
+    module = importlib.import_module(f"{__package__}.{args.command.replace('-', '_')}")
     return int(module.main(list(args.args)) or 0)
 
 

@@ -31,16 +31,13 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-_HERE = str(Path(__file__).resolve().parent)
-if _HERE not in sys.path:
-    sys.path.insert(0, _HERE)
 
-import _common as C  # noqa: E402
-import accuracy as A  # noqa: E402
-import latency as L  # noqa: E402
-from edge_runtime.errors import EdgeDeployError  # noqa: E402
-from plots import PLOTS, write_plots  # noqa: E402
-from records import CSV_FIELDS, CsvRow, VariantEntry  # noqa: E402,F401  (CSV_FIELDS: the report.csv header)
+from edgedeploy.bench import _common as C
+from edgedeploy.bench import accuracy as A
+from edgedeploy.bench import latency as L
+from edgedeploy.core.errors import EdgeDeployError
+from edgedeploy.bench.plots import PLOTS, write_plots
+from edgedeploy.bench.records import CSV_FIELDS, CsvRow, VariantEntry  # noqa:F401  (CSV_FIELDS: the report.csv header)
 
 PROG = "compare.py"
 WITHIN_POINTS = 1.0

@@ -25,15 +25,12 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
-from edge_runtime.command import ArgumentParser, run_argv  # noqa: E402
-from edge_runtime.errors import EdgeDeployError  # noqa: E402
-from edge_runtime.formats import describe_suffixes, format_for_path, is_model_path  # noqa: E402
-from edge_runtime.fuzzing import FuzzWorker, apply_mutations, random_mutations, seed_images  # noqa: E402
-from edge_runtime.io import atomic_write_json, atomic_write_text  # noqa: E402
+from edgedeploy.core.command import ArgumentParser, run_argv
+from edgedeploy.core.errors import EdgeDeployError
+from edgedeploy.runtime.formats import describe_suffixes, format_for_path, is_model_path
+from edgedeploy.bench.fuzzing import FuzzWorker, apply_mutations, random_mutations, seed_images
+from edgedeploy.core.io import atomic_write_json, atomic_write_text
 
 IMAGE_SEEDS = ("rgb.jpg", "rgb.png", "exif_rotated.jpg", "cmyk.jpg", "palette.png", "gray16.png", "anim.gif",
                "rgb.webp", "rgb.tiff", "rgb.bmp")
@@ -124,7 +121,7 @@ def _run(argv: list[str]) -> int:
     p.add_argument("--timeout", type=float, default=60.0, help="seconds before a case counts as a hang")
     p.add_argument("--baseline", type=int, default=0, metavar="N",
                    help="also hand N mutated copies of each model straight to the runtime (no checks) and count crashes")
-    p.add_argument("--out", default=str(ROOT / "reports"), help="folder for fuzz.json and fuzz.md")
+    p.add_argument("--out", default="reports", help="folder for fuzz.json and fuzz.md")
     args = p.parse_args(argv)
     try:
         if args.cases < 1:

@@ -40,13 +40,10 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-_HERE = str(Path(__file__).resolve().parent)
-if _HERE not in sys.path:
-    sys.path.insert(0, _HERE)
 
-import _common as C  # noqa: E402
-from edge_runtime.errors import EdgeDeployError  # noqa: E402
-from records import LatencyRow  # noqa: E402
+from edgedeploy.bench import _common as C
+from edgedeploy.core.errors import EdgeDeployError
+from edgedeploy.bench.records import LatencyRow
 
 PROG = "latency.py"
 DEFAULT_WARMUP, DEFAULT_RUNS = 10, 100
@@ -57,7 +54,7 @@ INPUT_POOL = 32  # distinct synthetic images cycled through the timed runs
 # -- the worker: one model, one backend, one thread count, in its own process ------
 def synthetic_pixels(seed: int, n: int, height: int, width: int, channels: int):
     """The benchmark input: uniform random uint8 pixels, a pure function of (seed, shape)."""
-    from edge_runtime.timing import synthetic_pixels as pixels  # shared with export-model --select
+    from edgedeploy.core.timing import synthetic_pixels as pixels  # shared with export-model --select
 
     return pixels(seed, n, height, width, channels)
 
@@ -67,8 +64,8 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
     rss_start = C.current_rss_bytes()
     import numpy as np
 
-    from edge_runtime.classifier import ImageClassifier
-    from edge_runtime.preprocess import normalize
+    from edgedeploy.runtime.classifier import ImageClassifier
+    from edgedeploy.runtime.preprocess import normalize
 
     backend, threads, batch = job["backend"], int(job["threads"]), int(job["batch_size"])
     t0 = time.perf_counter()
@@ -98,7 +95,7 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
 
     warmup, runs = int(job["warmup"]), int(job["runs"])
     bar = C.Progress(warmup + runs, f"  {Path(job['model']).name} {backend} x{threads}", enabled=sys.stderr.isatty())
-    from edge_runtime.timing import time_calls  # the timed loop export-model --select uses too
+    from edgedeploy.core.timing import time_calls  # the timed loop export-model --select uses too
 
     times = time_calls(lambda b: clf.predict_tensor(b, batch_size=batch), batches, warmup, runs, on_step=bar.update)
     bar.close()
@@ -195,7 +192,7 @@ def run_latency(models: Sequence[Path], backends: Sequence[str] = ("auto",), thr
     segfault) is appended to ``failures`` and the others go on; without a
     ``failures`` list the first failure raises.
     """
-    from edge_runtime.formats import verify_model_file
+    from edgedeploy.runtime.formats import verify_model_file
 
     for m in models:
         verify_model_file(m)

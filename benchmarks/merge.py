@@ -15,15 +15,12 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-_HERE = str(Path(__file__).resolve().parent)
-if _HERE not in sys.path:
-    sys.path.insert(0, _HERE)
 
-import _common as C  # noqa: E402
-from edge_runtime.errors import EdgeDeployError  # noqa: E402
-from plots import legend_outside, log_axis, wide  # noqa: E402
-from records import MERGED_FIELDS as FIELDS  # noqa: E402  (merged.csv's header, merged.json's row fields)
-from records import MergedRow  # noqa: E402
+from edgedeploy.bench import _common as C
+from edgedeploy.core.errors import EdgeDeployError
+from edgedeploy.bench.plots import legend_outside, log_axis, wide
+from edgedeploy.bench.records import MERGED_FIELDS as FIELDS  # merged.csv's header, merged.json's row fields
+from edgedeploy.bench.records import MergedRow
 
 PROG = "merge.py"
 OUT_FILES = ("merged.md", "merged.json", "merged.csv")
@@ -125,7 +122,7 @@ def plot(merged: dict, out: Path, force: bool) -> tuple[bool, str | None]:
         return False, f"matplotlib is not installed; for the plot run `{C.PLOT_HINT}` and re-run"
     import numpy as np
 
-    from edge_runtime.io import atomic_write_with
+    from edgedeploy.core.io import atomic_write_with
 
     devices = [d["device"] for d in merged["devices"]]
     keys = variants_in_order(merged["rows"])

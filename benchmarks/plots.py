@@ -17,8 +17,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-import _common as C
-from records import VariantEntry
+from edgedeploy.bench import _common as C
+from edgedeploy.bench.records import VariantEntry
 
 LOG_SPAN = 10.0
 MARKERS = ("o", "s", "D", "^", "v", "P", "X", "<", ">", "*")
@@ -139,7 +139,7 @@ def write_plots(out: Path, entries: Sequence[VariantEntry], latency_rows: Sequen
     plt = C.matplotlib_pyplot()
     if plt is None:
         return [], f"matplotlib is not installed: the tables are complete; for the plots run `{C.PLOT_HINT}` and re-run", {}
-    from edge_runtime.io import atomic_write_with
+    from edgedeploy.core.io import atomic_write_with
 
     written: list[str] = []
     axes: dict[str, dict] = {}

@@ -33,12 +33,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-_HERE = str(Path(__file__).resolve().parent)
-if _HERE not in sys.path:
-    sys.path.insert(0, _HERE)
 
-import _common as C  # noqa: E402
-from edge_runtime.errors import EdgeDeployError  # noqa: E402
+from edgedeploy.bench import _common as C
+from edgedeploy.core.errors import EdgeDeployError
 
 PROG = "preprocess_speed.py"
 
@@ -109,8 +106,8 @@ def build_parser() -> C.ArgumentParser:
 def _main(argv: Sequence[str]) -> int:
     import numpy as np
 
-    from edge_runtime.cli import expand_inputs
-    from edge_runtime.preprocess import load_image, resize, resize_reference
+    from edgedeploy.runtime.cli import expand_inputs
+    from edgedeploy.runtime.preprocess import load_image, resize, resize_reference
 
     args = build_parser().parse_args(argv)
     outs = [f"{args.out}.json", f"{args.out}.md"]
@@ -170,13 +167,13 @@ def _main(argv: Sequence[str]) -> int:
             rates[f"{label}_{t}"] = round(_best_rate(fn, paths, reps, t), 1)
     agreement = None
     if args.model:
-        from edge_runtime import ImageClassifier
+        from edgedeploy.runtime import ImageClassifier
 
         clf = ImageClassifier(args.model, threads=2)
         m = clf.manifest
         if (m.input_height, m.input_width) != (S, S):
             raise EdgeDeployError(f"Received --model with input {m.input_height}x{m.input_width}, expected {S}x{S} (--size)")
-        from edge_runtime.preprocess import normalize
+        from edgedeploy.runtime.preprocess import normalize
 
         def top1(xs: list) -> Any:
             return clf.predict_tensor(np.stack([normalize(x.astype(np.float32), m) for x in xs])).argmax(1)

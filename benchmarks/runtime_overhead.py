@@ -39,21 +39,18 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
-from edge_runtime.backends import BACKENDS  # noqa: E402
-from edge_runtime.command import ArgumentParser, run_argv  # noqa: E402
-from edge_runtime.errors import EdgeDeployError  # noqa: E402
-from edge_runtime.io import atomic_write_json, atomic_write_text  # noqa: E402
+from edgedeploy.runtime.backends import BACKENDS
+from edgedeploy.core.command import ArgumentParser, run_argv
+from edgedeploy.core.errors import EdgeDeployError
+from edgedeploy.core.io import atomic_write_json, atomic_write_text
 
 TARGETS = {"overhead": 1.05, "cold_start": 0.08, "peak_rss": 0.15}
 
 OVERHEAD_CHILD = r'''
 import json, statistics, sys, time
 import numpy as np
-from edge_runtime import ImageClassifier
+from edgedeploy.runtime import ImageClassifier
 model, threads, iters, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 clf = ImageClassifier(model, threads=threads)
 h, w, c = clf.manifest.input_height, clf.manifest.input_width, clf.manifest.input_channels
@@ -100,7 +97,7 @@ def _peak_kb():
 
 EDGE_COLD = PEAK_KB + r'''
 import sys
-from edge_runtime import ImageClassifier
+from edgedeploy.runtime import ImageClassifier
 pred = ImageClassifier(sys.argv[1]).predict(sys.argv[2])
 print(pred.label, _peak_kb())
 '''
@@ -119,7 +116,7 @@ print(int(out.argmax()), _peak_kb())
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     env.update(extra)
     return env
 
@@ -241,7 +238,7 @@ def _run(argv: list[str]) -> int:
     p.add_argument("--repeats", type=int, default=5, help="fresh processes per measurement (default 5)")
     p.add_argument("--iters", type=int, default=4000, help="calls per loop and process in (a) (default 4000)")
     p.add_argument("--threads", type=int, default=1, help="runtime threads for (a) (default 1)")
-    p.add_argument("--out", default=str(ROOT / "reports"), help="folder for the reports (default reports/)")
+    p.add_argument("--out", default="reports", help="folder for the reports (default reports/)")
     p.add_argument("--quick", action="store_true", help="3 repeats of 800 calls: a smoke run")
     args = p.parse_args(argv)
     try:

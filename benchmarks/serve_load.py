@@ -36,13 +36,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-_HERE = str(Path(__file__).resolve().parent)
-if _HERE not in sys.path:
-    sys.path.insert(0, _HERE)
 
-import _common as C  # noqa: E402
-from edge_runtime.command import ArgumentParser, run_command  # noqa: E402
-from edge_runtime.errors import EdgeDeployError  # noqa: E402
+from edgedeploy.bench import _common as C
+from edgedeploy.core.command import ArgumentParser, run_command
+from edgedeploy.core.errors import EdgeDeployError
 
 PROG = "serve_load.py"
 HOST = "127.0.0.1"
@@ -55,7 +52,7 @@ def digit_bodies(n: int = 40, size: int = 40) -> list[bytes]:
     """``n`` digit images encoded alternately as PNG and JPEG."""
     from PIL import Image
 
-    from edge_runtime.datasets import load_digits
+    from edgedeploy.runtime.datasets import load_digits
 
     ds = load_digits("test")
     out = []
@@ -84,8 +81,8 @@ def running_server(model: str | os.PathLike, *flags: str) -> Iterator[dict]:
     After the block, the dict also holds "returncode" and "stderr" (the log's text).
     """
     log = tempfile.NamedTemporaryFile("w+", prefix="serve-load-", suffix=".log", delete=False)
-    env = {**os.environ, "PYTHONPATH": str(C.ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.Popen([sys.executable, "-m", "edge_runtime.cli", str(model), "--serve", "--port", "0", *flags],
+    env = dict(os.environ)
+    proc = subprocess.Popen([sys.executable, "-m", "edgedeploy.runtime.cli", str(model), "--serve", "--port", "0", *flags],
                             stdout=subprocess.DEVNULL, stderr=log, stdin=subprocess.DEVNULL, env=env)
     info: dict[str, Any] = {"proc": proc, "port": None, "log": log.name}
     try:
@@ -210,7 +207,7 @@ def normal_clients(port: int, bodies: Sequence[bytes], requests: int, clients: i
 
 def direct_throughput(model: str | os.PathLike, bodies: Sequence[bytes], n: int, threads: int | None) -> float:
     """Images per second of ``ImageClassifier.predict`` on the same bytes, one thread, this process."""
-    from edge_runtime import ImageClassifier
+    from edgedeploy.runtime import ImageClassifier
 
     clf = ImageClassifier(model, threads=threads)
     for b in bodies[:20]:
@@ -302,7 +299,7 @@ def build_parser() -> ArgumentParser:
 def run(args: Any) -> int:
     if not Path(args.model).is_file():
         raise EdgeDeployError(f"Received model {args.model!r}, expected an existing .tflite or .onnx file")
-    from edge_runtime.serve import require_serve_extra
+    from edgedeploy.runtime.serve import require_serve_extra
 
     require_serve_extra()
     out_json, out_md = Path(args.out + ".json"), Path(args.out + ".md")

@@ -28,13 +28,10 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-_HERE = str(Path(__file__).resolve().parent)
-if _HERE not in sys.path:
-    sys.path.insert(0, _HERE)
 
-import _common as C  # noqa: E402
-from edge_runtime.command import ArgumentParser, run_command  # noqa: E402
-from edge_runtime.errors import EdgeDeployError  # noqa: E402
+from edgedeploy.bench import _common as C
+from edgedeploy.core.command import ArgumentParser, run_command
+from edgedeploy.core.errors import EdgeDeployError
 
 PROG = "serve_stack.py"
 EDGE_CORE = "import numpy, PIL.Image, edge_runtime.classifier"

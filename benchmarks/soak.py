@@ -24,12 +24,9 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-_HERE = str(Path(__file__).resolve().parent)
-if _HERE not in sys.path:
-    sys.path.insert(0, _HERE)
 
-import _common as C  # noqa: E402
-from edge_runtime.errors import EdgeDeployError  # noqa: E402
+from edgedeploy.bench import _common as C
+from edgedeploy.core.errors import EdgeDeployError
 
 PROG = "soak.py"
 DEFAULT_PREDICTIONS, DEFAULT_WARMUP = 10_000, 1_000
@@ -42,12 +39,12 @@ def soak_inputs(mode: str, clf) -> list:
     """The inputs cycled through: digits test images as PNG/JPEG bytes (upscaled to 64x64), or tensors."""
     import numpy as np
 
-    from edge_runtime.datasets import load_digits
+    from edgedeploy.runtime.datasets import load_digits
 
     ds = load_digits("test")
     imgs = ds.images[:N_INPUTS]
     if mode == "tensor":
-        from edge_runtime.preprocess import preprocess
+        from edgedeploy.runtime.preprocess import preprocess
 
         return [preprocess(im, clf.manifest)[None] for im in imgs]
     from PIL import Image
@@ -72,7 +69,7 @@ def fit_slope(xs: Sequence[float], ys: Sequence[float]) -> float | None:
 
 def soak(model: Path, predictions: int, warmup: int, mode: str = "image", threads: int | None = None,
          backend: str = "auto", target_mb: float = 5.0, progress: bool = True) -> dict[str, Any]:
-    from edge_runtime.classifier import ImageClassifier
+    from edgedeploy.runtime.classifier import ImageClassifier
 
     rss0 = C.current_rss_bytes()
     clf = ImageClassifier(model, threads=threads, backend=backend)

@@ -39,12 +39,9 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-_HERE = str(Path(__file__).resolve().parent)
-if _HERE not in sys.path:
-    sys.path.insert(0, _HERE)
 
-import _common as C  # noqa: E402
-from edge_runtime.errors import EdgeDeployError  # noqa: E402
+from edgedeploy.bench import _common as C
+from edgedeploy.core.errors import EdgeDeployError
 
 PROG = "throughput.py"
 WORKER_FLAG = "--_worker"
@@ -53,17 +50,18 @@ WORKER_FLAG = "--_worker"
 # -- the worker: one code version, one thread count, in its own process ----------------
 def _worker(spec_json: str) -> int:
     spec = json.loads(spec_json)
-    if spec.get("src"):
-        sys.path.insert(0, spec["src"])
-        for name in [m for m in sys.modules if m == "edge_runtime" or m.startswith("edge_runtime.")]:
-            del sys.modules[name]
+    import importlib
     import inspect
     import threading
 
     import numpy as np
 
-    from edge_runtime.classifier import ImageClassifier
-    from edge_runtime.cli import Runner, expand_inputs
+    # The code under test: this install's runtime, or an older one (a folder holding `edge_runtime/`),
+    # imported under that folder's own top-level name.
+    pkg = _runtime_package(spec.get("src"))
+    ImageClassifier = importlib.import_module(f"{pkg}.classifier").ImageClassifier  # noqa: N806
+    cli = importlib.import_module(f"{pkg}.cli")
+    Runner, expand_inputs = cli.Runner, cli.expand_inputs  # noqa: N806
 
     threads, batch = spec["threads"], spec["batch_size"]
     clf = ImageClassifier(spec["model"], threads=threads)
@@ -85,7 +83,7 @@ def _worker(spec_json: str) -> int:
         return len(paths) / dt
 
     if spec["mode"] == "rss":
-        from _common import current_rss_bytes, peak_rss_bytes
+        from edgedeploy.bench._common import current_rss_bytes, peak_rss_bytes
 
         e2e_small = Runner(clf, True, batch, out=devnull, err=devnull, **kwargs)
         e2e_small.run(paths[:batch])  # runtime buffers allocated before the baseline is read
@@ -132,11 +130,17 @@ def _worker(spec_json: str) -> int:
     return 0
 
 
+def _runtime_package(src: str | None) -> str:
+    """The runtime package to time: ``edgedeploy.runtime``, or ``edge_runtime`` from an older tree at ``src``."""
+    if not src:
+        return "edgedeploy.runtime"
+    sys.path.insert(0, src)
+    return "edge_runtime"
+
+
 def _spawn(spec: dict[str, Any]) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, __file__, WORKER_FLAG, json.dumps(spec)], capture_output=True, text=True,
-                          # this checkout only: the benchmark's own helpers (_common) need today's edge_runtime;
-                          # the worker then swaps in the code under test (spec["src"]) for the timed part
-                          env={**os.environ, "PYTHONPATH": str(C.ROOT)})
+    proc = subprocess.run([sys.executable, "-m", "edgedeploy.bench.throughput", WORKER_FLAG, json.dumps(spec)], capture_output=True, text=True,
+                          cwd=tempfile.gettempdir())
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise EdgeDeployError(f"worker for {spec['mode']} threads={spec['threads']} failed: {tail}")
@@ -159,14 +163,15 @@ def _configurations(t: int, versions: list[tuple[str, str | None]]) -> list[tupl
 
 
 def _command_seconds(model: str, folder: str, threads: int, workers: int | None, src: str | None, repeats: int) -> float:
-    """Best wall time of the real command (python -m edge_runtime.cli), start-up included."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (src or "", str(C.ROOT)) if p)}
+    """Best wall time of the real command (edge-infer, or an older tree's ``python -m edge_runtime.cli``), start-up included."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (src or "", os.environ.get("PYTHONPATH", "")) if p)}
+    module = "edge_runtime.cli" if src else "edgedeploy.runtime.cli"
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
         # cwd: a neutral folder, since "python -m" puts the working directory first on sys.path
         extra = ["--workers", str(workers)] if workers is not None else []
-        proc = subprocess.run([sys.executable, "-m", "edge_runtime.cli", model, folder, "--json", "--threads", str(threads),
+        proc = subprocess.run([sys.executable, "-m", module, model, folder, "--json", "--threads", str(threads),
                                "--no-progress", *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
                               cwd=tempfile.gettempdir())
         dt = time.perf_counter() - t0
@@ -177,7 +182,7 @@ def _command_seconds(model: str, folder: str, threads: int, workers: int | None,
 
 
 def _link_folder(src_folder: str, n: int, dest: Path) -> Path:
-    from edge_runtime.cli import expand_inputs
+    from edgedeploy.runtime.cli import expand_inputs
 
     photos, _ = expand_inputs([src_folder])
     if not photos:

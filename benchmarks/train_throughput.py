@@ -20,17 +20,13 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
-from edge_runtime.command import run_argv  # noqa: E402
+from edgedeploy.core.command import run_argv
 
 
 def _run(argv: list[str]) -> int:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
-    return subprocess.call([sys.executable, "-m", "train.throughput_cli", *argv], env=env)
+    return subprocess.call([sys.executable, "-m", "edgedeploy.train.throughput_cli", *argv], env=env)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""edge_runtime: the TF-free core of edgedeploy.
+"""edgedeploy.runtime: the TF-free device runtime (the ``edge_runtime/`` folder).
 
 Everything a Raspberry Pi needs to run an exported classifier: the model
 manifest, preprocessing identical to training, runtime backends (LiteRT,
@@ -10,32 +10,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-__all__ = ["ImageClassifier", "Prediction", "ClassifierOptions", "Manifest", "EdgeDeployError", "__version__"]
+__all__ = ["ImageClassifier", "Prediction", "ClassifierOptions", "Manifest"]
 
 if TYPE_CHECKING:
     from .classifier import ImageClassifier, Prediction
-    from .errors import EdgeDeployError
     from .manifest import Manifest
     from .options import ClassifierOptions
 
+_LAZY = {"ImageClassifier": "classifier", "Prediction": "classifier", "ClassifierOptions": "options", "Manifest": "manifest"}
+
 
 def __getattr__(name: str) -> Any:
-    # Lazy: `import edge_runtime` stays cheap (a CLI's --help, a cold start on a Pi).
-    if name in ("ImageClassifier", "Prediction"):
-        from . import classifier
+    # Lazy: `import edgedeploy.runtime` stays cheap (a CLI's --help, a cold start on a Pi).
+    if name in _LAZY:
+        import importlib
 
-        return getattr(classifier, name)
-    if name == "ClassifierOptions":
-        from .options import ClassifierOptions
-
-        return ClassifierOptions
-    if name == "Manifest":
-        from .manifest import Manifest
-
-        return Manifest
-    if name == "EdgeDeployError":
-        from .errors import EdgeDeployError
-
-        return EdgeDeployError
-    raise AttributeError(f"module 'edge_runtime' has no attribute {name!r}")
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

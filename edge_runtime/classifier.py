@@ -1,6 +1,6 @@
 """ImageClassifier: images in, probabilities out, on any registered backend.
 
-    from edge_runtime import ImageClassifier
+    from edgedeploy.runtime import ImageClassifier
     clf = ImageClassifier("model.tflite", threads=4)   # manifest read from the file
     pred = clf.predict("cat.jpg")                      # path, bytes, PIL image or uint8 array
     pred.label, pred.score, pred.top_k
@@ -20,7 +20,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .backends import Backend, backend_for
-from .errors import EdgeDeployError, ManifestError, ModelError
+from edgedeploy.core.errors import EdgeDeployError, ManifestError, ModelError
 from .manifest import Manifest, default_manifest
 from .options import ClassifierOptions
 from .preprocess import DEFAULT_MAX_PIXELS, ImageSource, preprocess

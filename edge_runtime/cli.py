@@ -35,13 +35,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from .backends import BACKENDS
-from .command import ArgumentParser, run_command
-from .errors import EdgeDeployError
+from edgedeploy.core.command import ArgumentParser, run_command
+from edgedeploy.core.errors import EdgeDeployError
 
 if TYPE_CHECKING:
     from .classifier import ImageClassifier, Prediction
     from .options import ClassifierOptions
-    from .progress import Progress
+    from edgedeploy.core.progress import Progress
 
 PROG = "edge-infer"
 BACKEND_NAMES = BACKENDS.choices("auto")  # "auto" + the registry (plug-ins included), read when used
@@ -127,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="requests in inference at once; more get 503 + Retry-After (default 8)")
     s.add_argument("--quiet", action="store_true", help="no access-log line per request")
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
-    from . import __version__
+    from edgedeploy import __version__
 
     p.add_argument("--version", action="version", version=f"{PROG} (edgedeploy) {__version__}")
     return p
@@ -344,7 +344,7 @@ def _run_inputs(args: argparse.Namespace, runner: Runner) -> int:
     for item, reason in problems:
         runner.report(item, reason)
     if paths:
-        from .progress import Progress
+        from edgedeploy.core.progress import Progress
 
         tty = sys.stderr.isatty()
         show = args.progress and (len(paths) >= PROGRESS_MIN_LOG or (tty and len(paths) >= PROGRESS_MIN_TTY))

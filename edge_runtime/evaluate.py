@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from .errors import EdgeDeployError
+from edgedeploy.core.errors import EdgeDeployError
 
 if TYPE_CHECKING:
     from .classifier import ImageClassifier

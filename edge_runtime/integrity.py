@@ -16,7 +16,7 @@ import json
 import os
 from pathlib import Path
 
-from .errors import ModelError
+from edgedeploy.core.errors import ModelError
 
 __all__ = ["IntegrityError", "hash_sidecar", "recorded_sha256", "verify_model_hash"]
 

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .errors import ManifestError
+from edgedeploy.core.errors import ManifestError
 
 SCHEMA_VERSION = 1
 MANIFEST_FILENAME = "manifest.json"
@@ -165,7 +165,7 @@ class Manifest:
         return cls.from_json(p.read_bytes(), source=str(p))
 
     def save(self, path: str | os.PathLike, force: bool = True) -> Path:
-        from .io import atomic_write_text
+        from edgedeploy.core.io import atomic_write_text
 
         return atomic_write_text(path, self.to_json() + "\n", force=force)
 

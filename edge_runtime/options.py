@@ -1,6 +1,6 @@
 """ClassifierOptions: how to open a model, validated once for the CLI, the Python API and serve.
 
-    from edge_runtime import ClassifierOptions, ImageClassifier
+    from edgedeploy.runtime import ClassifierOptions, ImageClassifier
     opts = ClassifierOptions(threads=2, top_k=3)
     clf = ImageClassifier("model_int8.tflite", options=opts)
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from .errors import EdgeDeployError
+from edgedeploy.core.errors import EdgeDeployError
 from .preprocess import DEFAULT_MAX_PIXELS
 PROBE_MODES = ("auto", "always", "never")  # as backends/probe.py (kept import-light here)
 

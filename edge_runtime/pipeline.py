@@ -1,7 +1,7 @@
 """A pipelined input path: decode and preprocess on worker threads while the model runs.
 
-    from edge_runtime import ImageClassifier
-    from edge_runtime.pipeline import iter_predictions
+    from edgedeploy.runtime import ImageClassifier
+    from edgedeploy.runtime.pipeline import iter_predictions
 
     clf = ImageClassifier("model_int8.tflite")
     for item, outcome, latency_ms in iter_predictions(clf, paths, workers=2, batch_size=8):
@@ -28,7 +28,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, NamedTuple
 
-from .errors import EdgeDeployError
+from edgedeploy.core.errors import EdgeDeployError
 
 if TYPE_CHECKING:
     import numpy as np

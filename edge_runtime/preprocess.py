@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
-from .errors import ImageError
+from edgedeploy.core.errors import ImageError
 
 if TYPE_CHECKING:  # Pillow is imported lazily: a tensor-only caller never pays for it
     from PIL import Image as PILImage

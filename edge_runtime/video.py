@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from .errors import EdgeDeployError
+from edgedeploy.core.errors import EdgeDeployError
 
 if TYPE_CHECKING:
     import numpy as np

@@ -16,7 +16,7 @@ temporary folder, then renamed; never over an existing one without --force):
   ``bundle_templates/``), ``bundle.json``, ``README.md`` and ``SHA256SUMS``.
 
 No TensorFlow is needed here: the manifest, the sample answers and the hashes
-all come from edge_runtime. Only the digits-free sample path reads the run's
+all come from edgedeploy.runtime. Only the digits-free sample path reads the run's
 test split through ``export.data`` (train/'s loader).
 """
 from __future__ import annotations
@@ -34,10 +34,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from edge_runtime.command import RuntimeFailure, UsageError
-from edge_runtime.io import atomic_path
-from edge_runtime.manifest import Manifest
-from edge_runtime.registry import Registry
+from edgedeploy.core.command import RuntimeFailure, UsageError
+from edgedeploy.core.io import atomic_path
+from edgedeploy.runtime.manifest import Manifest
+from edgedeploy.core.registry import Registry
 
 from .bundle_readme import readme_text
 
@@ -133,8 +133,8 @@ def _sha256(path: Path) -> str:
 
 def read_model(model: Path) -> tuple[Manifest, str]:
     """The model's manifest (embedded, else sidecar) and SHA-256; refuses a file its sidecar disowns."""
-    from edge_runtime.classifier import load_manifest_for
-    from edge_runtime.integrity import verify_model_hash
+    from edgedeploy.runtime.classifier import load_manifest_for
+    from edgedeploy.runtime.integrity import verify_model_hash
 
     verify_model_hash(model)
     manifest = load_manifest_for(model)
@@ -150,7 +150,7 @@ def sample_images(manifest: Manifest, run: str | None, n: int) -> list[tuple[Any
     """(uint8 image, true label) pairs from the test split: the embedded digits, else the run's own split."""
     import numpy as np
 
-    from edge_runtime.datasets import choose_indices, load_digits
+    from edgedeploy.runtime.datasets import choose_indices, load_digits
 
     if manifest.dataset == "digits" or (not manifest.dataset and run is None):
         data = load_digits("test")
@@ -170,7 +170,7 @@ def write_samples(folder: Path, model: Path, manifest: Manifest, run: str | None
     """PNG samples plus the answers edge_runtime gives for them here (the self-test's reference)."""
     from PIL import Image
 
-    from edge_runtime.classifier import ImageClassifier
+    from edgedeploy.runtime.classifier import ImageClassifier
 
     folder.mkdir()
     rows = []
@@ -186,7 +186,15 @@ def write_samples(folder: Path, model: Path, manifest: Manifest, run: str | None
 
 def source_root() -> Path | None:
     root = Path(__file__).resolve().parents[1]
-    return root if (root / "pyproject.toml").is_file() and (root / "edge_runtime").is_dir() else None
+    return root if (root / "pyproject.toml").is_file() and (root / "edgedeploy").is_dir() else None
+
+
+def package_folders(root: Path) -> list[str]:
+    """The source folders the wheel is built from: pyproject.toml's package-dir mapping (its one owner)."""
+    import tomllib
+
+    mapping = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+    return sorted(set(mapping.values()))
 
 
 def project_wheel(dest: Path, log: Callable[[str], None]) -> Path:
@@ -205,7 +213,7 @@ def project_wheel(dest: Path, log: Callable[[str], None]) -> Path:
         for name in ("pyproject.toml", "README.md", "LICENSE", "setup.cfg", "MANIFEST.in"):
             if (root / name).is_file():
                 shutil.copy(root / name, src / name)
-        for pkg in ("edge_runtime", "export", "train", "benchmarks"):
+        for pkg in package_folders(root):
             if (root / pkg).is_dir():
                 shutil.copytree(root / pkg, src / pkg, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         log("bundle: building the edgedeploy wheel (pip wheel --no-deps)")

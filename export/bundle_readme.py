@@ -5,7 +5,7 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
-from edge_runtime.manifest import Manifest
+from edgedeploy.runtime.manifest import Manifest
 
 TEMPLATE = Path(__file__).with_name("bundle_templates") / "README.md.in"
 

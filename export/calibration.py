@@ -19,9 +19,9 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from edge_runtime.errors import EdgeDeployError
-from edge_runtime.manifest import Manifest
-from edge_runtime.preprocess import IMAGE_SUFFIXES, load_image
+from edgedeploy.core.errors import EdgeDeployError
+from edgedeploy.runtime.manifest import Manifest
+from edgedeploy.runtime.preprocess import IMAGE_SUFFIXES, load_image
 
 DEFAULT_SAMPLES = 200
 
@@ -101,7 +101,7 @@ def list_images(folder: Path) -> list[Path]:
 
 def from_folder(folder: str | os.PathLike, manifest: Manifest, n: int = DEFAULT_SAMPLES, seed: int = 0) -> Calibration:
     """Up to ``n`` images from a folder (a seeded choice when there are more), preprocessed as at training."""
-    from edge_runtime.errors import ImageError
+    from edgedeploy.core.errors import ImageError
 
     from .data import preprocess_images
 

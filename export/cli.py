@@ -11,7 +11,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from edge_runtime.command import ArgumentParser, run_command
+from edgedeploy.core.command import ArgumentParser, run_command
 
 from .calibration import DEFAULT_SAMPLES
 from .formats import FORMATS, IO_TYPES, MODES, format_names

@@ -20,14 +20,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from edge_runtime.datasets import ImageSet, choose_indices
-from edge_runtime.errors import EdgeDeployError
-from edge_runtime.manifest import Manifest
+from edgedeploy.runtime.datasets import ImageSet, choose_indices
+from edgedeploy.core.errors import EdgeDeployError
+from edgedeploy.runtime.manifest import Manifest
 
 
 def _train_data() -> Any | None:
     try:
-        import train.data as td
+        import edgedeploy.train.data as td
 
         return td
     except ImportError:
@@ -46,7 +46,7 @@ def load_split(run_dir: Path, split: str, max_samples: int | None = None, balanc
             f"cannot load the {split} split of dataset {dataset!r} for {run_dir}: the train package is not "
             "installed (pip install 'edgedeploy[train]')"
         )
-    from edge_runtime.datasets import load_digits
+    from edgedeploy.runtime.datasets import load_digits
 
     full = load_digits(split)
     idx = choose_indices(full.labels, max_samples, balanced, seed, len(full.label_names))
@@ -61,7 +61,7 @@ def _dataset_name(config: dict[str, Any]) -> str:
 def preprocess_images(images: np.ndarray | Sequence[np.ndarray], manifest: Manifest) -> np.ndarray:
     """uint8 images -> float32 (N, H, W, C): exactly what the Keras model saw in training."""
     try:
-        from train.preprocess_tf import preprocess_images as _pp
+        from edgedeploy.train.preprocess_tf import preprocess_images as _pp
     except ImportError:
         _pp = _preprocess_images_tf
     return np.asarray(_pp(images, manifest), dtype=np.float32)
@@ -70,7 +70,7 @@ def preprocess_images(images: np.ndarray | Sequence[np.ndarray], manifest: Manif
 def _preprocess_images_tf(images: np.ndarray | Sequence[np.ndarray], manifest: Manifest) -> np.ndarray:
     import tensorflow as tf
 
-    from edge_runtime.preprocess import load_image
+    from edgedeploy.runtime.preprocess import load_image
 
     h, w, c = manifest.input_height, manifest.input_width, manifest.input_channels
     out = []
@@ -89,7 +89,7 @@ def _preprocess_images_tf(images: np.ndarray | Sequence[np.ndarray], manifest: M
 def count_macs(model: Any) -> int | None:
     """Multiply-accumulates per inference (batch 1), or None when they cannot be counted."""
     try:
-        from train.macs import count_macs as _count
+        from edgedeploy.train.macs import count_macs as _count
     except ImportError:
         return None
     try:

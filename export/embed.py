@@ -9,8 +9,8 @@ the device reads the file with the very same code.
 """
 from __future__ import annotations
 
-from edge_runtime.formats import get_format
-from edge_runtime.manifest import EMBED_KEY, Manifest
+from edgedeploy.runtime.formats import get_format
+from edgedeploy.runtime.manifest import EMBED_KEY, Manifest
 
 
 def embed_manifest(fmt: str, data: bytes, manifest: Manifest) -> bytes:

@@ -32,7 +32,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from edge_runtime.errors import EdgeDeployError
+from edgedeploy.core.errors import EdgeDeployError
 
 from . import stats
 from .stats import ACCEPTED, INCONCLUSIVE, REJECTED, Interval

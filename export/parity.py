@@ -34,8 +34,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from edge_runtime.errors import EdgeDeployError
-from edge_runtime.manifest import Manifest
+from edgedeploy.core.errors import EdgeDeployError
+from edgedeploy.runtime.manifest import Manifest
 
 from .gate import (DEFAULT_MAX_ACCURACY_DROP, DEFAULT_MAX_PROB_DIFF, FLOAT_MODES, Agreement,  # noqa: F401 (re-exported)
                    ClassEvidence, Evidence, PairedCounts)
@@ -157,9 +157,9 @@ def load_evidence(run_dir: Path, manifest: Manifest, config: dict | None = None,
 
 def load_labelled_folder(folder: str | Path, label_names: list[str]) -> Any:
     """``--parity-data DIR``: one subfolder per class, named by the model's labels."""
-    from edge_runtime.datasets import ImageSet
-    from edge_runtime.errors import ImageError
-    from edge_runtime.preprocess import load_image
+    from edgedeploy.runtime.datasets import ImageSet
+    from edgedeploy.core.errors import ImageError
+    from edgedeploy.runtime.preprocess import load_image
 
     from .calibration import list_images
 
@@ -209,7 +209,7 @@ def open_classifier(path: Path, threads: int | None = None) -> Any:
     """
     import inspect
 
-    from edge_runtime import ImageClassifier
+    from edgedeploy.runtime import ImageClassifier
 
     kwargs: dict[str, Any] = {"threads": threads}
     if "probe" in inspect.signature(ImageClassifier.__init__).parameters:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from edge_runtime.errors import EdgeDeployError, GateError
+from edgedeploy.core.errors import EdgeDeployError, GateError
 
 from . import report as report_mod
 from ._quiet import captured, quiet_loggers, quiet_tensorflow
@@ -76,7 +76,7 @@ class ExportOptions:
 
 # -- the run ------------------------------------------------------------------------
 def _versions() -> dict[str, str]:
-    from edge_runtime.environment import package_versions
+    from edgedeploy.core.environment import package_versions
 
     return package_versions(("edgedeploy", "tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert", "numpy"),
                             skip_missing=True)
@@ -327,7 +327,7 @@ class _Exporter:
             "parity": {"split": ref.heldout_split, "samples": int(ref.heldout.sum()), "agreement_samples": len(ref),
                        "evidence_images": ref.counts(), "max_accuracy_drop": o.max_accuracy_drop,
                        "max_disagreement": o.max_disagreement, "max_prob_diff": o.max_prob_diff, "gate": o.gate,
-                       "confidence": 0.95, "runtime": "edge_runtime.ImageClassifier",
+                       "confidence": 0.95, "runtime": "edgedeploy.runtime.ImageClassifier",
                        "figures": report_mod.FIGURE_SOURCES},
             "calibration": cal.describe() if cal is not None else None,
             "settings": {"io": o.io or "uint8", "opset": o.opset, "keep_float": list(o.keep_float), "seed": o.seed,

@@ -4,8 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edge_runtime.errors import EdgeDeployError
-from edge_runtime.io import ensure_writable_dir
+from edgedeploy.core.errors import EdgeDeployError
+from edgedeploy.core.io import ensure_writable_dir
 
 from .calibration import check_sample_count
 from .formats import FORMATS, IO_TYPES, MODES, ExportFormat, format_names

@@ -17,9 +17,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from edge_runtime.errors import EdgeDeployError
-from edge_runtime.io import atomic_path, atomic_write_text
-from edge_runtime.manifest import Manifest
+from edgedeploy.core.errors import EdgeDeployError
+from edgedeploy.core.io import atomic_path, atomic_write_text
+from edgedeploy.runtime.manifest import Manifest
 
 from ._quiet import captured
 from .formats import ConversionError, ConvertContext, Converted

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from edge_runtime.io import atomic_write_json, atomic_write_text
+from edgedeploy.core.io import atomic_write_json, atomic_write_text
 
 REPORT_JSON = "export_report.json"
 REPORT_MD = "export_report.md"

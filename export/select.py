@@ -6,7 +6,7 @@ inconclusive files (accepted under ``--gate evidence``) considered, and the
 reason says so.
 
 - ``fastest``: the lowest p50 latency. Measured here, after the export, by
-  ``edge_runtime.timing.measure_file`` (the benchmarks' method, a short run:
+  ``edgedeploy.runtime.measure.measure_file`` (the benchmarks' method, a short run:
   3 warm-up and 20 timed calls), or read from ``--latency-report FILE.json``,
   a report of ``benchmarks/latency.py`` (``results``) or ``compare.py``
   (``latency``) made on the target device. Its rows are matched to the files
@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from edge_runtime.errors import EdgeDeployError
-from edge_runtime.io import atomic_write_bytes, atomic_write_text
+from edgedeploy.core.errors import EdgeDeployError
+from edgedeploy.core.io import atomic_write_bytes, atomic_write_text
 
 CRITERIA = ("fastest", "smallest", "accurate")
 SELECTED_STEM = "selected"
@@ -124,7 +124,8 @@ def match_report(cands: list[Candidate], rows: list[dict[str, Any]], threads: in
 
 
 def measure_here(cands: list[Candidate], threads: int | None, log: Callable[[str], None]) -> None:
-    from edge_runtime.timing import QUICK_RUNS, QUICK_WARMUP, measure_file
+    from edgedeploy.core.timing import QUICK_RUNS, QUICK_WARMUP
+    from edgedeploy.runtime.measure import measure_file
 
     log(f"measuring latency on this machine ({QUICK_WARMUP} warm-up + {QUICK_RUNS} timed runs, batch 1) ...")
     for c in cands:
@@ -203,7 +204,7 @@ def reason_lines(criterion: str, chosen: Candidate, runner: Candidate | None, pr
 
 
 def candidates_from(results: Sequence[Any]) -> list[Candidate]:
-    from edge_runtime.manifest import sha256_file
+    from edgedeploy.runtime.manifest import sha256_file
 
     out = []
     for r in results:

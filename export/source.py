@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge_runtime.errors import EdgeDeployError, ManifestError
-from edge_runtime.manifest import MANIFEST_FILENAME, Manifest, sha256_file
+from edgedeploy.core.errors import EdgeDeployError, ManifestError
+from edgedeploy.runtime.manifest import MANIFEST_FILENAME, Manifest, sha256_file
 
 MODEL_FILENAME = "model.keras"
 CONFIG_FILENAME = "config.json"

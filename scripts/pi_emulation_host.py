@@ -122,7 +122,7 @@ def cmd_images(out: str, n: int) -> int:
     import numpy as np
     from PIL import Image
 
-    from edge_runtime.datasets import load_digits
+    from edgedeploy.runtime.datasets import load_digits
 
     test = load_digits("test")
     os.makedirs(out, exist_ok=True)

@@ -22,7 +22,7 @@ CASES = {
         "import time; t = time.perf_counter(); from importlib.metadata import entry_points; "
         "entry_points(group='edgedeploy.backends'); print((time.perf_counter() - t) * 1e3)",
     "edge_runtime backends registry discovery (pkgutil + built-in modules + EDGEDEPLOY_BACKENDS), numpy already loaded":
-        "import time, numpy; from edge_runtime.backends import BACKENDS; t = time.perf_counter(); BACKENDS.names(); "
+        "import time, numpy; from edgedeploy.runtime.backends import BACKENDS; t = time.perf_counter(); BACKENDS.names(); "
         "print((time.perf_counter() - t) * 1e3)",
 }
 

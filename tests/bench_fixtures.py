@@ -139,7 +139,7 @@ def blocker_dir(tmp: Path) -> tuple[Path, Path]:
 
 def set_tflite_manifest(path: Path, manifest_json: str) -> None:
     """Replace (or add) the manifest embedded in a real TFLite export, through the format layer."""
-    from edge_runtime.formats import get_format
+    from edgedeploy.runtime.formats import get_format
 
     fmt = get_format("tflite")
     path.write_bytes(fmt.write_manifest(path.read_bytes(), manifest_json))

@@ -13,8 +13,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_PHOTOS = ROOT.parent / "shared" / "data" / "cats_vs_dogs_small"
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 
 @pytest.fixture(scope="session")

@@ -28,7 +28,7 @@ LABELS = [str(i) for i in range(10)]
 
 
 def _tiny_manifest() -> str:
-    from edge_runtime.manifest import Manifest
+    from edgedeploy.runtime.manifest import Manifest
 
     return Manifest(labels=LABELS, input_height=TINY, input_width=TINY, model_name="tiny_cnn", dataset="digits").to_json()
 
@@ -41,7 +41,7 @@ def build_fuzz_seeds(dest: Path) -> None:
     import tensorflow as tf
     import tf2onnx
 
-    from export.embed import embed_onnx, embed_tflite
+    from edgedeploy.export.embed import embed_onnx, embed_tflite
 
     keras.utils.set_random_seed(1)
     # The names the first version's seeds had (built after another model in one process): the bytes stay
@@ -93,7 +93,7 @@ except ImportError:  # pragma: no cover
 
 
 if __name__ == "__main__":
-    sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # model_fixtures, beside this file
     if len(sys.argv) == 3 and sys.argv[1] == "--fuzz-tiny":
         build_fuzz_seeds(Path(sys.argv[2]))
     else:

@@ -36,7 +36,7 @@ def _base_dir() -> Path:
 
 
 def manifest_dict(image_size: int = IMAGE_SIZE, name: str = "tiny_cnn") -> dict:
-    from edge_runtime.manifest import Manifest
+    from edgedeploy.runtime.manifest import Manifest
 
     m = Manifest(labels=[str(i) for i in range(10)], input_height=image_size, input_width=image_size,
                  model_name=name, dataset="digits")
@@ -49,7 +49,7 @@ def write_run_files(run_dir: Path, image_size: int = IMAGE_SIZE, name: str = "ti
     (run_dir / "manifest.json").write_text(json.dumps(manifest_dict(image_size, name), indent=2))
     (run_dir / "config.json").write_text(json.dumps({"model": name, "dataset": "digits", "data_dir": None,
                                                      "image_size": image_size, "seed": 0}, indent=2))
-    (run_dir / "splits.json").write_text(json.dumps({"dataset": "digits", "source": "edge_runtime.datasets.load_digits"}))
+    (run_dir / "splits.json").write_text(json.dumps({"dataset": "digits", "source": "edgedeploy.runtime.datasets.load_digits"}))
 
 
 def train_tiny(run_dir: Path, epochs: int = 10, kind: str = "functional", lambda_layer: bool = False,
@@ -59,14 +59,14 @@ def train_tiny(run_dir: Path, epochs: int = 10, kind: str = "functional", lambda
     import keras
     import tensorflow as tf
 
-    from edge_runtime.datasets import load_digits
+    from edgedeploy.runtime.datasets import load_digits
 
     tr = load_digits("train")
     x = tf.image.resize(tr.images.astype(np.float32), (image_size, image_size), "bilinear").numpy()
     keras.utils.set_random_seed(seed)
     layers = keras.layers
     if kind == "small_cnn":  # the user's architecture, from train's model registry
-        from train.models.small_cnn import build
+        from edgedeploy.train.models.small_cnn import build
 
         model = build(10, image_size, weights="none", dropout=0.3)
     elif kind == "sequential":

@@ -54,7 +54,7 @@ BENCH_VARIANTS = ("model_float32.tflite", "model_int8.tflite", "model_float32.on
 ODD = ("model_nomanifest.tflite", "model_fixed1.tflite", "model_fixed3.onnx")
 FUZZ = ("fuzz_tiny.tflite", "fuzz_tiny_int8.tflite", "fuzz_tiny.onnx")
 COMPLETE = "COMPLETE"  # written last, inside the temporary folder, before the rename
-_SOURCES = ("train", "export", "edge_runtime")
+_SOURCES = ("edgedeploy", "train", "export", "edge_runtime")
 _FIXTURE_FILES = ("model_fixtures.py", "edge_fixtures.py")
 _failure: str | None = None
 
@@ -121,13 +121,13 @@ def _run(*args: str, what: str, timeout: int = 900) -> None:
 
 def _train(work: Path) -> Path:
     run = work / "run"
-    _run("-m", "train", "--model", "small_cnn", "--dataset", "digits", "--image-size", str(SIZE),
+    _run("-m", "edgedeploy.train", "--model", "small_cnn", "--dataset", "digits", "--image-size", str(SIZE),
          "--epochs", str(EPOCHS), "--seed", "0", "--patience", "0", "--output", str(run), what="train-model")
     return run
 
 
 def _export(run: Path, out: Path) -> None:
-    _run("-m", "export", str(run), "--format", "tflite,onnx", "--quantize", "none,int8", "--output", str(out),
+    _run("-m", "edgedeploy.export", str(run), "--format", "tflite,onnx", "--quantize", "none,int8", "--output", str(out),
          what="export-model")
     missing = [f for f in EXPORTS if not (out / f).is_file() or not (out / f"{f}.json").is_file()]
     if missing:
@@ -136,7 +136,7 @@ def _export(run: Path, out: Path) -> None:
 
 REFERENCE = '''
 import sys, numpy as np, keras, tensorflow as tf
-from edge_runtime.datasets import load_digits
+from edgedeploy.runtime.datasets import load_digits
 model = keras.models.load_model(sys.argv[1])
 ds = load_digits("test")
 x = tf.image.resize(ds.images.astype("float32"), (%d, %d), "bilinear").numpy()
@@ -155,7 +155,7 @@ def _tflite_name(entry) -> str:
 
 def strip_tflite_manifest(src: Path, dst: Path) -> Path:
     """A copy of a .tflite export as a converter writes it: no manifest, no standard metadata, no packed labels."""
-    from edge_runtime.formats import get_format
+    from edgedeploy.runtime.formats import get_format
 
     dst.write_bytes(get_format("tflite").strip_manifest(src.read_bytes()))
     return dst
@@ -199,7 +199,7 @@ def _odd_models(d: Path) -> None:
 def _images(folder: Path) -> None:
     from PIL import Image
 
-    from edge_runtime.datasets import load_digits
+    from edgedeploy.runtime.datasets import load_digits
 
     folder.mkdir(parents=True, exist_ok=True)
     ds = load_digits("test")
@@ -312,5 +312,4 @@ def models() -> Path:
 
 
 if __name__ == "__main__":  # python tests/model_fixtures.py: build (or find) the chain and print where
-    sys.path.insert(0, str(ROOT))
     print(build_cached())

@@ -24,8 +24,8 @@ PLUGIN = '''
 """A throwaway backend: LiteRT under another name, logging the process that opens a model."""
 import os
 
-from edge_runtime.backends import BACKENDS
-from edge_runtime.backends.litert import LiteRTBackend
+from edgedeploy.runtime.backends import BACKENDS
+from edgedeploy.runtime.backends.litert import LiteRTBackend
 
 
 @BACKENDS.register("throwaway")
@@ -59,10 +59,10 @@ def _run(args, env, timeout=180):
 
 def test_throwaway_backend_is_listed_and_run_by_edge_infer(plugin, edge_models, truth):
     env, log = plugin
-    helped = _run(["-m", "edge_runtime.cli", "--help"], env)
+    helped = _run(["-m", "edgedeploy.runtime.cli", "--help"], env)
     assert helped.returncode == 0 and "throwaway" in " ".join(helped.stdout.split()), helped.stdout
     image = sorted(truth)[0]
-    out = _run(["-m", "edge_runtime.cli", edge_models / "model_float32.tflite", edge_models / "images" / image,
+    out = _run(["-m", "edgedeploy.runtime.cli", edge_models / "model_float32.tflite", edge_models / "images" / image,
                 "--backend", "throwaway", "--json", "--info", "--threads", "1"], env)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["label"] == str(truth[image])
@@ -75,7 +75,7 @@ def test_throwaway_backend_is_listed_and_run_by_edge_infer(plugin, edge_models, 
 def test_without_the_plugin_the_name_is_unknown(plugin, edge_models, truth):
     env, log = plugin
     env = {k: v for k, v in env.items() if k != "EDGEDEPLOY_BACKENDS"}
-    out = _run(["-m", "edge_runtime.cli", edge_models / "model_float32.tflite",
+    out = _run(["-m", "edgedeploy.runtime.cli", edge_models / "model_float32.tflite",
                 edge_models / "images" / sorted(truth)[0], "--backend", "throwaway"], env)
     assert out.returncode == 2 and "throwaway" in out.stderr and "expected one of" in out.stderr
     assert not log.exists()
@@ -83,7 +83,7 @@ def test_without_the_plugin_the_name_is_unknown(plugin, edge_models, truth):
 
 def test_throwaway_backend_is_a_benchmark_runtime(plugin, edge_models, tmp_path):
     env, log = plugin
-    listed = _run(["-c", "import json, sys; sys.path.insert(0, 'benchmarks'); import _common as C; "
+    listed = _run(["-c", "import json; from edgedeploy.bench import _common as C; "
                    "print(json.dumps([C.runtime_names(), C.RUNTIME_MODULES]))"], env)
     assert listed.returncode == 0, listed.stderr
     names, modules = json.loads(listed.stdout)
@@ -102,7 +102,7 @@ def test_throwaway_backend_is_a_benchmark_runtime(plugin, edge_models, tmp_path)
 def test_a_plugin_that_cannot_be_imported_is_a_one_line_error(plugin):
     env, _ = plugin
     env = {**env, "EDGEDEPLOY_BACKENDS": "no_such_backend_module"}
-    code = ("from edge_runtime.backends import BACKENDS\nfrom edge_runtime.errors import EdgeDeployError\n"
+    code = ("from edgedeploy.runtime.backends import BACKENDS\nfrom edgedeploy.core.errors import EdgeDeployError\n"
             "try:\n    BACKENDS.names()\nexcept EdgeDeployError as exc:\n    print(exc)\n")
     out = _run(["-c", code], env)
     assert out.returncode == 0, out.stderr
@@ -113,10 +113,10 @@ def test_a_plugin_that_cannot_be_imported_is_a_one_line_error(plugin):
 def test_register_backend_module_reaches_child_processes(plugin):
     env, _ = plugin
     env = {k: v for k, v in env.items() if k != "EDGEDEPLOY_BACKENDS"}
-    code = ("import os, subprocess, sys\nfrom edge_runtime.backends import backend_names, register_backend_module\n"
+    code = ("import os, subprocess, sys\nfrom edgedeploy.runtime.backends import backend_names, register_backend_module\n"
             "assert 'throwaway' not in backend_names()\n"
             "register_backend_module('throwaway_backend')\n"
-            "child = subprocess.run([sys.executable, '-c', 'from edge_runtime.backends import backend_names; "
+            "child = subprocess.run([sys.executable, '-c', 'from edgedeploy.runtime.backends import backend_names; "
             "print(backend_names())'], capture_output=True, text=True, check=True)\n"
             "print('throwaway' in backend_names(), 'throwaway' in child.stdout)\n")
     out = _run(["-c", code], env)

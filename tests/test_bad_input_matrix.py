@@ -48,13 +48,13 @@ def a_file(tmp_path) -> Path:
 
 
 def test_edge_infer_model_path_is_a_directory(tmp_path):
-    proc = _cli("edge_runtime.cli", tmp_path, tmp_path)
+    proc = _cli("edgedeploy.runtime.cli", tmp_path, tmp_path)
     _assert_one_line_error(proc, "edge-infer: error:", "got a directory", str(tmp_path))
     assert proc.returncode == 2
 
 
 def test_edge_infer_missing_model():
-    proc = _cli("edge_runtime.cli", "no/such/model.tflite", "x.jpg")
+    proc = _cli("edgedeploy.runtime.cli", "no/such/model.tflite", "x.jpg")
     _assert_one_line_error(proc, "edge-infer: error:", "not found", "no/such/model.tflite")
     assert proc.returncode == 2
 

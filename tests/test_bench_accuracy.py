@@ -10,13 +10,11 @@ import pytest
 
 from bench_fixtures import BENCH, bench_export_dir, run_script
 
-if str(BENCH) not in sys.path:
-    sys.path.insert(0, str(BENCH))
 
 
 def _independent(model, images, truth_idx):
     """Accuracy, predictions and confusion matrix straight from ImageClassifier.predict_batch."""
-    from edge_runtime import ImageClassifier
+    from edgedeploy.runtime import ImageClassifier
 
     preds = np.array([p.index for p in ImageClassifier(model).predict_batch(list(images))])
     cm = np.zeros((10, 10), int)
@@ -26,7 +24,7 @@ def _independent(model, images, truth_idx):
 
 
 def test_digits_quick_matches_imageclassifier(tmp_path):
-    from edge_runtime.datasets import load_digits
+    from edgedeploy.runtime.datasets import load_digits
 
     d = bench_export_dir()
     out = tmp_path / "acc.json"
@@ -54,7 +52,7 @@ def test_digits_quick_matches_imageclassifier(tmp_path):
 
 
 def test_metrics_match_hand_computed_values():
-    import accuracy
+    from edgedeploy.bench import accuracy
 
     # truth 0,0,1,1,2 ; predicted 0,1,1,1,0 ; class 3 never occurs
     m = accuracy.classification_metrics([0, 0, 1, 1, 2], [0, 1, 1, 1, 0], ["a", "b", "c", "d"])
@@ -74,7 +72,7 @@ def test_metrics_match_hand_computed_values():
 def _write_folder(root, n_per_class=4):
     from PIL import Image
 
-    from edge_runtime.datasets import load_digits
+    from edgedeploy.runtime.datasets import load_digits
 
     ds = load_digits("test")
     files = []

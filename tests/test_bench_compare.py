@@ -65,8 +65,8 @@ def test_report_json_fields_and_values(compared):
 
 
 def test_accuracy_equals_an_independent_figure(compared):
-    from edge_runtime import ImageClassifier
-    from edge_runtime.datasets import load_digits
+    from edgedeploy.runtime import ImageClassifier
+    from edgedeploy.runtime.datasets import load_digits
 
     _, report, _ = compared
     n = report["settings"]["accuracy_limit"]

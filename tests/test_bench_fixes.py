@@ -15,8 +15,6 @@ from bench_fixtures import (assert_one_line_error, bench_export_dir, blocker_dir
                             set_tflite_manifest, sidecar_manifest)
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT / "benchmarks") not in sys.path:
-    sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def _model(name: str = "model_int8.tflite") -> Path:
@@ -29,8 +27,7 @@ def test_peak_rss_is_the_fresh_processs_own_not_the_parents(tmp_path):
     # process into later tests' subprocesses.
     code = (
         "import json, resource, sys\n"
-        f"sys.path.insert(0, {str(ROOT / 'benchmarks')!r})\n"
-        "import latency as L\n"
+        "from edgedeploy.bench import latency as L\n"
         "from pathlib import Path\n"
         "ballast = bytearray(400 * 1024 * 1024)\n"
         "for i in range(0, len(ballast), 4096):\n"
@@ -56,7 +53,7 @@ def test_peak_rss_is_the_fresh_processs_own_not_the_parents(tmp_path):
 def _digit_folder(root: Path, per_class: int = 10) -> Path:
     from PIL import Image
 
-    from edge_runtime.datasets import load_digits
+    from edgedeploy.runtime.datasets import load_digits
 
     d = load_digits("test")
     counts: dict[int, int] = {}
@@ -71,7 +68,7 @@ def _digit_folder(root: Path, per_class: int = 10) -> Path:
 
 def _folder_run(tmp_path: Path) -> tuple[Path, dict]:
     """A run folder whose splits.json is written by train/'s own folder dataset (no TensorFlow needed)."""
-    from train.data import DATASETS
+    from edgedeploy.train.data import DATASETS
 
     data = _digit_folder(tmp_path / "photos")
     record = DATASETS.get("folder").prepare(SimpleNamespace(data_dir=str(data)), None).record
@@ -82,7 +79,7 @@ def _folder_run(tmp_path: Path) -> tuple[Path, dict]:
 
 
 def test_accuracy_run_scores_exactly_the_test_split(tmp_path):
-    from edge_runtime import ImageClassifier
+    from edgedeploy.runtime import ImageClassifier
 
     run, record = _folder_run(tmp_path)
     out = tmp_path / "acc.json"
@@ -99,7 +96,7 @@ def test_accuracy_run_scores_exactly_the_test_split(tmp_path):
 
 
 def test_accuracy_run_with_digits_uses_the_embedded_test_split(tmp_path):
-    from edge_runtime.datasets import load_digits
+    from edgedeploy.runtime.datasets import load_digits
 
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "splits.json").write_text(json.dumps({"dataset": "digits", "labels": [str(i) for i in range(10)]}))

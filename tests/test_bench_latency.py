@@ -10,8 +10,6 @@ import pytest
 
 from bench_fixtures import BENCH, VARIANTS, bench_export_dir, edge_models_dir, fixture_macs, run_script
 
-if str(BENCH) not in sys.path:
-    sys.path.insert(0, str(BENCH))
 
 FIELDS = ("variant", "label", "path", "format", "quantize", "size_bytes", "sha256", "backend", "threads", "batch_size",
           "import_ms", "load_ms", "first_inference_ms", "cold_start_ms", "mean_ms", "std_ms", "min_ms", "max_ms", "p50_ms",
@@ -68,7 +66,7 @@ def test_every_variant_gets_the_same_seeded_input(quick_report):
     rows = report["results"]
     assert {r["input_sha256"] for r in rows} == {rows[0]["input_sha256"]}
     assert {r["seed"] for r in rows} == {0} and report["settings"]["seed"] == 0
-    import latency
+    from edgedeploy.bench import latency
 
     a = latency.synthetic_pixels(0, 32, 32, 32, 3)
     import hashlib

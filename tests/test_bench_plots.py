@@ -6,11 +6,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-import plots as P  # noqa: E402
-from records import CSV_FIELDS, MERGED_FIELDS, CsvRow, MergedRow, VariantEntry  # noqa: E402
+from edgedeploy.bench import plots as P
+from edgedeploy.bench.records import CSV_FIELDS, MERGED_FIELDS, CsvRow, MergedRow, VariantEntry
 
 plt = pytest.importorskip("matplotlib.pyplot")
 

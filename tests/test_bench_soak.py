@@ -32,9 +32,8 @@ def test_soak_quick_reports_rss_growth(tmp_path, variant, mode):
 # The verdict must follow the growth both ways, whatever the real process does.
 _FAKE_RSS = """
 import itertools, sys
-sys.path.insert(0, sys.argv.pop(1))
-import _common as C
-import soak
+from edgedeploy.bench import _common as C
+from edgedeploy.bench import soak
 kind = sys.argv.pop(1)
 calls = itertools.count()
 C.current_rss_bytes = (lambda: 200_000_000 + next(calls) * 1_000_000) if kind == "leak" else (lambda: 200_000_000)
@@ -45,7 +44,7 @@ sys.exit(soak.main(sys.argv[1:]))
 @pytest.mark.parametrize("kind", ["leak", "flat"])
 def test_soak_verdict_follows_the_growth(tmp_path, kind):
     out = tmp_path / "soak.json"
-    cmd = [sys.executable, "-c", _FAKE_RSS, str(BENCH), kind, str(bench_export_dir() / "model_int8.tflite"),
+    cmd = [sys.executable, "-c", _FAKE_RSS, kind, str(bench_export_dir() / "model_int8.tflite"),
            "--predictions", "60", "--warmup", "10", "--max-growth-mb", "0.5", "--json", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=script_env(), cwd=str(ROOT), timeout=300)
     r = json.loads(out.read_text())["result"]

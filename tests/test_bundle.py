@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+import edgedeploy
+
 from edge_fixtures import edge_models  # noqa: F401  (pytest fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="session")
 def project_wheel(tmp_path_factory) -> Path:
     """The edgedeploy wheel, built once per session (the bundle takes it from EDGEDEPLOY_BUNDLE_WHEEL)."""
-    from export.bundle import project_wheel as build
+    from edgedeploy.export.bundle import project_wheel as build
 
     out = tmp_path_factory.mktemp("wheel")
     os.environ.pop("EDGEDEPLOY_BUNDLE_WHEEL", None)
@@ -40,13 +42,13 @@ def wheel_env(monkeypatch, project_wheel):
 
 
 def export_model(*argv: str) -> int:
-    from export.cli import main
+    from edgedeploy.export.cli import main
 
     return main([str(a) for a in argv])
 
 
 def _model_with_sidecar(src: Path, dst_dir: Path) -> Path:
-    from edge_runtime.classifier import load_manifest_for
+    from edgedeploy.runtime.classifier import load_manifest_for
 
     dst_dir.mkdir(parents=True, exist_ok=True)
     dst = Path(shutil.copy(src, dst_dir / src.name))
@@ -62,7 +64,7 @@ def _sha(p: Path) -> str:
 @pytest.mark.parametrize("name,extra,runtime", [("model_int8.tflite", "edge-tflite", "ai-edge-litert"),
                                                 ("model_float32.onnx", "edge-onnx", "onnxruntime")])
 def test_bundle_contents_sums_answers_and_tarball(tmp_path, edge_models, wheel_env, name, extra, runtime, capsys):
-    from edge_runtime import ImageClassifier
+    from edgedeploy.runtime import ImageClassifier
 
     model = _model_with_sidecar(edge_models / name, tmp_path / "models")
     out = tmp_path / "b"
@@ -79,7 +81,7 @@ def test_bundle_contents_sums_answers_and_tarball(tmp_path, edge_models, wheel_e
     assert json.loads((out / (name + ".json")).read_text())["sha256"] == _sha(out / name) == _sha(model)
     info = json.loads((out / "bundle.json").read_text())
     # one runtime only; the pure-Python serve extra always comes along, so run.sh serve works after install
-    assert info["requirement"] == f"edgedeploy[{extra},serve]==0.1.0" and info["runtime"] == runtime
+    assert info["requirement"] == f"edgedeploy[{extra},serve]=={edgedeploy.__version__}" and info["runtime"] == runtime
     assert info["target"]["machine"] == "x86_64" and info["offline"] is False and info["wheels"] == [wheel_env.name]
     # recorded answers are edge_runtime's on this machine
     clf = ImageClassifier(out / name)
@@ -148,7 +150,7 @@ def test_bundle_takes_selected_from_the_output_folder(tmp_path, edge_models, whe
 
 
 def test_edge_bench_runs_the_scripts_and_the_files_still_run(tmp_path, edge_models):
-    from benchmarks.cli import command_names, main
+    from edgedeploy.bench.cli import command_names, main
 
     assert {"latency", "accuracy", "compare", "merge", "soak"} <= set(command_names())
     out = tmp_path / "lat.json"
@@ -243,7 +245,7 @@ def test_x86_bundle_installs_offline_runs_and_refuses_a_flipped_byte(tmp_path, e
 def test_bundle_needs_no_tensorflow(tmp_path, edge_models, wheel_env):
     model = _model_with_sidecar(edge_models / "model_float32.tflite", tmp_path / "m")
     code = ("import sys; sys.modules['tensorflow'] = None; sys.modules['keras'] = None\n"
-            "from export.cli import main\n"
+            "from edgedeploy.export.cli import main\n"
             "rc = main(sys.argv[1:])\n"
             "assert 'tensorflow' not in sys.modules or sys.modules['tensorflow'] is None\n"
             "sys.exit(rc)")

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_runtime import ClassifierOptions, ImageClassifier
-from edge_runtime.classifier import Prediction
-from edge_runtime.errors import EdgeDeployError
-from edge_runtime.progress import Progress
+from edgedeploy.runtime import ClassifierOptions, ImageClassifier
+from edgedeploy.runtime.classifier import Prediction
+from edgedeploy.core.errors import EdgeDeployError
+from edgedeploy.core.progress import Progress
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -52,7 +52,7 @@ def test_options_and_keywords_together_are_refused_before_the_file_is_opened():
 
 
 def test_edge_infer_flags_build_the_same_options():
-    from edge_runtime.cli import build_parser, classifier_options
+    from edgedeploy.runtime.cli import build_parser, classifier_options
 
     args = build_parser().parse_args(["m.tflite", "x.png", "--threads", "3", "--top-k", "2", "--no-xnnpack",
                                       "--max-pixels", "1000", "--backend", "onnxruntime"])
@@ -77,14 +77,14 @@ def test_prediction_has_one_json_form():
 
 
 def test_edge_infer_json_line_is_to_dict():
-    from edge_runtime.cli import format_prediction
+    from edgedeploy.runtime.cli import format_prediction
 
     line = format_prediction("a/cat.jpg", _pred(), 1.23456, as_json=True)
     assert json.loads(line) == _pred().to_dict(path="a/cat.jpg", latency_ms=1.23456)
 
 
 def test_serve_and_the_cli_build_json_through_to_dict():
-    import edge_runtime.classifier as classifier
+    import edgedeploy.runtime.classifier as classifier
 
     assert not hasattr(classifier, "dumps_prediction")  # the dead third form is gone
     serve_src = "".join(p.read_text() for p in sorted((ROOT / "edge_runtime" / "serve").glob("*.py")))
@@ -125,7 +125,7 @@ def test_progress_on_a_terminal_is_a_tqdm_bar_and_write_clears_it():
 
 
 def test_disabled_progress_prints_nothing_and_imports_no_tqdm():
-    code = ("import io, sys\nfrom edge_runtime.progress import Progress\n"
+    code = ("import io, sys\nfrom edgedeploy.core.progress import Progress\n"
             "s = io.StringIO(); p = Progress(100, 'x', stream=s, enabled=False)\n"
             "[p.update() for _ in range(100)]; p.close()\n"
             "print(repr(s.getvalue()), 'tqdm' in sys.modules)\n")
@@ -135,11 +135,10 @@ def test_disabled_progress_prints_nothing_and_imports_no_tqdm():
 
 # -- environment and threads, once ----------------------------------------------------------
 def test_one_thread_default_and_one_version_collector():
-    from edge_runtime.backends import base
-    from edge_runtime.environment import default_threads, environment, package_versions
+    from edgedeploy.runtime.backends import base
+    from edgedeploy.core.environment import default_threads, environment, package_versions
 
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    import _common as C
+    from edgedeploy.bench import _common as C
 
     assert base.default_threads is default_threads and C.cpu_count() == default_threads()
     assert C.environment is environment and C.package_versions is package_versions
@@ -154,9 +153,9 @@ def test_one_thread_default_and_one_version_collector():
 
 # -- the convention, at every entry point ----------------------------------------------------
 ENTRY_POINTS = [
-    ("edge-infer", [sys.executable, "-m", "edge_runtime.cli"]),
-    ("export-model", [sys.executable, "-m", "export"]),
-    ("train-model", [sys.executable, "-m", "train"]),
+    ("edge-infer", [sys.executable, "-m", "edgedeploy.runtime.cli"]),
+    ("export-model", [sys.executable, "-m", "edgedeploy.export"]),
+    ("train-model", [sys.executable, "-m", "edgedeploy.train"]),
     ("latency.py", [sys.executable, str(ROOT / "benchmarks" / "latency.py")]),
     ("accuracy.py", [sys.executable, str(ROOT / "benchmarks" / "accuracy.py")]),
 ]
@@ -172,20 +171,20 @@ def test_a_bad_flag_is_one_line_naming_it_exit_2_and_the_program_once(prog, cmd)
 
 
 def test_debug_shows_the_traceback_instead():
-    out = subprocess.run([sys.executable, "-m", "edge_runtime.cli", "missing.tflite", "x.png", "--debug"],
+    out = subprocess.run([sys.executable, "-m", "edgedeploy.runtime.cli", "missing.tflite", "x.png", "--debug"],
                          capture_output=True, text=True, env=ENV, timeout=120)
     assert out.returncode != 0 and "Traceback" in out.stderr
 
 
 def test_train_model_interrupted_exits_130_with_how_to_resume(monkeypatch, capsys, tmp_path):
     pytest.importorskip("tensorflow", reason="train/ needs tensorflow")
-    import train.trainer
-    from train.cli import main
+    import edgedeploy.train.trainer as trainer
+    from edgedeploy.train.cli import main
 
     def interrupted(cfg):
-        raise train.trainer.TrainingInterrupted(tmp_path, 3)
+        raise trainer.TrainingInterrupted(tmp_path, 3)
 
-    monkeypatch.setattr(train.trainer, "train", interrupted)
+    monkeypatch.setattr(trainer, "train", interrupted)
     assert main(["--output", str(tmp_path), "--epochs", "1"]) == 130
     err = capsys.readouterr().err.strip()
     assert err.startswith("train-model: interrupted after epoch 3") and "--resume --output" in err
@@ -195,7 +194,7 @@ def test_export_model_turns_sigterm_into_130_and_says_so(monkeypatch, capsys):
     import signal
 
     pytest.importorskip("tensorflow", reason="export/ needs tensorflow")
-    import export.cli as cli
+    import edgedeploy.export.cli as cli
 
     def terminated(options):
         os.kill(os.getpid(), signal.SIGTERM)  # run_command's handler raises KeyboardInterrupt here
@@ -212,7 +211,7 @@ def test_edge_infer_into_a_closed_pipe_exits_0_quietly(tmp_path):
     src = sorted((models / "images").glob("*.png"))[0]
     for i in range(800):  # ~100 KB of JSON lines: more than a pipe holds, so the writer hits the closed end
         os.link(src, tmp_path / f"f{i:03d}.png")
-    cmd = [sys.executable, "-m", "edge_runtime.cli", str(models / "model_float32.tflite"), str(tmp_path), "--json",
+    cmd = [sys.executable, "-m", "edgedeploy.runtime.cli", str(models / "model_float32.tflite"), str(tmp_path), "--json",
            "--no-progress"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
     first = proc.stdout.readline()  # one line read, then the reader leaves (like `| head -1`)

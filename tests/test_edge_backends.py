@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from edge_fixtures import edge_models, truth  # noqa: F401  (pytest fixtures)
-from edge_runtime import ImageClassifier
-from edge_runtime.backends import BACKENDS, resolve_backend
-from edge_runtime.backends.probe import cache_dir, probe_model
-from edge_runtime.datasets import load_digits
-from edge_runtime.errors import BackendError, EdgeDeployError, ModelError
+from edgedeploy.runtime import ImageClassifier
+from edgedeploy.runtime.backends import BACKENDS, resolve_backend
+from edgedeploy.runtime.backends.probe import cache_dir, probe_model
+from edgedeploy.runtime.datasets import load_digits
+from edgedeploy.core.errors import BackendError, EdgeDeployError, ModelError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -200,7 +200,7 @@ def test_probe_leaves_plain_model_errors_to_the_in_process_load(edge_models, tmp
 
 
 def test_edge_runtime_runs_from_a_clean_interpreter(edge_models):
-    code = ("import sys; from edge_runtime import ImageClassifier; import numpy as np\n"
+    code = ("import sys; from edgedeploy.runtime import ImageClassifier; import numpy as np\n"
             f"c = ImageClassifier({str(edge_models / 'model_float32.onnx')!r})\n"
             "print(c.predict(np.zeros((8, 8, 3), np.uint8)).label)\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
@@ -210,7 +210,7 @@ def test_edge_runtime_runs_from_a_clean_interpreter(edge_models):
 
 
 def test_damaged_onnx_metadata_entry_is_a_model_error(edge_models, tmp_path):
-    from edge_runtime.formats import get_format
+    from edgedeploy.runtime.formats import get_format
 
     read_onnx_metadata = get_format("onnx").read_metadata
     bad = tmp_path / "m.onnx"
@@ -228,8 +228,8 @@ VERIFIER_GAP = ("fuzz_tiny.tflite", [("int32", 0.7162006428382554, 55690)])
 
 
 def test_probe_contains_a_real_runtime_crash_the_verifier_cannot_see(edge_models, tmp_path, monkeypatch):
-    from edge_runtime.formats import get_format
-    from edge_runtime.fuzzing import FuzzWorker, apply_mutations
+    from edgedeploy.runtime.formats import get_format
+    from edgedeploy.bench.fuzzing import FuzzWorker, apply_mutations
 
     check = get_format("tflite").check_bytes  # raises ValueError with the verifier's reason
 

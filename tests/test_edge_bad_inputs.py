@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from edge_fixtures import edge_models, truth  # noqa: F401  (pytest fixtures)
-from edge_runtime.cli import main
+from edgedeploy.runtime.cli import main
 
 
 def _run(capsys, argv):
@@ -187,7 +187,7 @@ def test_no_inputs_is_a_usage_error(capsys, edge_models):
 
 
 def test_debug_shows_the_traceback(edge_models, image):
-    from edge_runtime.errors import ModelError
+    from edgedeploy.core.errors import ModelError
 
     with pytest.raises(ModelError):
         main(["/no/such/model.tflite", str(image), "--debug"])

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from edge_fixtures import edge_models, truth  # noqa: F401  (pytest fixtures)
-from edge_runtime.cli import expand_inputs, main
-from edge_runtime.progress import Progress
-from edge_runtime.watch import watch_folder
+from edgedeploy.runtime.cli import expand_inputs, main
+from edgedeploy.core.progress import Progress
+from edgedeploy.runtime.watch import watch_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -113,7 +113,7 @@ def test_progress_bar_on_a_terminal_redraws_one_line():
 
 def test_help_is_instant_and_loads_no_numpy():
     code = ("import sys, time; t = time.perf_counter()\n"
-            "from edge_runtime.cli import main\n"
+            "from edgedeploy.runtime.cli import main\n"
             "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
             "heavy = [m for m in ('numpy', 'PIL', 'ai_edge_litert', 'onnxruntime') if m in sys.modules]\n"
             "print(repr(heavy), time.perf_counter() - t, file=sys.stderr)\n")
@@ -125,7 +125,7 @@ def test_help_is_instant_and_loads_no_numpy():
 
 def test_module_entry_point_and_info(edge_models, truth):
     name = sorted(truth)[1]
-    out = subprocess.run([sys.executable, "-m", "edge_runtime.cli", str(edge_models / "model_int8.tflite"),
+    out = subprocess.run([sys.executable, "-m", "edgedeploy.runtime.cli", str(edge_models / "model_int8.tflite"),
                           str(edge_models / "images" / name), "--json", "--info", "--threads", "1"],
                          capture_output=True, text=True, env=ENV, timeout=120)
     assert out.returncode == 0, out.stderr
@@ -164,7 +164,7 @@ def test_watch_folder_waits_for_complete_files(tmp_path, edge_models):
 
 def test_watch_cli_classifies_new_images(tmp_path, edge_models, truth):
     name = sorted(truth)[2]
-    proc = subprocess.Popen([sys.executable, "-m", "edge_runtime.cli", str(edge_models / "model_float32.tflite"),
+    proc = subprocess.Popen([sys.executable, "-m", "edgedeploy.runtime.cli", str(edge_models / "model_float32.tflite"),
                              "--watch", str(tmp_path), "--json", "--max-images", "2", "--duration", "60",
                              "--poll-interval", "0.1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
     deadline = time.time() + 60

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_runtime import ImageClassifier
-from edge_runtime.datasets import load_digits
+from edgedeploy.runtime import ImageClassifier
+from edgedeploy.runtime.datasets import load_digits
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,7 +63,7 @@ def test_sidecar_named_like_export_writes_it_is_read(exported, tmp_path):
 def test_edge_infer_on_int8_exports(exported, tmp_path, capsys):
     from PIL import Image
 
-    from edge_runtime.cli import main
+    from edgedeploy.runtime.cli import main
 
     ds = load_digits("test")
     for i in range(6):

@@ -107,7 +107,7 @@ def test_no_home_and_no_passwd_entry_classifies_with_one_warning(edge_models, tr
     if prefix is None:
         pytest.skip("needs root and setpriv to run as a uid without a passwd entry")
     model, image, label = _readable_copy(edge_models, truth, tmp_path / "m")
-    cmd = prefix + [sys.executable, "-m", "edge_runtime.cli", str(model), str(image), "--json"]
+    cmd = prefix + [sys.executable, "-m", "edgedeploy.runtime.cli", str(model), str(image), "--json"]
     # The child really has no HOME and no passwd entry: Path.home() fails there.
     check = subprocess.run(prefix + [sys.executable, "-c", "import pathlib; pathlib.Path.home()"], env=env,
                            capture_output=True, text=True, timeout=60)
@@ -133,7 +133,7 @@ def test_a_cache_folder_that_is_a_file_falls_back_with_one_warning(edge_models, 
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     env = _env(HOME=str(tmp_path), XDG_CACHE_HOME=str(blocker), TMPDIR=str(tmp))
-    out = _classify([sys.executable, "-m", "edge_runtime.cli", str(model), str(image), "--json"], env, tmp_path)
+    out = _classify([sys.executable, "-m", "edgedeploy.runtime.cli", str(model), str(image), "--json"], env, tmp_path)
     assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1, out.stderr
@@ -147,7 +147,7 @@ def test_a_cache_folder_that_is_a_file_falls_back_with_one_warning(edge_models, 
 def test_a_usable_cache_folder_gives_no_warning(edge_models, truth, tmp_path):
     model, image, label = _readable_copy(edge_models, truth, tmp_path / "m")
     env = _env(HOME=str(tmp_path), XDG_CACHE_HOME=str(tmp_path / "cache"))
-    out = _classify([sys.executable, "-m", "edge_runtime.cli", str(model), str(image), "--json"], env, tmp_path)
+    out = _classify([sys.executable, "-m", "edgedeploy.runtime.cli", str(model), str(image), "--json"], env, tmp_path)
     assert out.returncode == 0 and out.stderr == "", out.stderr
     assert json.loads(out.stdout)["label"] == label
     assert len(list((tmp_path / "cache" / "edgedeploy" / "probed").iterdir())) == 1

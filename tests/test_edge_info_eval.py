@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from edge_fixtures import edge_models, truth  # noqa: F401  (pytest fixtures)
-from edge_runtime.cli import main
-from edge_runtime.evaluate import classification_metrics
+from edgedeploy.runtime.cli import main
+from edgedeploy.runtime.evaluate import classification_metrics
 
 
 # -- --info -------------------------------------------------------------------------
@@ -68,7 +68,7 @@ def labelled(tmp_path, edge_models, truth):
 
 def _expected(edge_models, truth, model: str) -> dict:
     """The metrics from edge-infer's own per-image answers (an independent path)."""
-    from edge_runtime import ImageClassifier
+    from edgedeploy.runtime import ImageClassifier
 
     clf = ImageClassifier(edge_models / model)
     labels = clf.manifest.labels

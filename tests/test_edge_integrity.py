@@ -9,17 +9,17 @@ from pathlib import Path
 import pytest
 
 from edge_fixtures import edge_models  # noqa: F401  (pytest fixture)
-from edge_runtime import ImageClassifier
-from edge_runtime.cli import main as edge_infer
-from edge_runtime.integrity import IntegrityError, recorded_sha256, verify_model_hash
-from edge_runtime.manifest import Manifest
+from edgedeploy.runtime import ImageClassifier
+from edgedeploy.runtime.cli import main as edge_infer
+from edgedeploy.runtime.integrity import IntegrityError, recorded_sha256, verify_model_hash
+from edgedeploy.runtime.manifest import Manifest
 
 
 def _with_sidecar(src: Path, dst_dir: Path) -> Path:
     """A copy of ``src`` and a sidecar holding its SHA-256, as export-model writes them."""
     dst = dst_dir / src.name
     shutil.copy(src, dst)
-    from edge_runtime.classifier import load_manifest_for
+    from edgedeploy.runtime.classifier import load_manifest_for
 
     m = load_manifest_for(dst)
     m = m.replace(sha256=hashlib.sha256(dst.read_bytes()).hexdigest())

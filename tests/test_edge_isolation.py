@@ -27,9 +27,9 @@ sys.meta_path.insert(0, _Block())
 
 RUN = '''
 import json, sys
-import edge_runtime
-from edge_runtime import ImageClassifier
-from edge_runtime.cli import main
+import edgedeploy.runtime as edge_runtime
+from edgedeploy.runtime import ImageClassifier
+from edgedeploy.runtime.cli import main
 codes = [main(sys.argv[1:] + ["--json"])]
 clf = ImageClassifier(sys.argv[1])
 clf.predict_batch([sys.argv[2]] * 3, batch_size=2)
@@ -76,7 +76,7 @@ def test_cold_import_stays_light():
 
 
 def test_tensor_path_does_not_import_pillow(edge_models):
-    code = ("import sys, numpy as np\nfrom edge_runtime import ImageClassifier\n"
+    code = ("import sys, numpy as np\nfrom edgedeploy.runtime import ImageClassifier\n"
             f"c = ImageClassifier({str(edge_models / 'model_float32.tflite')!r})\n"
             "c.predict_tensor(np.zeros((1, 32, 32, 3), np.float32))\n"
             "print('PIL' in sys.modules)")

@@ -24,14 +24,14 @@ for _mod in ("starlette", "uvicorn", "prometheus_client", "python_multipart"):
     pytest.importorskip(_mod, reason="the serve extra is not installed: pip install 'edgedeploy[serve]'")
 
 from edge_fixtures import edge_models, truth  # noqa: E402,F401  (pytest fixtures)
-from edge_runtime import ImageClassifier  # noqa: E402
-from edge_runtime.serve import ServeOptions  # noqa: E402
-from edge_runtime.serve.app import DRAIN_AFTER_CAP  # noqa: E402
-from edge_runtime.serve.server import BackgroundServer  # noqa: E402
+from edgedeploy.runtime import ImageClassifier  # noqa: E402
+from edgedeploy.runtime.serve import ServeOptions  # noqa: E402
+from edgedeploy.runtime.serve.app import DRAIN_AFTER_CAP  # noqa: E402
+from edgedeploy.runtime.serve.server import BackgroundServer  # noqa: E402
+
+from edgedeploy.bench import serve_load  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import serve_load  # noqa: E402
 
 MAX_BODY = 64 * 1024
 FIELDS = {"path", "label", "score", "top_k", "latency_ms"}
@@ -359,7 +359,7 @@ def test_cli_flags_quiet_and_sigterm(edge_models, truth):
 
 
 def test_serve_refuses_inputs_and_a_busy_port(edge_models, capsys):
-    from edge_runtime.cli import main
+    from edgedeploy.runtime.cli import main
 
     assert main([str(edge_models / "model_float32.tflite"), "x.png", "--serve"]) == 2
     assert "--serve takes no INPUT" in capsys.readouterr().err
@@ -377,7 +377,7 @@ def test_missing_serve_extra_is_one_line_naming_the_install(edge_models):
             "    def find_spec(self, name, path=None, target=None):\n"
             "        if name.split('.')[0] == 'starlette': raise ImportError(name)\n"
             "sys.meta_path.insert(0, Block())\n"
-            "from edge_runtime.cli import main\n"
+            "from edgedeploy.runtime.cli import main\n"
             f"sys.exit(main([{str(edge_models / 'model_float32.tflite')!r}, '--serve', '--port', '0']))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})

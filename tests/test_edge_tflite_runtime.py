@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from edge_fixtures import edge_models, truth  # noqa: F401  (pytest fixtures)
-from edge_runtime import ImageClassifier
+from edgedeploy.runtime import ImageClassifier
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV = Path(os.environ.get("EDGEDEPLOY_TFLITE_RUNTIME_VENV", Path.home() / ".cache/edgedeploy/venv-tflite-runtime"))
@@ -29,7 +29,7 @@ REQS = ["tflite-runtime==2.14.*", "numpy<2", "pillow"]
 
 RUN = r'''
 import json, sys, numpy as np
-from edge_runtime import ImageClassifier
+from edgedeploy.runtime import ImageClassifier
 out = {"numpy": np.__version__, "litert_present": True}
 try:
     import ai_edge_litert  # noqa: F401
@@ -92,7 +92,7 @@ def test_tflite_runtime_with_numpy2_refuses_with_the_fix(edge_models, tmp_path):
                           capture_output=True, text=True, timeout=60).stdout.strip()
     link = tmp_path / "tflite_runtime"
     link.symlink_to(Path(site) / "tflite_runtime")  # only this package, on the numpy-2 interpreter
-    code = ("from edge_runtime import ImageClassifier\n"
+    code = ("from edgedeploy.runtime import ImageClassifier\n"
             f"ImageClassifier({str(edge_models / 'model_float32.tflite')!r}, backend='tflite-runtime', probe='never')\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{tmp_path}"})

@@ -12,9 +12,9 @@ import pytest
 
 from conftest import SHARED_PHOTOS
 from edge_fixtures import edge_models  # noqa: F401  (pytest fixture)
-from edge_runtime.cli import main
-from edge_runtime.errors import EdgeDeployError
-from edge_runtime.video import Frame, VideoOptions, classify_video, source_kind
+from edgedeploy.runtime.cli import main
+from edgedeploy.core.errors import EdgeDeployError
+from edgedeploy.runtime.video import Frame, VideoOptions, classify_video, source_kind
 
 ROOT = Path(__file__).resolve().parents[1]
 W, H = 96, 72
@@ -45,7 +45,7 @@ def video(tmp_path_factory) -> tuple[Path, list[np.ndarray]]:
 
 @pytest.mark.parametrize("model", ["model_int8.tflite", "model_float32.onnx"])
 def test_each_frame_answers_like_the_same_array(capsys, edge_models, video, model):
-    from edge_runtime import ImageClassifier
+    from edgedeploy.runtime import ImageClassifier
 
     path, frames = video
     assert main([str(edge_models / model), "--video", str(path), "--json", "--top-k", "3"]) == 0
@@ -84,7 +84,7 @@ class _Clock:
 
 class _Clf:
     def predict(self, rgb):
-        from edge_runtime.classifier import Prediction
+        from edgedeploy.runtime.classifier import Prediction
 
         return Prediction(label="x", score=1.0, index=0, top_k=[("x", 1.0)])
 
@@ -154,7 +154,7 @@ def test_without_opencv_the_error_names_the_extra(tmp_path, edge_models):
     clip = tmp_path / "clip.avi"
     clip.write_bytes(b"whatever")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "block"), str(ROOT)])}
-    proc = subprocess.run([sys.executable, "-m", "edge_runtime.cli", str(edge_models / "model_int8.tflite"), "--video", str(clip)],
+    proc = subprocess.run([sys.executable, "-m", "edgedeploy.runtime.cli", str(edge_models / "model_int8.tflite"), "--video", str(clip)],
                           capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines() == ["edge-infer: error: --video needs OpenCV, which is not installed: "
@@ -162,7 +162,7 @@ def test_without_opencv_the_error_names_the_extra(tmp_path, edge_models):
 
 
 def test_cv2_is_not_imported_without_video(edge_models):
-    code = ("import sys\nfrom edge_runtime.cli import main\n"
+    code = ("import sys\nfrom edgedeploy.runtime.cli import main\n"
             f"main([{str(edge_models / 'model_int8.tflite')!r}, '--info'])\n"
             "print('cv2' in sys.modules, file=sys.stderr)\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
@@ -181,7 +181,7 @@ def test_sigint_in_a_real_process_exits_130_with_the_summary(tmp_path, edge_mode
     for i in range(40):
         writer.write(cv2.cvtColor(frames[i % len(frames)], cv2.COLOR_RGB2BGR))
     writer.release()
-    proc = subprocess.Popen([sys.executable, "-m", "edge_runtime.cli", str(edge_models / "model_int8.tflite"), "--video",
+    proc = subprocess.Popen([sys.executable, "-m", "edgedeploy.runtime.cli", str(edge_models / "model_int8.tflite"), "--video",
                              str(path), "--json", "--fps", "4"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:

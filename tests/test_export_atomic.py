@@ -37,8 +37,8 @@ def _half_then_fail(tmp: Path, data: bytes) -> None:
 
 @pytest.mark.parametrize("previous", [False, True], ids=["fresh", "over-previous"])
 def test_writer_failing_half_way_leaves_no_partial_file(tmp_path: Path, monkeypatch, capsys, previous: bool) -> None:
-    import export.pipeline as pipeline
-    from export.cli import main
+    import edgedeploy.export.pipeline as pipeline
+    from edgedeploy.export.cli import main
 
     run = copy_run(tiny_run(), tmp_path / "run")
     out = tmp_path / "out"
@@ -64,8 +64,8 @@ def test_writer_failing_half_way_leaves_no_partial_file(tmp_path: Path, monkeypa
 
 DRIVER = r"""
 import sys, time
-import export.pipeline as pipeline
-from export.cli import main
+import edgedeploy.export.pipeline as pipeline
+from edgedeploy.export.cli import main
 
 def slow_writer(tmp, data):
     with open(tmp, "wb") as f:
@@ -83,7 +83,7 @@ sys.exit(main(sys.argv[1:]))
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
 def test_killed_mid_write_leaves_previous_file(tmp_path: Path, sig: int) -> None:
-    from export.cli import main
+    from edgedeploy.export.cli import main
 
     run = copy_run(tiny_run(), tmp_path / "run")
     out = tmp_path / "out"

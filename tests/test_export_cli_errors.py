@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from export.cli import main
+from edgedeploy.export.cli import main
 from export_fixtures import ROOT, manifest_dict
 
 
@@ -124,7 +124,7 @@ def test_output_is_a_file(fake_run: Path, tmp_path: Path, capsys) -> None:
 def test_flag_errors_never_import_tensorflow(fake_run: Path) -> None:
     """Usage errors cost milliseconds: they are found before TensorFlow is imported."""
     code = (
-        "import sys; from export.cli import main\n"
+        "import sys; from edgedeploy.export.cli import main\n"
         f"rc = main([{str(fake_run)!r}, '--format', 'onnx', '--quantize', 'int16x8'])\n"
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'tensorflow was imported'\n"
         "sys.exit(rc)\n"
@@ -137,7 +137,7 @@ def test_flag_errors_never_import_tensorflow(fake_run: Path) -> None:
 
 def test_help_lists_formats_and_modes_without_tensorflow() -> None:
     code = (
-        "import sys; from export.cli import main\n"
+        "import sys; from edgedeploy.export.cli import main\n"
         "rc = main(['--help'])\n"
         "assert 'tensorflow' not in sys.modules and 'tf2onnx' not in sys.modules and 'onnx' not in sys.modules\n"
         "sys.exit(rc)\n"
@@ -181,7 +181,7 @@ def test_manifest_missing_fields(fake_run: Path, capsys) -> None:
 
 
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:
-    from edge_runtime.errors import EdgeDeployError
+    from edgedeploy.core.errors import EdgeDeployError
 
     with pytest.raises(EdgeDeployError, match="run folder or model not found"):
         main([str(tmp_path / "nope"), "--debug"])

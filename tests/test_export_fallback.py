@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from export.cli import main
+from edgedeploy.export.cli import main
 from export_fixtures import copy_run, tiny_run
 
 pytestmark = pytest.mark.tf
@@ -37,7 +37,7 @@ def test_sequential_model_takes_the_tf2onnx_fallback(tmp_path: Path) -> None:
 
 
 def test_forced_tf2onnx_fallback_on_functional_model(tmp_path: Path, monkeypatch) -> None:
-    import export.formats.onnx as onnx_fmt
+    import edgedeploy.export.formats.onnx as onnx_fmt
 
     def broken(*args, **kwargs):
         raise KeyError("keras_tensor_7")
@@ -52,7 +52,7 @@ def test_forced_tf2onnx_fallback_on_functional_model(tmp_path: Path, monkeypatch
 
 
 def test_forced_tflite_saved_model_fallback(tmp_path: Path, monkeypatch) -> None:
-    import export.formats.tflite as tflite_fmt
+    import edgedeploy.export.formats.tflite as tflite_fmt
 
     def broken(model):
         raise RuntimeError("from_keras_model is broken on this Keras")
@@ -72,7 +72,7 @@ def test_forced_tflite_saved_model_fallback(tmp_path: Path, monkeypatch) -> None
 
 
 def test_both_paths_failing_is_one_line_exit_1(tmp_path: Path, monkeypatch, capsys) -> None:
-    import export.formats.onnx as onnx_fmt
+    import edgedeploy.export.formats.onnx as onnx_fmt
 
     def broken(*args, **kwargs):
         raise ValueError("unsupported op FancyOp")

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from export.cli import main
+from edgedeploy.export.cli import main
 from export_fixtures import copy_run, tiny_run
 
 pytestmark = pytest.mark.tf
@@ -57,8 +57,8 @@ def test_black_calibration_is_rejected(run: Path, black_images: Path, tmp_path: 
     assert worst and len(worst) <= 5 and all("scope" in w and "rmse_over_scale" in w for w in worst)
     assert any("--keep-float" in line for line in err)
     # The rejected file still carries its manifest, with the verdict.
-    from edge_runtime.backends.tflite_check import read_tflite_metadata
-    from edge_runtime.manifest import EMBED_KEY
+    from edgedeploy.runtime.formats.tflite import read_tflite_metadata
+    from edgedeploy.runtime.manifest import EMBED_KEY
 
     meta = json.loads(read_tflite_metadata((out / "model_int8.tflite.rejected").read_bytes())[EMBED_KEY])
     assert meta["metrics"]["gate"]["passed"] is False
@@ -104,7 +104,7 @@ def test_float32_probability_tolerance_is_enforced(run: Path, tmp_path: Path, ca
 
 
 def test_keep_float_leaves_named_layers_in_float(run: Path, tmp_path: Path) -> None:
-    from edge_runtime import ImageClassifier
+    from edgedeploy.runtime import ImageClassifier
 
     out = tmp_path / "out"
     rc = main([str(run), "--format", "all", "--quantize", "int8", "--keep-float", "predictions", "--output", str(out),
@@ -142,7 +142,7 @@ def test_misspelled_keep_float_is_a_usage_error_before_any_file(run: Path, tmp_p
 
 
 def test_keep_float_on_the_first_layer_says_the_input_type_changed(run: Path, tmp_path: Path, capsys) -> None:
-    from edge_runtime import ImageClassifier
+    from edgedeploy.runtime import ImageClassifier
 
     out = tmp_path / "out"
     rc = main([str(run), "--quantize", "int8", "--keep-float", "conv1", "--output", str(out), "--parity-samples", "60",
@@ -159,7 +159,7 @@ def test_keep_float_on_the_first_layer_says_the_input_type_changed(run: Path, tm
 
 @pytest.mark.parametrize("io", ["int8", "float32"])
 def test_tflite_int8_io_types(run: Path, tmp_path: Path, io: str) -> None:
-    from edge_runtime import ImageClassifier
+    from edgedeploy.runtime import ImageClassifier
 
     out = tmp_path / "out"
     assert main([str(run), "--quantize", "int8", "--io", io, "--output", str(out), "--parity-samples", "60",
@@ -191,7 +191,7 @@ def test_gate_policies_on_thin_evidence(run: Path, tmp_path: Path, capsys) -> No
 def test_parity_data_adds_labelled_evidence(run: Path, tmp_path: Path, capsys) -> None:
     from PIL import Image
 
-    from edge_runtime.datasets import load_digits
+    from edgedeploy.runtime.datasets import load_digits
 
     extra = tmp_path / "extra"
     ds = load_digits("validation")
@@ -224,7 +224,7 @@ def test_photo_run_good_int8_accepted_and_grey_calibration_rejected(tmp_path: Pa
     if not SHARED_PHOTOS.is_dir():
         pytest.skip(PHOTOS_REASON)
     run = tmp_path / "run"
-    proc = subprocess.run([sys.executable, "-m", "train.cli", "--model", "small_cnn", "--data", str(SHARED_PHOTOS),
+    proc = subprocess.run([sys.executable, "-m", "edgedeploy.train.cli", "--model", "small_cnn", "--data", str(SHARED_PHOTOS),
                            "--image-size", "64", "--epochs", "15", "--no-augment", "--output", str(run)],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]

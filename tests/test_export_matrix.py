@@ -27,7 +27,7 @@ QUANTIZE = {"float32": "none", "float16": "float16", "dynamic": "dynamic", "int8
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory) -> dict:
-    from export.cli import main
+    from edgedeploy.export.cli import main
 
     run = copy_run(tiny_run(), tmp_path_factory.mktemp("matrix") / "run")
     # The gate's accuracy limit is loosened here: with 269 test images one image
@@ -42,8 +42,8 @@ def keras_reference(exported) -> dict:
     """Keras probabilities on the raw test split, preprocessed as at training."""
     import keras
 
-    from edge_runtime.manifest import Manifest
-    from export.data import load_split, preprocess_images
+    from edgedeploy.runtime.manifest import Manifest
+    from edgedeploy.export.data import load_split, preprocess_images
 
     run = exported["run"]
     test = load_split(run, "test")
@@ -73,7 +73,7 @@ def test_every_file_written_and_accepted(exported) -> None:
 
 @pytest.mark.parametrize("name", FILES)
 def test_file_through_edge_runtime_matches_keras(exported, keras_reference, name: str) -> None:
-    from edge_runtime import ImageClassifier
+    from edgedeploy.runtime import ImageClassifier
 
     clf = ImageClassifier(exported["out"] / name, threads=2)
     assert clf.manifest_found
@@ -94,7 +94,7 @@ def test_file_through_edge_runtime_matches_keras(exported, keras_reference, name
 
 
 def test_tflite_int8_io_is_uint8_by_default(exported) -> None:
-    from edge_runtime import ImageClassifier
+    from edgedeploy.runtime import ImageClassifier
 
     clf = ImageClassifier(exported["out"] / "model_int8.tflite")
     assert clf.backend.input.dtype == np.uint8 and clf.backend.output.dtype == np.uint8
@@ -109,16 +109,16 @@ def test_embedded_manifest_reads_back_without_tensorflow(exported) -> None:
 import json, shutil, sys, tempfile
 from pathlib import Path
 import numpy as np
-from edge_runtime import ImageClassifier
-from edge_runtime.backends.onnx_check import read_onnx_metadata
-from edge_runtime.backends.tflite_check import read_tflite_metadata
-from edge_runtime.manifest import EMBED_KEY, Manifest
+from edgedeploy.runtime import ImageClassifier
+from edgedeploy.runtime.formats import get_format
+from edgedeploy.runtime.formats.tflite import read_tflite_metadata
+from edgedeploy.runtime.manifest import EMBED_KEY, Manifest
 out, names = Path(sys.argv[1]), sys.argv[2:]
 alone = Path(tempfile.mkdtemp())
 result = {}
 for name in names:
     p = out / name
-    raw = read_tflite_metadata(p.read_bytes())[EMBED_KEY].decode() if p.suffix == ".tflite" else read_onnx_metadata(p)[EMBED_KEY]
+    raw = read_tflite_metadata(p.read_bytes())[EMBED_KEY].decode() if p.suffix == ".tflite" else get_format("onnx").read_metadata(p)[EMBED_KEY]
     m = Manifest.from_json(raw)
     shutil.copy(p, alone / name)  # no sidecar beside it
     clf = ImageClassifier(alone / name)
@@ -135,7 +135,7 @@ print(json.dumps(result))
                        cwd=ROOT, timeout=300, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert r.returncode == 0, r.stderr
     got = json.loads(r.stdout)
-    from edge_runtime.manifest import sha256_file
+    from edgedeploy.runtime.manifest import sha256_file
 
     exported_rows = {row["file"]: row for row in exported["report"]["files"]}
 
@@ -156,13 +156,13 @@ print(json.dumps(result))
 
 
 def test_sidecar_equals_embedded_manifest(exported) -> None:
-    from edge_runtime.backends.onnx_check import read_onnx_metadata
-    from edge_runtime.backends.tflite_check import read_tflite_metadata
-    from edge_runtime.manifest import EMBED_KEY
+    from edgedeploy.runtime.formats import get_format
+    from edgedeploy.runtime.formats.tflite import read_tflite_metadata
+    from edgedeploy.runtime.manifest import EMBED_KEY
 
     for name in FILES:
         p = exported["out"] / name
-        raw = read_tflite_metadata(p.read_bytes())[EMBED_KEY].decode() if p.suffix == ".tflite" else read_onnx_metadata(p)[EMBED_KEY]
+        raw = read_tflite_metadata(p.read_bytes())[EMBED_KEY].decode() if p.suffix == ".tflite" else get_format("onnx").read_metadata(p)[EMBED_KEY]
         side = json.loads((exported["out"] / (name + ".json")).read_text())
         # the sidecar also records the file's own SHA-256, which the file itself cannot hold
         assert side.pop("sha256") == hashlib.sha256(p.read_bytes()).hexdigest(), name
@@ -202,7 +202,7 @@ def test_report_fields(exported) -> None:
 
 
 def test_second_run_needs_force_and_keeps_files(exported, capsys) -> None:
-    from export.cli import main
+    from edgedeploy.export.cli import main
 
     before = (exported["out"] / "model_int8.tflite").read_bytes()
     rc = main([str(exported["run"]), "--format", "tflite", "--quantize", "int8"])
@@ -214,9 +214,9 @@ def test_second_run_needs_force_and_keeps_files(exported, capsys) -> None:
 def test_tflite_re_embedding_keeps_one_entry(exported, tmp_path) -> None:
     from ai_edge_litert.tools import flatbuffer_utils
 
-    from edge_runtime import ImageClassifier
-    from edge_runtime.manifest import EMBED_KEY
-    from export.embed import embed_tflite, read_embedded
+    from edgedeploy.runtime import ImageClassifier
+    from edgedeploy.runtime.manifest import EMBED_KEY
+    from edgedeploy.export.embed import embed_tflite, read_embedded
 
     data = (exported["out"] / "model_int8.tflite").read_bytes()
     again = embed_tflite(embed_tflite(data, '{"replaced": 1}'), '{"replaced": 2}')

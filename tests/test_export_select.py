@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from edge_runtime.errors import EdgeDeployError
-from export.select import (Candidate, better_unproven, check_selection, choose, match_report, read_latency_rows,
+from edgedeploy.core.errors import EdgeDeployError
+from edgedeploy.export.select import (Candidate, better_unproven, check_selection, choose, match_report, read_latency_rows,
                            reason_lines, slow_warnings)
 
 
@@ -101,7 +101,7 @@ def test_a_report_without_latency_rows_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.tf
 def test_export_select_fastest_from_another_devices_report(tmp_path: Path, capsys) -> None:
-    from export.cli import main
+    from edgedeploy.export.cli import main
     from export_fixtures import copy_run, tiny_run
 
     run = copy_run(tiny_run(), tmp_path / "run")

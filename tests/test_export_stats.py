@@ -18,8 +18,8 @@ import math
 import numpy as np
 import pytest
 
-from export import stats
-from export.gate import Agreement, ClassEvidence, Evidence, GatePolicy, PairedCounts, decide
+from edgedeploy.export import stats
+from edgedeploy.export.gate import Agreement, ClassEvidence, Evidence, GatePolicy, PairedCounts, decide
 
 
 def _binom_le(k: int, n: int, p: float) -> float:

@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_runtime.errors import EdgeDeployError
-from export.calibration import check_sample_count, list_images
-from export.formats import FORMATS, MODES, format_names
-from export.formats.base import _unique_name, keras_layer_scopes, match_nodes, mode_tag
-from export.parity import Reference, compare, gate
-from export.pipeline import ExportOptions, plan
-from export.report import merge_rows, size_ratios, text_table
+from edgedeploy.core.errors import EdgeDeployError
+from edgedeploy.export.calibration import check_sample_count, list_images
+from edgedeploy.export.formats import FORMATS, MODES, format_names
+from edgedeploy.export.formats.base import _unique_name, keras_layer_scopes, match_nodes, mode_tag
+from edgedeploy.export.parity import Reference, compare, gate
+from edgedeploy.export.pipeline import ExportOptions, plan
+from edgedeploy.export.report import merge_rows, size_ratios, text_table
 
 
 def _plan(**kw) -> list[tuple[str, str]]:
@@ -161,9 +161,9 @@ def test_embed_onnx_round_trip_readable_by_the_device() -> None:
     import onnx
     from onnx import TensorProto, helper
 
-    from edge_runtime.formats import get_format
-    from edge_runtime.manifest import EMBED_KEY
-    from export.embed import embed_onnx, read_embedded
+    from edgedeploy.runtime.formats import get_format
+    from edgedeploy.runtime.manifest import EMBED_KEY
+    from edgedeploy.export.embed import embed_onnx, read_embedded
 
     graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 2])],

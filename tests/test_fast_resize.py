@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge_runtime.preprocess import _bilinear_plan, resize, resize_reference
+from edgedeploy.runtime.preprocess import _bilinear_plan, resize, resize_reference
 
 
 def _old_nearest(image: np.ndarray, height: int, width: int) -> np.ndarray:

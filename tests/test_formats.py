@@ -1,4 +1,4 @@
-"""edge_runtime.formats: one module per model file format (suffix, verify, embedded manifest, sidecar).
+"""edgedeploy.runtime.formats: one module per model file format (suffix, verify, embedded manifest, sidecar).
 
 TF-free: the models are the cached edge fixtures; writing a TFLite manifest
 uses ai_edge_litert's flatbuffer tools, ONNX's is pure Python (checked against
@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from edge_fixtures import edge_models  # noqa: F401  (pytest fixture)
-from edge_runtime.backends import BACKENDS
-from edge_runtime.errors import EdgeDeployError, ModelError
-from edge_runtime.formats import (FORMATS, format_for_path, get_format, is_model_path, model_suffixes, read_manifest,
+from edgedeploy.runtime.backends import BACKENDS
+from edgedeploy.core.errors import EdgeDeployError, ModelError
+from edgedeploy.runtime.formats import (FORMATS, format_for_path, get_format, is_model_path, model_suffixes, read_manifest,
                                   sidecar_path, verify_model_file)
-from edge_runtime.manifest import EMBED_KEY, Manifest
+from edgedeploy.runtime.manifest import EMBED_KEY, Manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -112,7 +112,7 @@ def test_tflite_manifest_round_trip_on_a_real_model(edge_models, tmp_path):
     assert read_manifest(out).model_name == "second"
     assert json.loads(fmt.manifest_text(again)) == _manifest(edge_models, model_name="second").to_dict()
 
-    from edge_runtime import ImageClassifier  # the device loads the rewritten file and reads the same manifest
+    from edgedeploy.runtime import ImageClassifier  # the device loads the rewritten file and reads the same manifest
 
     clf = ImageClassifier(out, probe="never")
     assert clf.manifest_found and clf.manifest.model_name == "second"
@@ -158,7 +158,7 @@ def test_strip_manifest_makes_a_no_manifest_model_from_a_real_export(edge_models
     out = tmp_path / model
     out.write_bytes(bare)
     fmt.verify(out)
-    from edge_runtime import ImageClassifier
+    from edgedeploy.runtime import ImageClassifier
 
     with pytest.warns(UserWarning, match="carries no manifest"):
         clf = ImageClassifier(out, probe="never")
@@ -179,7 +179,7 @@ def test_read_manifest_falls_back_to_the_sidecar_and_skips_damage_unless_strict(
 
 
 def test_export_embeds_only_through_the_format_layer(edge_models):
-    from export.embed import embed_manifest, read_embedded
+    from edgedeploy.export.embed import embed_manifest, read_embedded
 
     data = (edge_models / "model_float32.onnx").read_bytes()
     m = _manifest(edge_models, model_name="via-export")
@@ -187,21 +187,6 @@ def test_export_embeds_only_through_the_format_layer(edge_models):
     assert Manifest.from_json(read_embedded("onnx", embed_manifest("onnx", data, m))).model_name == "via-export"
     with pytest.raises(EdgeDeployError, match="unknown model format 'pb'"):
         embed_manifest("pb", data, m)
-
-
-def test_the_old_check_modules_still_answer(edge_models):
-    # edge_runtime.backends.tflite_check / onnx_check are kept for callers of the first version
-    from edge_runtime.backends.onnx_check import read_onnx_metadata, verify_onnx
-    from edge_runtime.backends.tflite_check import read_tflite_metadata, verify_tflite, verify_tflite_bytes
-
-    tflite = edge_models / "model_float32.tflite"
-    verify_tflite(tflite)
-    verify_tflite_bytes(tflite.read_bytes())
-    assert read_tflite_metadata(tflite.read_bytes())[EMBED_KEY].startswith(b"{")
-    verify_onnx(edge_models / "model_float32.onnx")
-    assert read_onnx_metadata(edge_models / "model_float32.onnx")[EMBED_KEY].startswith("{")
-    with pytest.raises(ModelError, match="not a valid TFLite model"):
-        verify_tflite(edge_models / "model_float32.onnx")
 
 
 # -- one home for format knowledge ------------------------------------------------------------

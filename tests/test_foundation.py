@@ -8,10 +8,10 @@ import shutil
 
 import pytest
 
-from edge_runtime.errors import EdgeDeployError, ManifestError
-from edge_runtime.io import atomic_path, atomic_write_json, atomic_write_text
-from edge_runtime.manifest import Manifest, Normalization, Quantization, TensorSpec
-from edge_runtime.registry import Registry
+from edgedeploy.core.errors import EdgeDeployError, ManifestError
+from edgedeploy.core.io import atomic_path, atomic_write_json, atomic_write_text
+from edgedeploy.runtime.manifest import Manifest, Normalization, Quantization, TensorSpec
+from edgedeploy.core.registry import Registry
 
 
 def _manifest(**kw) -> Manifest:
@@ -73,8 +73,8 @@ def test_atomic_write_leaves_previous_file_when_writer_fails(tmp_path):
 
 _WRITE_INTO = """
 import sys
-from edge_runtime.errors import EdgeDeployError
-from edge_runtime.io import atomic_write_json
+from edgedeploy.core.errors import EdgeDeployError
+from edgedeploy.core.io import atomic_write_json
 try:
     atomic_write_json(sys.argv[1], {"a": 1})
 except EdgeDeployError as exc:

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from edge_fixtures import edge_models  # noqa: F401  (pytest fixture)
-from edge_runtime.fuzzing import KINDS, FuzzWorker, apply_mutations, seed_images
+from edgedeploy.bench.fuzzing import KINDS, FuzzWorker, apply_mutations, seed_images
 
 CASES = int(os.environ.get("EDGEDEPLOY_FUZZ_CASES", "200"))
 MUTATIONS = st.lists(st.tuples(st.sampled_from(KINDS), st.floats(0, 1, exclude_max=True), st.integers(0, 65535)),

@@ -43,7 +43,7 @@ def test_two_builders_at_once_build_once_and_share_the_folder(fresh_cache, monke
 
 def test_a_chain_that_cannot_be_built_fails_the_test_with_the_commands_error(fresh_cache, monkeypatch):
     def bad_train(work: Path) -> Path:
-        model_fixtures._run("-m", "train", "--model", "no_such_model", "--output", str(work / "run"), what="train-model")
+        model_fixtures._run("-m", "edgedeploy.train", "--model", "no_such_model", "--output", str(work / "run"), what="train-model")
         return work / "run"
 
     monkeypatch.setattr(model_fixtures, "_train", bad_train)

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 from edge_fixtures import edge_models, truth  # noqa: F401  (pytest fixtures)
-from edge_runtime import ImageClassifier
-from edge_runtime.cli import expand_inputs, main
-from edge_runtime.errors import EdgeDeployError, ImageError
-from edge_runtime.pipeline import Pipeline, PipelineOptions, iter_predictions
+from edgedeploy.runtime import ImageClassifier
+from edgedeploy.runtime.cli import expand_inputs, main
+from edgedeploy.core.errors import EdgeDeployError, ImageError
+from edgedeploy.runtime.pipeline import Pipeline, PipelineOptions, iter_predictions
 
 
 def _json_lines(out: str) -> list[dict]:

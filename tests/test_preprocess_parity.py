@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 
 from edge_fixtures import edge_models  # noqa: F401  (pytest fixture)
-from edge_runtime.manifest import Manifest, Normalization
-from edge_runtime.preprocess import load_image, preprocess
+from edgedeploy.runtime.manifest import Manifest, Normalization
+from edgedeploy.runtime.preprocess import load_image, preprocess
 
 pytestmark = pytest.mark.tf
 tf = pytest.importorskip("tensorflow", reason="the training side of the comparison needs TensorFlow")
@@ -39,7 +39,7 @@ def _manifest(size=160, method="bilinear", in_graph=False, mean=(0.0, 0.0, 0.0),
 
 def _tf_side(data: bytes, manifest: Manifest) -> np.ndarray:
     try:
-        from train.preprocess_tf import decode_and_preprocess
+        from edgedeploy.train.preprocess_tf import decode_and_preprocess
     except ImportError:
         decode_and_preprocess = None
     if decode_and_preprocess is not None:
@@ -113,7 +113,7 @@ def test_normalization_math_and_colour_order_match():
 
 @pytest.mark.slow
 def test_model_gives_the_same_top1_through_both_paths(edge_models):
-    from edge_runtime import ImageClassifier
+    from edgedeploy.runtime import ImageClassifier
 
     clf = ImageClassifier(edge_models / "model_float32.tflite")
     m = clf.manifest

@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 
 from edge_fixtures import edge_models, truth  # noqa: F401  (pytest fixtures)
-from edge_runtime import ImageClassifier
-from edge_runtime.formats._tflite_flatbuffer import _Reader
-from edge_runtime.formats.tflite import STANDARD_METADATA, TFLiteFormat, packed_files, read_tflite_metadata, split_packed
-from edge_runtime.manifest import Manifest
+from edgedeploy.runtime import ImageClassifier
+from edgedeploy.runtime.formats._tflite_flatbuffer import _Reader
+from edgedeploy.runtime.formats.tflite import STANDARD_METADATA, TFLiteFormat, packed_files, read_tflite_metadata, split_packed
+from edgedeploy.runtime.manifest import Manifest
 
 TFLITE = ("model_float32.tflite", "model_int8.tflite")
 MEDIAPIPE = "mediapipe==0.10.21"  # the last MediaPipe whose metadata module imports on its own (1.2.3 lacks it)
@@ -78,7 +78,7 @@ def test_rewriting_the_manifest_keeps_the_packed_labels(edge_models):
 
 
 def test_info_names_the_standard_metadata(edge_models, capsys):
-    from edge_runtime.cli import main
+    from edgedeploy.runtime.cli import main
 
     assert main([str(edge_models / "model_int8.tflite"), "--info", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
@@ -89,7 +89,7 @@ def test_info_names_the_standard_metadata(edge_models, capsys):
 
 @pytest.mark.tf
 def test_models_the_metadata_cannot_describe_get_a_note_and_no_metadata(edge_models):
-    from export.formats import FORMATS
+    from edgedeploy.export.formats import FORMATS
 
     data = (edge_models / "model_float32.tflite").read_bytes()
     bare = TFLiteFormat().write_metadata(data, STANDARD_METADATA, None)
@@ -172,7 +172,7 @@ def test_mediapipe_reads_the_metadata_and_classifies_like_edge_runtime(edge_mode
 # -- edge_runtime reads it: a classifier from another tool, with no edgedeploy manifest -------------
 def _foreign(edge_models, tmp_path, manifest_changes: dict) -> Path:
     """model_float32.tflite as another tool would ship it: the standard metadata only, no edgedeploy manifest."""
-    from export.formats._tflite_metadata import add
+    from edgedeploy.export.formats._tflite_metadata import add
 
     data = (edge_models / "model_float32.tflite").read_bytes()
     manifest = Manifest.from_json((edge_models / "model_float32.tflite.json").read_text()).replace(**manifest_changes)
@@ -193,7 +193,7 @@ def test_a_file_with_only_the_standard_metadata_gets_its_labels_and_normalizatio
     for n in sorted(truth)[:10]:
         p = edge_models / "images" / n
         assert clf.predict(p).label == words[int(ref.predict(p).label)]
-    from edge_runtime.cli import main
+    from edgedeploy.runtime.cli import main
 
     assert main([str(path), "--info"]) == 0
     assert "labels and input (raw 0..255) from the standard TFLite metadata" in capsys.readouterr().out

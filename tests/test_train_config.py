@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from train_fixtures import ROOT, not_in_debug_mode, run_cli  # noqa: F401  (not_in_debug_mode: autouse)
-from edge_runtime.errors import EdgeDeployError
-from train.cli import build_parser, config_from_args
-from train.config import TrainConfig, load_config_file, resolve
-from train.data import DATASETS, choose_indices
-from train.models import MODELS
+from edgedeploy.core.errors import EdgeDeployError
+from edgedeploy.train.cli import build_parser, config_from_args
+from edgedeploy.train.config import TrainConfig, load_config_file, resolve
+from edgedeploy.train.data import DATASETS, choose_indices
+from edgedeploy.train.models import MODELS
 
 
 def test_registries_list_models_and_datasets():
@@ -124,7 +124,7 @@ def test_cli_user_errors_exit_2_with_one_line(args, needle):
 
 
 def test_interrupt_during_checkpoint_write_is_deferred():
-    from train.checkpoints import InterruptGuard
+    from edgedeploy.train.checkpoints import InterruptGuard
 
     guard = InterruptGuard()
     with guard.critical():
@@ -139,7 +139,7 @@ def test_interrupt_during_checkpoint_write_is_deferred():
 
 
 def test_train_state_round_trip_and_early_stopping(tmp_path):
-    from train.checkpoints import TrainState
+    from edgedeploy.train.checkpoints import TrainState
 
     state = TrainState()
     assert state.record_epoch({"epoch": 1, "loss": 1.0}, val_loss=0.5, patience=2) is True

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from train_fixtures import PHOTOS_REASON, SHARED_PHOTOS, color_image, encode, make_image_folder, tiny_config
-from edge_runtime.errors import EdgeDeployError
-from edge_runtime.manifest import Manifest, Normalization
-from edge_runtime.preprocess import load_image, preprocess
-from train.config import resolve
-from train.data import DATASETS, load_split
-from train.data.folder import scan_folder, split_files
+from edgedeploy.core.errors import EdgeDeployError
+from edgedeploy.runtime.manifest import Manifest, Normalization
+from edgedeploy.runtime.preprocess import load_image, preprocess
+from edgedeploy.train.config import resolve
+from edgedeploy.train.data import DATASETS, load_split
+from edgedeploy.train.data.folder import scan_folder, split_files
 
 pytestmark = pytest.mark.tf
 
@@ -147,7 +147,7 @@ def test_load_split_folder_gives_raw_images_and_balanced_samples(tmp_path):
 
 
 def test_load_split_digits_matches_edge_runtime(tmp_path):
-    from edge_runtime.datasets import load_digits
+    from edgedeploy.runtime.datasets import load_digits
 
     cfg = resolve(tiny_config(tmp_path))
     run = _fake_run(tmp_path, cfg, DATASETS.get("digits").prepare(cfg, None))
@@ -163,7 +163,7 @@ def test_load_split_digits_matches_edge_runtime(tmp_path):
 @pytest.mark.parametrize("name, classes", [("cats_vs_dogs", 2), ("tf_flowers", 5)])
 def test_tfds_loaders_under_mock_data(tmp_path, name, classes):
     tfds = pytest.importorskip("tensorflow_datasets")
-    from train.pipeline import build_dataset
+    from edgedeploy.train.pipeline import build_dataset
 
     cfg = resolve(tiny_config(tmp_path, dataset=name))
     assert cfg.image_size == 32
@@ -197,8 +197,8 @@ def test_tfds_missing_dataset_is_one_line_error(tmp_path, monkeypatch):
 # -- preprocessing parity --------------------------------------------------------------
 @pytest.mark.parametrize("model", ["small_cnn", "vgg16", "mobilenet_v2"])
 def test_preprocess_images_matches_device(model):
-    from edge_runtime.preprocess import normalize, resize
-    from train.preprocess_tf import preprocess_images
+    from edgedeploy.runtime.preprocess import normalize, resize
+    from edgedeploy.train.preprocess_tf import preprocess_images
 
     m = _manifests(48)[model]
     mixed = [color_image((200, 40, 40), (40, 30), seed=1), color_image((10, 250, 90), (97, 61), seed=2),
@@ -216,7 +216,7 @@ def test_preprocess_images_matches_device(model):
 def test_decode_and_preprocess_matches_device_on_jpeg_with_exif(orientation):
     from PIL import Image
 
-    from train.preprocess_tf import decode_and_preprocess
+    from edgedeploy.train.preprocess_tf import decode_and_preprocess
     import io
 
     img = Image.fromarray(color_image((180, 90, 30), (50, 70), seed=orientation))
@@ -230,7 +230,7 @@ def test_decode_and_preprocess_matches_device_on_jpeg_with_exif(orientation):
 
 @pytest.mark.skipif(not SHARED_PHOTOS.is_dir(), reason=PHOTOS_REASON)
 def test_decode_and_preprocess_matches_device_on_real_photos():
-    from train.preprocess_tf import decode_and_preprocess
+    from edgedeploy.train.preprocess_tf import decode_and_preprocess
 
     files = sorted(SHARED_PHOTOS.glob("*/*.jpg"))[::40][:20]
     m = _manifests(160)["vgg16"]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import train_fixtures  # noqa: F401  (puts the checkout on sys.path)
-from train.evaluate import classification_metrics, confusion_matrix, metrics_markdown, write_metrics
+from edgedeploy.train.evaluate import classification_metrics, confusion_matrix, metrics_markdown, write_metrics
 
 LABELS = ["cat", "dog", "bird"]
 Y_TRUE = [0, 0, 0, 1, 1, 2, 2, 2, 2]

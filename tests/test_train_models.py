@@ -7,16 +7,16 @@ import numpy as np
 import pytest
 
 import train_fixtures  # noqa: F401
-from edge_runtime.errors import EdgeDeployError
-from train.finetune import apply_strategy, phases, trainable_report
-from train.macs import count_macs
-from train.models import build_model
+from edgedeploy.core.errors import EdgeDeployError
+from edgedeploy.train.finetune import apply_strategy, phases, trainable_report
+from edgedeploy.train.macs import count_macs
+from edgedeploy.train.models import build_model
 
 pytestmark = pytest.mark.tf
 
 
 def _keras():
-    from train._tf import import_keras
+    from edgedeploy.train._tf import import_keras
 
     return import_keras()
 
@@ -128,7 +128,7 @@ def test_unknown_unfreeze_layer_lists_valid_names(vgg16):
 
 
 def test_two_phase_schedule():
-    from train.config import TrainConfig, resolve
+    from edgedeploy.train.config import TrainConfig, resolve
 
     cfg = resolve(TrainConfig(model="vgg16", dataset="digits", weights="none", finetune="two-phase", epochs=3,
                               fine_tune_epochs=2, output="x"))

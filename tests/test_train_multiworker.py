@@ -22,7 +22,7 @@ import pytest
 
 from train_fixtures import ROOT, not_in_debug_mode  # noqa: F401  (autouse: no inherited --debug)
 
-from edge_runtime.errors import EdgeDeployError
+from edgedeploy.core.errors import EdgeDeployError
 
 
 def _free_ports(n: int) -> list[int]:
@@ -39,7 +39,7 @@ def _start(ports: list[int], index: int, output: Path, tmp: Path, *args: str) ->
     tf_config = {"cluster": {"worker": [f"localhost:{p}" for p in ports]}, "task": {"type": "worker", "index": index}}
     env = dict(os.environ, TF_CONFIG=json.dumps(tf_config), TMPDIR=str(tmp),
                PYTHONPATH=str(ROOT) + (os.pathsep + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH") else ""))
-    cmd = [sys.executable, "-m", "train", "--distribute", "multi-worker", "--output", str(output), "--batch-size", "64",
+    cmd = [sys.executable, "-m", "edgedeploy.train", "--distribute", "multi-worker", "--output", str(output), "--batch-size", "64",
            "--patience", "0", *args]
     return subprocess.Popen(cmd, cwd=str(ROOT), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
@@ -168,7 +168,7 @@ def test_peer_never_comes_then_sigterm_during_set_up(tmp_path):
 
 # -- TF-free units --------------------------------------------------------------------
 def test_cluster_task_from_tf_config():
-    from train.cluster import ClusterTask
+    from edgedeploy.train.cluster import ClusterTask
 
     cluster = {"worker": ["a:1", "b:2", "c:3"]}
     assert ClusterTask.from_environ({}).is_chief
@@ -186,8 +186,8 @@ def test_cluster_task_from_tf_config():
 
 
 def test_cluster_timeout_setting(monkeypatch):
-    from train.cluster import DEFAULT_CLUSTER_TIMEOUT, TIMEOUT_ENV, cluster_timeout
-    from train.config import TrainConfig
+    from edgedeploy.train.cluster import DEFAULT_CLUSTER_TIMEOUT, TIMEOUT_ENV, cluster_timeout
+    from edgedeploy.train.config import TrainConfig
 
     monkeypatch.delenv(TIMEOUT_ENV, raising=False)
     assert cluster_timeout(None) == DEFAULT_CLUSTER_TIMEOUT == 120.0
@@ -201,7 +201,7 @@ def test_cluster_timeout_setting(monkeypatch):
 
 
 def test_cli_cluster_timeout_flag_reaches_the_config():
-    from train.cli import build_parser, config_from_args
+    from edgedeploy.train.cli import build_parser, config_from_args
 
     cfg = config_from_args(build_parser().parse_args(["--distribute", "multi-worker", "--cluster-timeout", "45"]))
     assert cfg.cluster_timeout == 45.0 and cfg.distribute == "multi-worker"
@@ -232,7 +232,7 @@ class _FakeProc:
 def test_supervisor_stops_a_silent_training_process(messages, expected):
     import multiprocessing
 
-    from train.cluster import ClusterError, ClusterTask, _supervise
+    from edgedeploy.train.cluster import ClusterError, ClusterTask, _supervise
 
     parent, child = multiprocessing.Pipe(duplex=False)
     for msg in messages:
@@ -249,7 +249,7 @@ def test_supervisor_stops_a_silent_training_process(messages, expected):
 def test_supervisor_accepts_a_done_child_that_hangs_on_exit():
     import multiprocessing
 
-    from train.cluster import ClusterTask, _supervise
+    from edgedeploy.train.cluster import ClusterTask, _supervise
 
     parent, child = multiprocessing.Pipe(duplex=False)
     child.send(("stage", "finish", {}))
@@ -261,7 +261,7 @@ def test_supervisor_accepts_a_done_child_that_hangs_on_exit():
 
 
 def test_peer_error_reason_is_the_why_not_tensorflows_stack():
-    from train.cluster import _reason
+    from edgedeploy.train.cluster import _reason
 
     # The surviving worker's UnavailableError when its peer was killed (TF 2.x, CollectiveReduceV2).
     message = ("Graph execution error:\n\nDetected at node adam/CollectiveReduceV2 defined at (most recent call last):\n"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from train_fixtures import make_image_folder, not_in_debug_mode, run_cli  # noqa: F401  (not_in_debug_mode: autouse)
-from edge_runtime.errors import EdgeDeployError
+from edgedeploy.core.errors import EdgeDeployError
 
 
 # -- TF-free: defaults, warnings, messages ---------------------------------------------
@@ -16,8 +16,8 @@ from edge_runtime.errors import EdgeDeployError
     ("head", True, 1e-3), ("two-phase", True, 1e-3),
 ])
 def test_default_lr_matches_help(finetune, pretrained, lr):
-    from train.cli import build_parser
-    from train.config import LR_HELP, TrainConfig, default_lr, resolve
+    from edgedeploy.train.cli import build_parser
+    from edgedeploy.train.config import LR_HELP, TrainConfig, default_lr, resolve
 
     assert default_lr(finetune, pretrained) == lr
     cfg = resolve(TrainConfig(model="mobilenet_v2", weights="imagenet" if pretrained else "none", finetune=finetune))
@@ -27,7 +27,7 @@ def test_default_lr_matches_help(finetune, pretrained, lr):
 
 
 def test_partial_without_pretrained_weights_warns():
-    from train.config import TrainConfig, config_warnings, resolve
+    from edgedeploy.train.config import TrainConfig, config_warnings, resolve
 
     cfg = resolve(TrainConfig(model="mobilenet_v2", weights="none", finetune="partial", unfreeze_from="block_13_expand"))
     (line,) = config_warnings(cfg)
@@ -38,7 +38,7 @@ def test_partial_without_pretrained_weights_warns():
 
 
 def test_short_reason_keeps_whole_words_and_the_cause():
-    from train.models import short_reason
+    from edgedeploy.train.models import short_reason
 
     offline = Exception("URL fetch failure on https://storage.googleapis.com/tensorflow/keras-applications/vgg16/"
                         "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5: None -- [Errno -2] Name or service not known")
@@ -56,8 +56,8 @@ def test_mobilenet_v2_asks_keras_for_the_weights_of_its_size(size, expected, mon
 
     from keras.src.applications import mobilenet_v2 as keras_mnv2
 
-    from train.models import build_model
-    from train.models.mobilenet_v2 import imagenet_weights_file
+    from edgedeploy.train.models import build_model
+    from edgedeploy.train.models.mobilenet_v2 import imagenet_weights_file
 
     asked = []
 
@@ -86,9 +86,9 @@ def test_mobilenet_v2_asks_keras_for_the_weights_of_its_size(size, expected, mon
 # -- failed runs leave nothing that blocks the retry ---------------------------------------------
 @pytest.mark.tf
 def test_wrong_weights_file_is_one_line_and_the_retry_works(tmp_path, capfd):
-    from train._tf import import_keras
-    from train.cli import main
-    from train.models import build_model
+    from edgedeploy.train._tf import import_keras
+    from edgedeploy.train.cli import main
+    from edgedeploy.train.models import build_model
 
     keras = import_keras()
     wrong = tmp_path / "wrong.weights.h5"
@@ -110,7 +110,7 @@ def test_wrong_weights_file_is_one_line_and_the_retry_works(tmp_path, capfd):
 @pytest.mark.tf
 @pytest.mark.slow
 def test_unfreeze_typo_leaves_nothing_behind(tmp_path, capfd):
-    from train.cli import main
+    from edgedeploy.train.cli import main
 
     data = make_image_folder(tmp_path / "colours", ("red", "blue"), per_class=6)
     run = tmp_path / "run"
@@ -129,8 +129,8 @@ def test_unfreeze_typo_leaves_nothing_behind(tmp_path, capfd):
 
 @pytest.mark.tf
 def test_failure_inside_an_existing_empty_folder_keeps_the_folder(tmp_path):
-    from train import train
-    from train.config import TrainConfig
+    from edgedeploy.train import train
+    from edgedeploy.train.config import TrainConfig
 
     run = tmp_path / "run"
     run.mkdir()
@@ -142,7 +142,7 @@ def test_failure_inside_an_existing_empty_folder_keeps_the_folder(tmp_path):
 
 
 def test_discard_failed_run_removes_only_run_files(tmp_path):
-    from train.trainer import discard_failed_run
+    from edgedeploy.train.trainer import discard_failed_run
 
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
@@ -166,7 +166,7 @@ def test_discard_failed_run_removes_only_run_files(tmp_path):
 # -- training plots ----------------------------------------------------------------------
 def test_curve_plot_has_integer_epochs_and_marks_the_best(tmp_path):
     pytest.importorskip("matplotlib")
-    from train.plots import curve_figure, plot_curve
+    from edgedeploy.train.plots import curve_figure, plot_curve
 
     history = {"epoch": [1, 2, 3, 4, 5], "loss": [1.0, 0.6, 0.4, 0.3, 0.25], "val_loss": [0.9, 0.5, 0.45, 0.47, 0.5]}
     fig = curve_figure(history, "loss", fine_tune_start=4, best_epoch=3)
@@ -186,7 +186,7 @@ def test_prediction_grid_says_what_it_shows():
     pytest.importorskip("matplotlib")
     import numpy as np
 
-    from train.plots import predictions_figure
+    from edgedeploy.train.plots import predictions_figure
 
     images = [np.full((8, 8), 40 * i, np.uint8) for i in range(5)]
     fig = predictions_figure(images, y_true=[1, 0, 1, 1, 0], y_pred=[0, 0, 1, 1, 0], scores=[0.6, 0.9, 0.8, 0.7, 0.99],

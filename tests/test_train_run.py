@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from train_fixtures import PHOTOS_REASON, ROOT, SHARED_PHOTOS, make_image_folder, not_in_debug_mode, tiny_config  # noqa: F401
-from edge_runtime.errors import EdgeDeployError
-from edge_runtime.manifest import Manifest, sha256_file
+from edgedeploy.core.errors import EdgeDeployError
+from edgedeploy.runtime.manifest import Manifest, sha256_file
 
 pytestmark = pytest.mark.tf
 
@@ -25,7 +25,7 @@ RUN_FILES = {"model.keras", "manifest.json", "history.json", "metrics.json", "me
 
 @pytest.fixture(scope="module")
 def digits_run(tmp_path_factory):
-    from train import train
+    from edgedeploy.train import train
 
     tmp = tmp_path_factory.mktemp("digits")
     cfg = tiny_config(tmp, epochs=1)
@@ -33,10 +33,10 @@ def digits_run(tmp_path_factory):
 
 
 def test_run_folder_contents(digits_run):
-    from train._tf import import_keras
-    from train.data import load_split
-    from train.macs import count_macs
-    from edge_runtime.preprocess import preprocess
+    from edgedeploy.train._tf import import_keras
+    from edgedeploy.train.data import load_split
+    from edgedeploy.train.macs import count_macs
+    from edgedeploy.runtime.preprocess import preprocess
 
     cfg, run = digits_run
     assert {p.name for p in run.iterdir()} == RUN_FILES
@@ -67,7 +67,7 @@ def test_run_folder_contents(digits_run):
 
 
 def test_existing_run_needs_force_or_resume(digits_run):
-    from train import train
+    from edgedeploy.train import train
 
     cfg, run = digits_run
     with pytest.raises(EdgeDeployError, match="already exists.*--force.*--resume"):
@@ -77,7 +77,7 @@ def test_existing_run_needs_force_or_resume(digits_run):
 def test_resume_continues_from_the_checkpoint(digits_run, tmp_path):
     import shutil
 
-    from train import train
+    from edgedeploy.train import train
 
     cfg, run = digits_run
     copy = tmp_path / "run"
@@ -93,7 +93,7 @@ def test_resume_continues_from_the_checkpoint(digits_run, tmp_path):
 
 
 def test_interrupted_run_keeps_last_checkpoint_and_resumes(tmp_path, monkeypatch):
-    from train import checkpoints, train, trainer
+    from edgedeploy.train import checkpoints, train, trainer
 
     def stop_after_first(epoch):
         if epoch == 1:
@@ -124,7 +124,7 @@ def tiny_folder(tmp_path):
 
 
 def test_distribute_mirrored_on_cpu(tmp_path, tiny_folder):
-    from train import train
+    from edgedeploy.train import train
 
     cfg = tiny_config(tmp_path, dataset=None, data_dir=str(tiny_folder), distribute="mirrored", batch_size=32, augment=True)
     run = train(cfg)
@@ -136,8 +136,8 @@ def test_distribute_mirrored_on_cpu(tmp_path, tiny_folder):
 
 @pytest.mark.slow  # ~60 s on 2 busy cores: VGG16's train step is traced twice (one per phase)
 def test_two_phase_fine_tuning_vgg16(tmp_path, tiny_folder):
-    from train import train
-    from train._tf import import_keras
+    from edgedeploy.train import train
+    from edgedeploy.train._tf import import_keras
 
     cfg = tiny_config(tmp_path, model="vgg16", weights="none", finetune="two-phase", dataset=None,
                       data_dir=str(tiny_folder), epochs=1, fine_tune_epochs=1, batch_size=32)
@@ -156,7 +156,7 @@ def test_two_phase_fine_tuning_vgg16(tmp_path, tiny_folder):
 def test_cli_vgg16_imagenet_offline_is_one_line(tmp_path, capsys):
     from pathlib import Path
 
-    from train.cli import main
+    from edgedeploy.train.cli import main
 
     if (Path.home() / ".keras/models/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5").exists():
         pytest.skip("ImageNet weights are cached, so nothing fails offline")
@@ -169,7 +169,7 @@ def test_cli_vgg16_imagenet_offline_is_one_line(tmp_path, capsys):
 
 
 def test_cli_trains_with_config_file_and_flags(tmp_path, capsys):
-    from train.cli import main
+    from edgedeploy.train.cli import main
 
     cfg = tmp_path / "c.toml"
     cfg.write_text('epochs = 3\nbatch_size = 128\nimage_size = 32\npatience = 0\n')
@@ -184,7 +184,7 @@ def test_cli_trains_with_config_file_and_flags(tmp_path, capsys):
 def test_sigterm_exits_130_and_resume_finishes(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     run = tmp_path / "run"
-    p = subprocess.Popen([sys.executable, "-m", "train", "--epochs", "30", "--patience", "0", "--output", str(run)],
+    p = subprocess.Popen([sys.executable, "-m", "edgedeploy.train", "--epochs", "30", "--patience", "0", "--output", str(run)],
                          cwd=str(ROOT), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     state = run / "checkpoints/state.json"
     deadline = time.time() + 300
@@ -199,7 +199,7 @@ def test_sigterm_exits_130_and_resume_finishes(tmp_path):
     assert "--resume --output" in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     done = json.loads(state.read_text())["epoch"]
     assert done >= 1 and not (run / "model.keras").exists()
-    r = subprocess.run([sys.executable, "-m", "train", "--resume", "--output", str(run), "--epochs", str(done + 1)],
+    r = subprocess.run([sys.executable, "-m", "edgedeploy.train", "--resume", "--output", str(run), "--epochs", str(done + 1)],
                        cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     assert json.loads((run / "history.json").read_text())["epoch"] == list(range(1, done + 2))
@@ -207,7 +207,7 @@ def test_sigterm_exits_130_and_resume_finishes(tmp_path):
 
 @pytest.mark.slow
 def test_two_phase_mobilenet_v2_graph_mode(tmp_path, tiny_folder):
-    from train import train
+    from edgedeploy.train import train
 
     cfg = tiny_config(tmp_path, model="mobilenet_v2", weights="none", finetune="two-phase", dataset=None,
                       data_dir=str(tiny_folder), epochs=1, fine_tune_epochs=1, batch_size=32)
@@ -220,8 +220,8 @@ def test_two_phase_mobilenet_v2_graph_mode(tmp_path, tiny_folder):
 @pytest.mark.slow
 @pytest.mark.skipif(not SHARED_PHOTOS.is_dir(), reason=PHOTOS_REASON)
 def test_real_photos_folder(tmp_path):
-    from train import train
-    from train.data import load_split
+    from edgedeploy.train import train
+    from edgedeploy.train.data import load_split
 
     cfg = tiny_config(tmp_path, dataset=None, data_dir=str(SHARED_PHOTOS), image_size=64, epochs=2, batch_size=32,
                       augment=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from edge_fixtures import edge_models, truth  # noqa: F401  (pytest fixtures)
-from edge_runtime.watch import watch_folder
+from edgedeploy.runtime.watch import watch_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -66,7 +66,7 @@ def test_watch_can_stay_flat(tmp_path, edge_models):
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process")
 def test_ctrl_c_in_watch_prints_the_summary_and_exits_130(tmp_path, edge_models, truth):
     name = sorted(truth)[0]
-    proc = subprocess.Popen([sys.executable, "-m", "edge_runtime.cli", str(edge_models / "model_float32.tflite"),
+    proc = subprocess.Popen([sys.executable, "-m", "edgedeploy.runtime.cli", str(edge_models / "model_float32.tflite"),
                              "--watch", str(tmp_path), "--json", "--poll-interval", "0.05", "--settle", "0.05"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
     try:

@@ -16,8 +16,6 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 # Real photos beside the checkout (../shared/data), never copied into the repo.
 SHARED_PHOTOS = Path(__file__).resolve().parents[2] / "shared/data/cats_vs_dogs_small"
@@ -74,7 +72,7 @@ def make_image_folder(root: Path, classes: tuple[str, ...] = ("red", "blue"), pe
 
 def tiny_config(tmp_path: Path, **kw: Any) -> Any:
     """A TrainConfig that trains in seconds: digits at 32x32, 1 epoch."""
-    from train.config import TrainConfig
+    from edgedeploy.train.config import TrainConfig
 
     base = dict(model="small_cnn", dataset="digits", image_size=32, epochs=1, batch_size=64,
                 output=str(tmp_path / "run"), patience=0, seed=1)
@@ -87,5 +85,5 @@ def run_cli(*args: str, timeout: float = 600, env: dict[str, str] | None = None)
     e = dict(os.environ)
     e["PYTHONPATH"] = str(ROOT) + (os.pathsep + e["PYTHONPATH"] if e.get("PYTHONPATH") else "")
     e.update(env or {})
-    return subprocess.run([sys.executable, "-m", "train", *args], cwd=str(ROOT), env=e, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "edgedeploy.train", *args], cwd=str(ROOT), env=e, capture_output=True,
                           text=True, timeout=timeout)

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from edge_runtime.io import atomic_path, atomic_write_json, atomic_write_with
+from edgedeploy.core.io import atomic_path, atomic_write_json, atomic_write_with
 
 from ._tf import import_keras
 from .finetune import Phase

@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from edge_runtime.command import ArgumentParser, run_command
-from edge_runtime.errors import EdgeDeployError
+from edgedeploy.core.command import ArgumentParser, run_command
+from edgedeploy.core.errors import EdgeDeployError
 
 PROG = "train-model"
 

@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge_runtime.command import RuntimeFailure
-from edge_runtime.errors import EdgeDeployError
+from edgedeploy.core.command import RuntimeFailure
+from edgedeploy.core.errors import EdgeDeployError
 
 DEFAULT_CLUSTER_TIMEOUT = 120.0
 TIMEOUT_ENV = "EDGEDEPLOY_CLUSTER_TIMEOUT"

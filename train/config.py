@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from edge_runtime.errors import EdgeDeployError
+from edgedeploy.core.errors import EdgeDeployError
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 FINETUNE = ("head", "partial", "full", "two-phase")
@@ -285,7 +285,7 @@ def package_versions() -> dict[str, str]:
     """Versions of the packages a run depends on (recorded in config.json)."""
     import platform
 
-    from edge_runtime.environment import package_versions as versions, python_version
+    from edgedeploy.core.environment import package_versions as versions, python_version
 
     return {"python": python_version(), "platform": platform.platform(),
             **versions(("edgedeploy", "tensorflow", "keras", "numpy", "pillow", "tensorflow-datasets", "matplotlib"),

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from edge_runtime.io import atomic_write_json, atomic_write_text
+from edgedeploy.core.io import atomic_write_json, atomic_write_text
 
 
 def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], num_classes: int) -> np.ndarray:

@@ -11,8 +11,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from edge_runtime.io import atomic_write_json
-from edge_runtime.manifest import MANIFEST_FILENAME, sha256_file
+from edgedeploy.core.io import atomic_write_json
+from edgedeploy.runtime.manifest import MANIFEST_FILENAME, sha256_file
 
 from ._tf import import_keras
 from .checkpoints import CHECKPOINT_DIR, STATE, save_model_atomic

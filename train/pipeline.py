@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from edge_runtime.manifest import Manifest
+from edgedeploy.runtime.manifest import Manifest
 
 from ._tf import import_tf
 from .augment import augment_batch

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from edge_runtime.io import atomic_write_with
+from edgedeploy.core.io import atomic_write_with
 
 
 def _plt() -> Any:

@@ -23,8 +23,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from edge_runtime.manifest import Manifest
-from edge_runtime.preprocess import load_image
+from edgedeploy.runtime.manifest import Manifest
+from edgedeploy.runtime.preprocess import load_image
 
 from ._tf import import_tf
 

@@ -35,7 +35,7 @@ def _fit_epoch(model: Any, *args: Any, **kw: Any) -> float:
 def measure(cfg: Any, epochs: int, augment: bool) -> dict[str, Any]:
     import numpy as np
 
-    from edge_runtime.manifest import Manifest
+    from edgedeploy.runtime.manifest import Manifest
     from ._tf import import_keras, import_tf
     from .data import DATASETS
     from .models import MODELS, build_model

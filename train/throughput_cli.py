@@ -40,12 +40,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if not args.debug:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from edge_runtime.errors import EdgeDeployError
-    from edge_runtime.io import atomic_write_json
+    from edgedeploy.core.errors import EdgeDeployError
+    from edgedeploy.core.io import atomic_write_json
 
     try:
-        from train.config import TrainConfig, package_versions, resolve
-        from train.throughput import TARGET, measure
+        from edgedeploy.train.config import TrainConfig, package_versions, resolve
+        from edgedeploy.train.throughput import TARGET, measure
     except ImportError as exc:
         print(f"train_throughput.py: error: needs the train extra (pip install 'edgedeploy[train]'): {exc}", file=sys.stderr)
         return 2

@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge_runtime.errors import EdgeDeployError
-from edge_runtime.io import atomic_write_json, atomic_write_text
-from edge_runtime.manifest import MANIFEST_FILENAME, Manifest
+from edgedeploy.core.errors import EdgeDeployError
+from edgedeploy.core.io import atomic_write_json, atomic_write_text
+from edgedeploy.runtime.manifest import MANIFEST_FILENAME, Manifest
 
 from ._tf import import_keras, import_tf
 from .checkpoints import BEST, CHECKPOINT_DIR, LAST, STATE, InterruptGuard, TrainState, load_weights, make_callback

@@ -6,7 +6,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any, Iterator
 
-from ..errors import ModelError
+from edgedeploy.core.errors import ModelError
 from .base import Backend, TensorInfo
 
 if TYPE_CHECKING:

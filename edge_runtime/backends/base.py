@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..environment import default_threads  # noqa: F401  (the one thread default, re-exported here)
-from ..errors import EdgeDeployError, ModelError
-from ..registry import Registry
+from edgedeploy.core.environment import default_threads  # noqa: F401  (the one thread default, re-exported here)
+from edgedeploy.core.errors import EdgeDeployError, ModelError
+from edgedeploy.core.registry import Registry
 
 if TYPE_CHECKING:
     import numpy as np

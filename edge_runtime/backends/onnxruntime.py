@@ -4,7 +4,7 @@ from __future__ import annotations
 import importlib.util
 from typing import TYPE_CHECKING
 
-from ..errors import ModelError
+from edgedeploy.core.errors import ModelError
 from .base import BACKENDS, Backend, TensorInfo
 
 if TYPE_CHECKING:

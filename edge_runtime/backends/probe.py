@@ -31,7 +31,7 @@ import os
 import sys
 from pathlib import Path
 
-from ..errors import EdgeDeployError, ModelError
+from edgedeploy.core.errors import EdgeDeployError, ModelError
 
 PROBE_MODES = ("auto", "always", "never")
 PROBE_TIMEOUT_S = 300.0
@@ -166,7 +166,7 @@ def probe_model(path: Path, backend: str, threads: int, xnnpack: bool, mode: str
     env = dict(os.environ, EDGEDEPLOY_PROBE="never")
     root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-    cmd = [sys.executable, "-m", "edge_runtime.backends.probe", str(path), backend, str(threads), str(int(xnnpack))]
+    cmd = [sys.executable, "-m", "edgedeploy.runtime.backends.probe", str(path), backend, str(threads), str(int(xnnpack))]
     try:
         out = subprocess.run(cmd, env=env, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib.util
 from typing import Any
 
-from ..errors import BackendError
+from edgedeploy.core.errors import BackendError
 from .base import BACKENDS
 from ._tflite_common import TFLiteBackend
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import EdgeDeployError
+from edgedeploy.core.errors import EdgeDeployError
 
 DIGITS_PATH = Path(__file__).with_name("digits.npz")
 DIGITS_LABELS = [str(i) for i in range(10)]

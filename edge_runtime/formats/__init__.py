@@ -4,7 +4,7 @@ The only place in the project that knows a file suffix. Backends declare the
 format they read; benchmarks, fuzzing and the classifier find a file's format,
 its manifest and its sidecar here; export writes manifests through it.
 
-    from edge_runtime.formats import format_for_path, read_manifest
+    from edgedeploy.runtime.formats import format_for_path, read_manifest
     fmt = format_for_path("model_int8.tflite")   # -> the TFLite format
     fmt.verify(path)                             # one-line ModelError if damaged
     read_manifest(path)                          # embedded, else the sidecar, else None
@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import ModelError
+from edgedeploy.core.errors import ModelError
 from .base import FORMATS, SIDECAR_SUFFIX, ModelFormat, register_format
 
 if TYPE_CHECKING:

@@ -12,8 +12,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..errors import ModelError
-from ..registry import Registry
+from edgedeploy.core.errors import ModelError
+from edgedeploy.core.registry import Registry
 
 if TYPE_CHECKING:
     from ..manifest import Manifest

@@ -48,7 +48,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..errors import EdgeDeployError
+from edgedeploy.core.errors import EdgeDeployError
 
 if TYPE_CHECKING:
     from ..classifier import ImageClassifier

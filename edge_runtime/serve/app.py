@@ -31,7 +31,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from ..errors import EdgeDeployError
+from edgedeploy.core.errors import EdgeDeployError
 
 if TYPE_CHECKING:
     from ..classifier import ImageClassifier
@@ -232,7 +232,7 @@ def make_app(clf: "ImageClassifier", options: "ServeOptions", metrics: "ServeMet
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
-    from .. import __version__
+    from edgedeploy import __version__
 
     predictor = Predictor(clf, options.max_concurrent, metrics)
     started = time.time()

@@ -17,7 +17,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..errors import EdgeDeployError
+from edgedeploy.core.errors import EdgeDeployError
 
 if TYPE_CHECKING:
     from ..classifier import ImageClassifier

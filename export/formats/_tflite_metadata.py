@@ -26,7 +26,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from edge_runtime.manifest import Manifest
+    from edgedeploy.runtime.manifest import Manifest
 
 MIN_PARSER_VERSION = "1.0.0"  # what MediaPipe's writer computes for these tables
 LABELS_FILE = "labels.txt"
@@ -57,7 +57,7 @@ def build(manifest: "Manifest") -> bytes:
     import flatbuffers
 
     # the schema's values, from the reader that edge_runtime uses on the same files
-    from edge_runtime.formats.tflite import standard as fb
+    from edgedeploy.runtime.formats.tflite import standard as fb
 
     mean, std = normalization(manifest)
     b = flatbuffers.Builder(1024)
@@ -117,7 +117,7 @@ def labels_text(manifest: "Manifest") -> bytes:
 
 def add(data: bytes, manifest: "Manifest") -> bytes:
     """``data`` (a TFLite file) with the standard metadata, and ``labels.txt`` packed after it."""
-    from edge_runtime.formats.tflite import STANDARD_METADATA, TFLiteFormat, split_packed, with_packed_files
+    from edgedeploy.runtime.formats.tflite import STANDARD_METADATA, TFLiteFormat, split_packed, with_packed_files
 
     bare, files = split_packed(data)
     out = TFLiteFormat().write_metadata(bare, STANDARD_METADATA, build(manifest))

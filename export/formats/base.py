@@ -5,13 +5,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
-from edge_runtime.errors import EdgeDeployError, ModelError
-from edge_runtime.formats import get_format
-from edge_runtime.registry import Registry
+from edgedeploy.core.errors import EdgeDeployError, ModelError
+from edgedeploy.runtime.formats import get_format
+from edgedeploy.core.registry import Registry
 
 if TYPE_CHECKING:
-    from edge_runtime.formats import ModelFormat
-    from edge_runtime.manifest import Manifest
+    from edgedeploy.runtime.formats import ModelFormat
+    from edgedeploy.runtime.manifest import Manifest
 
     from ..calibration import Calibration
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from .base import FORMATS, ConversionError, ConvertContext, Converted, ExportFormat, match_nodes
 
 if TYPE_CHECKING:
-    from edge_runtime.manifest import Manifest
+    from edgedeploy.runtime.manifest import Manifest
 
 
 def from_keras_model(model: Any) -> Any:

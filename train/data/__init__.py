@@ -22,9 +22,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from edge_runtime.datasets import ImageSet, choose_indices  # noqa: F401  (re-exported)
-from edge_runtime.errors import EdgeDeployError
-from edge_runtime.registry import Registry
+from edgedeploy.runtime.datasets import ImageSet, choose_indices  # noqa: F401  (re-exported)
+from edgedeploy.core.errors import EdgeDeployError
+from edgedeploy.core.registry import Registry
 
 SPLITS = ("train", "validation", "test")
 SPLITS_FILENAME = "splits.json"

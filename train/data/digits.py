@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_runtime.datasets import DIGITS_LABELS, SPLIT_FRACTIONS, SPLIT_SEED, load_digits
+from edgedeploy.runtime.datasets import DIGITS_LABELS, SPLIT_FRACTIONS, SPLIT_SEED, load_digits
 
 from . import DATASETS, SPLITS, DataSpec, Prepared, SplitSource
 
@@ -22,7 +22,7 @@ def prepare(cfg: Any, record: dict[str, Any] | None = None) -> Prepared:
     counts = {s: len(sets[s]) for s in SPLITS}
     rec = {
         "dataset": "digits",
-        "source": "edge_runtime.datasets.load_digits",
+        "source": "edgedeploy.runtime.datasets.load_digits",
         "split_seed": SPLIT_SEED,
         "fractions": dict(SPLIT_FRACTIONS),
         "labels": list(DIGITS_LABELS),

@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from edge_runtime.errors import EdgeDeployError, ImageError
-from edge_runtime.preprocess import load_image
+from edgedeploy.core.errors import EdgeDeployError, ImageError
+from edgedeploy.runtime.preprocess import load_image
 
 from . import DATASETS, SPLITS, DataSpec, Prepared, SplitSource
 

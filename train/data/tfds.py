@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_runtime.errors import EdgeDeployError
+from edgedeploy.core.errors import EdgeDeployError
 
 from . import DATASETS, SPLITS, DataSpec, Prepared, SplitSource
 

@@ -20,9 +20,9 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-from edge_runtime.errors import EdgeDeployError
-from edge_runtime.manifest import Normalization
-from edge_runtime.registry import Registry
+from edgedeploy.core.errors import EdgeDeployError
+from edgedeploy.runtime.manifest import Normalization
+from edgedeploy.core.registry import Registry
 
 HEAD_PREFIX = "head_"
 

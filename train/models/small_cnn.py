@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from edge_runtime.errors import EdgeDeployError
+from edgedeploy.core.errors import EdgeDeployError
 
 from . import HEAD_PREFIX, MODELS, ModelSpec, quiet_keras_warnings, short_reason
 

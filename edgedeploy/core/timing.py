@@ -1,4 +1,6 @@
-"""Latency measurement, one definition for the benchmarks and for export-model --select.
+"""Latency statistics, one definition for the benchmarks and for export-model --select.
+
+``edgedeploy.runtime.measure.measure_file`` runs the method below on a model file.
 
 The method (``benchmarks/latency.py`` documents the same): the input is
 uniform random uint8 pixels of the model's input size from a seed,
@@ -10,13 +12,12 @@ timing; the statistics are numpy's linear percentiles.
 from __future__ import annotations
 
 import gc
-import os
 import time
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-__all__ = ["synthetic_pixels", "time_calls", "latency_stats", "measure_file", "QUICK_WARMUP", "QUICK_RUNS"]
+__all__ = ["synthetic_pixels", "time_calls", "latency_stats", "QUICK_WARMUP", "QUICK_RUNS", "INPUT_POOL"]
 
 QUICK_WARMUP, QUICK_RUNS = 3, 20
 INPUT_POOL = 32  # distinct synthetic images cycled through the timed runs
@@ -60,21 +61,3 @@ def latency_stats(seconds: Sequence[float]) -> dict[str, float]:
     return {"mean_ms": float(a.mean()), "std_ms": float(a.std(ddof=1)) if a.size > 1 else 0.0,
             "min_ms": float(a.min()), "max_ms": float(a.max()),
             "p50_ms": float(p50), "p90_ms": float(p90), "p99_ms": float(p99)}
-
-
-def measure_file(path: str | os.PathLike, threads: int | None = None, warmup: int = QUICK_WARMUP, runs: int = QUICK_RUNS,
-                 seed: int = 0, backend: str = "auto", batch_size: int = 1, probe: str | None = None) -> dict[str, Any]:
-    """A short latency run of one model file in this process: the stats plus backend and threads."""
-    from .classifier import ImageClassifier
-    from .preprocess import normalize
-
-    clf = ImageClassifier(path, threads=threads, backend=backend, probe=probe)
-    m = clf.manifest
-    n_batches = max(1, -(-INPUT_POOL // batch_size))
-    pixels = synthetic_pixels(seed, n_batches * batch_size, m.input_height, m.input_width, m.input_channels)
-    x = normalize(pixels.astype(np.float32), m)
-    batches = [np.ascontiguousarray(x[i * batch_size:(i + 1) * batch_size]) for i in range(n_batches)]
-    clf.predict_tensor(batches[0], batch_size=batch_size)  # first inference: not timed
-    times = time_calls(lambda b: clf.predict_tensor(b, batch_size=batch_size), batches, warmup, runs)
-    return {**latency_stats(times), "backend": clf.backend.name, "threads": clf.backend.threads, "batch_size": batch_size,
-            "warmup": warmup, "runs": runs, "seed": seed}

@@ -151,7 +151,7 @@ class FuzzWorker:
         env = dict(os.environ)
         root = str(Path(__file__).resolve().parents[1])
         env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-        cmd = [sys.executable, "-m", "edge_runtime.fuzzing", self.model, str(self.max_pixels), str(self.threads)]
+        cmd = [sys.executable, "-m", "edgedeploy.bench.fuzzing", self.model, str(self.max_pixels), str(self.threads)]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
 
     def close(self) -> None:
@@ -216,8 +216,8 @@ class FuzzWorker:
 # -- the worker side ---------------------------------------------------------------
 def _case(kind: str, suffix: str, data: bytes, clf, image, max_pixels: int, threads: int, workdir: str,
           probe: str = "never") -> tuple[str, str]:
-    from edge_runtime import ImageClassifier
-    from edge_runtime.errors import EdgeDeployError
+    from edgedeploy.runtime import ImageClassifier
+    from edgedeploy.core.errors import EdgeDeployError
 
     try:
         if kind == "image":
@@ -250,7 +250,7 @@ def _raw_case(path: str) -> tuple[str, str]:
     """
     import numpy as np
 
-    from edge_runtime.backends import resolve_backend
+    from edgedeploy.runtime.backends import resolve_backend
 
     try:
         backend = resolve_backend(path).open_unchecked(path)
@@ -266,7 +266,7 @@ def worker_main(argv: Sequence[str]) -> int:
 
     import numpy as np
 
-    from edge_runtime import ImageClassifier
+    from edgedeploy.runtime import ImageClassifier
 
     warnings.simplefilter("ignore")
     model, max_pixels, threads = argv[0], int(argv[1]), int(argv[2])

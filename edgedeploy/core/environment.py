@@ -1,6 +1,6 @@
 """What a figure was measured on, captured once: CPU, cores, board, clock, heat, package versions.
 
-    from edge_runtime.environment import default_threads, environment, package_versions
+    from edgedeploy.core.environment import default_threads, environment, package_versions
 
 - ``default_threads()``: the cores this process may use; the runtime thread
   default everywhere (ImageClassifier, edge-infer, the benchmarks).
@@ -57,7 +57,7 @@ def package_versions(names: Iterable[str] = EDGE_PACKAGES, missing: str | None =
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             if name == "edgedeploy":
-                from . import __version__
+                from edgedeploy import __version__
 
                 out[name] = f"{__version__} (source checkout)"
             elif not skip_missing:
