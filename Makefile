@@ -1,7 +1,7 @@
 # The README's two commands:
 #   make demo   train the small CNN on the embedded digits, export TFLite float32,
 #               TFLite int8 and ONNX float32, benchmark all three, print the table
-#   make test   install what the tests need and run them (.ci/run calls this)
+#   make test   install what the tests need, lint (ruff) and run them (.ci/run calls this)
 # Both create their own virtual environment in .venv from pyproject.toml.
 
 PYTHON ?= python3
@@ -30,6 +30,7 @@ demo: $(STAMP)
 	$(BIN)/python benchmarks/compare.py $(DEMO)/models --dataset digits --out $(DEMO)/report --force
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Re-measure every README figure (long: trains on the shared photos, VGG16 latency, fuzzing),

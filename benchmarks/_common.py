@@ -23,6 +23,7 @@ from edgedeploy.core.environment import EDGE_PACKAGES as PACKAGES  # noqa: F401 
 from edgedeploy.core.environment import cpu_model, environment, package_versions  # noqa: F401
 from edgedeploy.core.errors import EdgeDeployError, ModelError
 from edgedeploy.core.progress import Progress  # noqa: F401  (the scripts' progress bar: C.Progress)
+from edgedeploy.runtime.formats import REJECTED_SUFFIX
 
 REPORT_SCHEMA = 1
 DEFAULT_SEED = 0
@@ -45,17 +46,6 @@ def runtime_names() -> list[str]:
     from edgedeploy.runtime.backends import backend_names
 
     return backend_names()
-
-
-def __getattr__(name: str) -> Any:
-    # Read on use, not at import: RUNTIME_MODULES / MODEL_SUFFIXES used to be constants.
-    if name == "RUNTIME_MODULES":
-        return runtime_modules()
-    if name == "MODEL_SUFFIXES":
-        from edgedeploy.runtime.formats import model_suffixes
-
-        return model_suffixes()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # -- command line -----------------------------------------------------------------
@@ -146,7 +136,6 @@ def discover_models(items: Iterable[str | os.PathLike]) -> list[Path]:
     return unique
 
 
-REJECTED_SUFFIX = ".rejected"  # export-model keeps a file that failed its parity gate as model_<mode>.<ext>.rejected
 _REJECTED_VIEWS: list[Any] = []
 
 

@@ -30,9 +30,10 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-
 from edgedeploy.bench import _common as C
 from edgedeploy.core.errors import EdgeDeployError, ImageError
+from edgedeploy.core.metrics import classification_metrics
+from edgedeploy.core.runfolder import SPLITS, RunFolder
 
 PROG = "accuracy.py"
 DATASETS = ("digits",)
@@ -83,20 +84,16 @@ def load_run(run_dir: str | os.PathLike, split: str = "test") -> EvalSet:
     "splits": {"test": [[relative path, class index], ...], ...}}``. A TFDS run
     needs tensorflow-datasets to read its split, which benchmarks never import.
     """
-    import json
 
     from edgedeploy.runtime.preprocess import load_image
 
-    run = Path(run_dir)
+    folder = RunFolder(run_dir)
+    run = folder.path
     if not run.is_dir():
-        raise EdgeDeployError(f"Received --run {str(run_dir)!r}, expected a train-model run folder (it holds splits.json)")
-    path = run / "splits.json"
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise EdgeDeployError(f"Received --run {str(run_dir)!r}, but it has no splits.json; is it a train-model run folder?") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise EdgeDeployError(f"{path} is not valid JSON: {exc}") from None
+        raise EdgeDeployError(f"Received --run {str(run_dir)!r}, expected a train-model run folder (it holds {SPLITS})")
+    if not folder.splits_path.is_file():
+        raise EdgeDeployError(f"Received --run {str(run_dir)!r}, but it has no {SPLITS}; is it a train-model run folder?")
+    record = folder.splits()
     name = record.get("dataset") if isinstance(record, dict) else None
     if name in DATASETS:
         data = load_dataset(name, split)
@@ -108,9 +105,9 @@ def load_run(run_dir: str | os.PathLike, split: str = "test") -> EvalSet:
     try:
         root, classes, items = Path(record["root"]), list(record["classes"]), record["splits"][split]
     except (KeyError, TypeError):
-        raise EdgeDeployError(f"{path} has no {split!r} split with root and classes; was it written by train-model?") from None
+        raise EdgeDeployError(f"{folder.splits_path} has no {split!r} split with root and classes; was it written by train-model?") from None
     if not root.is_dir():
-        raise EdgeDeployError(f"the data folder of run {run} is gone: {root} (named in {path})")
+        raise EdgeDeployError(f"the data folder of run {run} is gone: {root} (named in {folder.splits_path})")
     images, truth, files, unreadable = [], [], [], []
     for rel, y in items:
         f = root / rel
@@ -192,9 +189,6 @@ def load_folder(folder: str | os.PathLike) -> EvalSet:
         raise EdgeDeployError(f"data folder {root} has no readable images ({len(unreadable)} unreadable files)")
     return EvalSet(str(root), images, truth, [d.name for d in classes], unreadable, warnings, files)
 
-
-# -- metrics (numpy only): one definition, shared with edge-infer --labels-from-folders
-from edgedeploy.runtime.evaluate import classification_metrics  # noqa:F401
 
 
 # -- running models ---------------------------------------------------------------------
@@ -288,8 +282,8 @@ def load_eval_set(dataset: str | None, data_dir: str | None, limit: int | None, 
 
 def table_rows(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     header = ["Variant", "Images", "Accuracy %", "Macro P", "Macro R", "Macro F1", "Agreement %"]
-    out = [[r["variant"], r["n_images"], C.fmt(100 * r["accuracy"], 2), C.fmt(r["macro"]["precision"], 3),
-            C.fmt(r["macro"]["recall"], 3), C.fmt(r["macro"]["f1"], 3),
+    out = [[r["variant"], r["num_samples"], C.fmt(100 * r["accuracy"], 2), C.fmt(r["macro_avg"]["precision"], 3),
+            C.fmt(r["macro_avg"]["recall"], 3), C.fmt(r["macro_avg"]["f1"], 3),
             C.fmt(None if r["agreement"] is None else 100 * r["agreement"], 2)] for r in rows]
     return header, out
 

@@ -10,7 +10,7 @@ a whole batch to the runtime in one call (LiteRT: ``resize_tensor_input`` +
 count and batch size this times ``--images`` preprocessed images (uniform
 random pixels, seed 0) run in batches and reports images/s and the gain
 over batch 1. That each batch is one runtime call is proven by
-tests/test_pipeline.py (test_predict_batch_runs_one_runtime_call_per_batch).
+tests/runtime/test_pipeline.py (test_predict_batch_runs_one_runtime_call_per_batch).
 Best of ``--repeats`` alternating passes. TF-free.
 """
 from __future__ import annotations
@@ -20,7 +20,6 @@ import sys
 import time
 from pathlib import Path
 from typing import Any, Sequence
-
 
 from edgedeploy.bench import _common as C
 from edgedeploy.core.errors import EdgeDeployError
@@ -111,7 +110,7 @@ def _markdown(report: dict[str, Any]) -> str:
     lines = ["# True batching: images/s per batch size", "",
              f"One run on one machine: {env['device']}, {report['created']}; images per pass in the table, best of "
              f"{s['repeats']}; load average at the end {', '.join(f'{v:.1f}' for v in s['load_average_1_5_15'])}.",
-             "calls: runtime calls per pass, one per batch (counted in tests/test_pipeline.py).", ""]
+             "calls: runtime calls per pass, one per batch (counted in tests/runtime/test_pipeline.py).", ""]
     header = ["model", "backend", "dynamic", "T", "batch", "images", "calls", "img/s", "gain vs batch 1"]
     body = [[r["model"], r["backend"], C.fmt(r["dynamic_batch"]), r["threads"], r["batch_size"], r["images"], r["runtime_calls"],
              C.fmt(r["images_per_s"], 1), C.fmt(r["gain_vs_batch1"])] for r in report["results"]]

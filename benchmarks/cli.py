@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "command's own flags.", formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("command", metavar="NAME", help="a benchmark script (`edge-bench list` lists them)")
     p.add_argument("args", nargs=argparse.REMAINDER, help="the script's own arguments")
+    p.intermixed = False  # everything after NAME is the script's own
     return p
 
 

@@ -31,13 +31,13 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-
 from edgedeploy.bench import _common as C
 from edgedeploy.bench import accuracy as A
 from edgedeploy.bench import latency as L
-from edgedeploy.core.errors import EdgeDeployError
 from edgedeploy.bench.plots import PLOTS, write_plots
 from edgedeploy.bench.records import CSV_FIELDS, CsvRow, VariantEntry  # noqa:F401  (CSV_FIELDS: the report.csv header)
+from edgedeploy.core.errors import EdgeDeployError
+from edgedeploy.core.runfolder import RunFolder
 
 PROG = "compare.py"
 WITHIN_POINTS = 1.0
@@ -76,7 +76,7 @@ def summarize(latency_rows: Sequence[dict], accuracy_rows: Sequence[dict], refer
         e = VariantEntry.from_latency(r, device)
         e.p50_ms_by_threads = {str(x["threads"]): x["p50_ms"] for x in latency_rows if x["path"] == path and x["backend"] == backend}
         if a:
-            e.accuracy, e.macro_f1, e.agreement = a["accuracy"], a["macro"]["f1"], a["agreement"]
+            e.accuracy, e.macro_f1, e.agreement = a["accuracy"], a["macro_avg"]["f1"], a["agreement"]
             e.delta_vs_float_pts = 100 * (a["accuracy"] - ref_acc) if ref_acc is not None else None
         entries.append(e)
 
@@ -169,7 +169,7 @@ def per_class_table(accuracy_rows: Sequence[dict], entries: Sequence[VariantEntr
     names = {e.path: e.name.split(" (")[0] for e in entries}
     labels = accuracy_rows[0]["labels"]
     header = ["Variant"] + [f"F1 {lab}" for lab in labels]
-    rows = [[names.get(r["path"], r["variant"])] + [C.fmt(c["f1"], 3) for c in r["per_class"]] for r in accuracy_rows]
+    rows = [[names.get(r["path"], r["variant"])] + [C.fmt(r["per_class"][lab]["f1"], 3) for lab in labels] for r in accuracy_rows]
     return header, rows
 
 
@@ -344,7 +344,7 @@ def _run_of_export(model: Path) -> str | None:
         run = report["source"]["run_dir"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return str(run) if isinstance(run, str) and (Path(run) / "splits.json").is_file() else None
+    return str(run) if isinstance(run, str) and RunFolder(run).splits_path.is_file() else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,19 +18,17 @@ usage error. Needs only the ``edge`` extra: mutations come from a seeded
 """
 from __future__ import annotations
 
-import json
 import platform
 import random
 import sys
 import time
 from pathlib import Path
 
-
+from edgedeploy.bench.fuzzing import FuzzWorker, apply_mutations, random_mutations, seed_images
 from edgedeploy.core.command import ArgumentParser, run_argv
 from edgedeploy.core.errors import EdgeDeployError
-from edgedeploy.runtime.formats import describe_suffixes, format_for_path, is_model_path
-from edgedeploy.bench.fuzzing import FuzzWorker, apply_mutations, random_mutations, seed_images
 from edgedeploy.core.io import atomic_write_json, atomic_write_text
+from edgedeploy.runtime.formats import describe_suffixes, format_for_path, is_model_path
 
 IMAGE_SEEDS = ("rgb.jpg", "rgb.png", "exif_rotated.jpg", "cmyk.jpg", "palette.png", "gray16.png", "anim.gif",
                "rgb.webp", "rgb.tiff", "rgb.bmp")

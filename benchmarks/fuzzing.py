@@ -216,8 +216,8 @@ class FuzzWorker:
 # -- the worker side ---------------------------------------------------------------
 def _case(kind: str, suffix: str, data: bytes, clf, image, max_pixels: int, threads: int, workdir: str,
           probe: str = "never") -> tuple[str, str]:
-    from edgedeploy.runtime import ImageClassifier
     from edgedeploy.core.errors import EdgeDeployError
+    from edgedeploy.runtime import ImageClassifier
 
     try:
         if kind == "image":

@@ -40,10 +40,9 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-
 from edgedeploy.bench import _common as C
-from edgedeploy.core.errors import EdgeDeployError
 from edgedeploy.bench.records import LatencyRow
+from edgedeploy.core.errors import EdgeDeployError
 
 PROG = "latency.py"
 DEFAULT_WARMUP, DEFAULT_RUNS = 10, 100
@@ -69,7 +68,7 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
 
     backend, threads, batch = job["backend"], int(job["threads"]), int(job["batch_size"])
     t0 = time.perf_counter()
-    module = C.RUNTIME_MODULES.get(backend)
+    module = C.runtime_modules().get(backend)
     if module:
         try:
             importlib.import_module(module)

@@ -15,12 +15,11 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-
 from edgedeploy.bench import _common as C
-from edgedeploy.core.errors import EdgeDeployError
 from edgedeploy.bench.plots import legend_outside, log_axis, wide
 from edgedeploy.bench.records import MERGED_FIELDS as FIELDS  # merged.csv's header, merged.json's row fields
 from edgedeploy.bench.records import MergedRow
+from edgedeploy.core.errors import EdgeDeployError
 
 PROG = "merge.py"
 OUT_FILES = ("merged.md", "merged.json", "merged.csv")

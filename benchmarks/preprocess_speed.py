@@ -6,7 +6,7 @@
 Training resizes with ``tf.image.resize`` (bilinear, half-pixel centres, no
 antialias); ``edge_runtime.preprocess.resize_reference`` is its whole-image
 numpy port, proven against TensorFlow on these photos (0/255,
-tests/test_preprocess_parity.py). Every method here is compared with that
+tests/runtime/test_preprocess_parity.py). Every method here is compared with that
 reference, pixel by pixel on the 0..255 scale (parity holds at <= 1/255, the
 test's tolerance), and, with ``--model``, by the model's top-1 answer.
 
@@ -32,7 +32,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Sequence
-
 
 from edgedeploy.bench import _common as C
 from edgedeploy.core.errors import EdgeDeployError
@@ -106,7 +105,7 @@ def build_parser() -> C.ArgumentParser:
 def _main(argv: Sequence[str]) -> int:
     import numpy as np
 
-    from edgedeploy.runtime.cli import expand_inputs
+    from edgedeploy.runtime.inputs import expand_inputs
     from edgedeploy.runtime.preprocess import load_image, resize, resize_reference
 
     args = build_parser().parse_args(argv)

@@ -169,7 +169,7 @@ class CsvRow:
     @classmethod
     def build(cls, row: Mapping[str, Any], device: str, accuracy: Mapping[str, Any] | None) -> "CsvRow":
         extra = {"device": device, "accuracy": accuracy["accuracy"] if accuracy else None,
-                 "macro_f1": accuracy["macro"]["f1"] if accuracy else None,
+                 "macro_f1": accuracy["macro_avg"]["f1"] if accuracy else None,
                  "agreement": accuracy["agreement"] if accuracy else None}
         return cls(**{f: extra[f] if f in extra else row.get(f) for f in CSV_FIELDS})
 

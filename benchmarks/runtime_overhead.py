@@ -3,7 +3,7 @@
     python benchmarks/runtime_overhead.py MODEL.tflite [--repeats 5] [--iters 2000] [--out reports] [--quick]
 
 Three figures, each measured in fresh subprocesses, ``--repeats`` times, the
-median reported (issue 5 targets in brackets):
+median reported (the targets in brackets):
 
 (a) per-call overhead [<= 1.05x]: ``ImageClassifier.predict_tensor`` on an
     already-preprocessed tensor against a bare LiteRT ``set_tensor`` /
@@ -39,11 +39,10 @@ import tempfile
 import time
 from pathlib import Path
 
-
-from edgedeploy.runtime.backends import BACKENDS
 from edgedeploy.core.command import ArgumentParser, run_argv
 from edgedeploy.core.errors import EdgeDeployError
 from edgedeploy.core.io import atomic_write_json, atomic_write_text
+from edgedeploy.runtime.backends import BACKENDS
 
 TARGETS = {"overhead": 1.05, "cold_start": 0.08, "peak_rss": 0.15}
 
@@ -150,9 +149,8 @@ def _heaviest_imports(model: str, image: str, n: int = 8) -> list[dict]:
 
 def measure(model: Path, repeats: int, iters: int, threads: int) -> dict:
     """Run the three measurements; returns the report dict."""
-    from PIL import Image
-
     import numpy as np
+    from PIL import Image
 
     tmp = Path(tempfile.mkdtemp(prefix="edgedeploy-overhead-"))
     image = tmp / "input.jpg"

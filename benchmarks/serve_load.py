@@ -36,7 +36,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-
 from edgedeploy.bench import _common as C
 from edgedeploy.core.command import ArgumentParser, run_command
 from edgedeploy.core.errors import EdgeDeployError

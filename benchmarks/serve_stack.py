@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-
 from edgedeploy.bench import _common as C
 from edgedeploy.core.command import ArgumentParser, run_command
 from edgedeploy.core.errors import EdgeDeployError

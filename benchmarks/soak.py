@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-
 from edgedeploy.bench import _common as C
 from edgedeploy.core.errors import EdgeDeployError
 

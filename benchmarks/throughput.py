@@ -39,7 +39,6 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-
 from edgedeploy.bench import _common as C
 from edgedeploy.core.errors import EdgeDeployError
 
@@ -61,13 +60,21 @@ def _worker(spec_json: str) -> int:
     pkg = _runtime_package(spec.get("src"))
     ImageClassifier = importlib.import_module(f"{pkg}.classifier").ImageClassifier  # noqa: N806
     cli = importlib.import_module(f"{pkg}.cli")
-    Runner, expand_inputs = cli.Runner, cli.expand_inputs  # noqa: N806
+    if hasattr(cli, "Runner"):  # an older tree: everything lived in its cli module
+        Runner, expand_inputs = cli.Runner, cli.expand_inputs  # noqa: N806
+    else:
+        expand_inputs = importlib.import_module(f"{pkg}.inputs").expand_inputs
+        PipelineOptions = importlib.import_module(f"{pkg}.pipeline").PipelineOptions  # noqa: N806
+        _Runner = importlib.import_module(f"{pkg}.runner").Runner  # noqa: N806
+
+        def Runner(clf, as_json, batch, out=None, err=None, workers=None):  # noqa: N802  (the old signature)
+            return _Runner(clf, as_json, PipelineOptions(workers=workers, batch_size=batch), out=out, err=err)
 
     threads, batch = spec["threads"], spec["batch_size"]
     clf = ImageClassifier(spec["model"], threads=threads)
     paths, _ = expand_inputs([spec["folder"]])
     kwargs = {"workers": spec["workers"]} if "workers" in inspect.signature(Runner).parameters else {}
-    out: dict[str, Any] = {"edge_runtime": str(Path(inspect.getfile(Runner)).parent), "images": len(paths),
+    out: dict[str, Any] = {"edge_runtime": str(Path(importlib.import_module(pkg).__file__).parent), "images": len(paths),
                            "pipelined": bool(kwargs)}
     devnull = open(os.devnull, "w")
 
@@ -182,7 +189,7 @@ def _command_seconds(model: str, folder: str, threads: int, workers: int | None,
 
 
 def _link_folder(src_folder: str, n: int, dest: Path) -> Path:
-    from edgedeploy.runtime.cli import expand_inputs
+    from edgedeploy.runtime.inputs import expand_inputs
 
     photos, _ = expand_inputs([src_folder])
     if not photos:

@@ -17,9 +17,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 from typing import Sequence
-
 
 from edgedeploy.core.command import run_argv
 

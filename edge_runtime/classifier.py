@@ -15,16 +15,16 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from .backends import Backend, backend_for
 from edgedeploy.core.errors import EdgeDeployError, ManifestError, ModelError
+
+from .backends import Backend, backend_for
 from .manifest import Manifest, default_manifest
 from .options import ClassifierOptions
-from .preprocess import DEFAULT_MAX_PIXELS, ImageSource, preprocess
-
+from .preprocess import ImageSource, preprocess
 
 SCORE_DIGITS = 6  # scores in a prediction's JSON form
 LATENCY_DIGITS = 3  # milliseconds in a prediction's JSON form
@@ -74,38 +74,43 @@ def load_manifest_for(model_path: str | os.PathLike, backend: Backend | None = N
 class ImageClassifier:
     """Run an exported image classifier with the preprocessing it was trained with.
 
+    Two ways to open one, never mixed::
+
+        ImageClassifier("model_int8.tflite", threads=4, top_k=3)          # the options as keywords
+        ImageClassifier.from_options("model_int8.tflite", options)         # a ClassifierOptions (CLI, serve)
+
     Args:
         model_path: a ``.tflite`` or ``.onnx`` file exported by edgedeploy (or any
             single-input, single-output image classifier).
-        threads ... probe: the options one by one (kept for callers of the first
-            version), or all at once as ``options=ClassifierOptions(...)``; not both.
-        threads: CPU threads for the runtime; default all cores.
-        backend: a registered backend name or "auto" (by file type and what is installed).
         manifest: override the manifest found in the file.
-        xnnpack: use the XNNPACK delegate (TFLite backends).
-        max_pixels: refuse larger images (decompression bombs).
-        top_k: how many (label, score) pairs each prediction carries.
-        probe: "auto" (default), "always" or "never": load an unseen model file
-            in a throwaway process first, so a damaged file that would crash
-            the native runtime raises ModelError instead (backends/probe.py).
-        options: a ``ClassifierOptions`` (validated); the CLI and serve build one.
-        verify_hash: check the file against the SHA-256 in its sidecar manifest,
-            when there is one (edge_runtime/integrity.py); False skips it.
+        **options: the fields of ``ClassifierOptions`` (edge_runtime/options.py), validated there:
+            threads (default all cores), backend ("auto": by file type and what is
+            installed), xnnpack, max_pixels, top_k, probe ("auto", "always" or "never":
+            load an unseen file in a throwaway process first, backends/probe.py) and
+            verify_hash (check the file against the SHA-256 in its sidecar manifest).
     """
 
-    def __init__(self, model_path: str | os.PathLike, threads: int | None = None, backend: str = "auto",
-                 manifest: Manifest | None = None, xnnpack: bool = True,
-                 max_pixels: int = DEFAULT_MAX_PIXELS, top_k: int = 5, probe: str | None = None,
-                 verify_hash: bool = True, options: ClassifierOptions | None = None):
-        given = dict(threads=threads, backend=backend, xnnpack=xnnpack, max_pixels=max_pixels, top_k=top_k, probe=probe,
-                     verify_hash=verify_hash)
-        if options is None:
-            options = ClassifierOptions(**given)
-        elif not isinstance(options, ClassifierOptions):
+    def __init__(self, model_path: str | os.PathLike, *, manifest: Manifest | None = None, **options: Any):
+        unknown = sorted(set(options) - set(ClassifierOptions.field_names()))
+        if "options" in unknown:
+            raise EdgeDeployError("Received options=; a ready ClassifierOptions goes through "
+                                  "ImageClassifier.from_options(path, options), the keywords through ImageClassifier(path, ...)")
+        if unknown:
+            raise EdgeDeployError(f"Received {', '.join(unknown)}=, expected options among: "
+                                  f"{', '.join(ClassifierOptions.field_names())}")
+        self._open(model_path, ClassifierOptions(**options), manifest)
+
+    @classmethod
+    def from_options(cls, model_path: str | os.PathLike, options: ClassifierOptions,
+                     manifest: Manifest | None = None) -> "ImageClassifier":
+        """Open ``model_path`` with a ready ``ClassifierOptions`` (what edge-infer and serve build)."""
+        if not isinstance(options, ClassifierOptions):
             raise EdgeDeployError(f"Received options={options!r}, expected a ClassifierOptions")
-        elif given != vars(ClassifierOptions()):
-            changed = ", ".join(k for k, v in given.items() if v != getattr(ClassifierOptions(), k))
-            raise EdgeDeployError(f"Received options= and {changed}=; pass the options one way, not both")
+        self = cls.__new__(cls)
+        self._open(model_path, options, manifest)
+        return self
+
+    def _open(self, model_path: str | os.PathLike, options: ClassifierOptions, manifest: Manifest | None) -> None:
         self.options = options
         self.path = Path(model_path)
         self.sha256 = None

@@ -8,362 +8,254 @@
     edge-infer MODEL DIR --labels-from-folders [--json]   (accuracy of DIR/<label>/...)
     edge-infer MODEL --video SOURCE [--every N] [--fps F] (file, camera, URL, picamera)
 
-INPUT is a file, a folder (searched recursively; hidden files and symlinks
-that leave the folder are skipped) or a glob. Images are decoded and
-preprocessed on ``--workers`` threads while the model runs
-(edge_runtime/pipeline.py); lines come out in input order. ``--watch``
-follows subfolders too; Ctrl-C prints the summary line and exits 130. An
-image that cannot be read is reported on stderr, one line, and counted; the
-others still run, and the exit code is 1. A user error (missing model, foreign file, bad flag) is one line
-on stderr and exit 2; ``--debug`` shows the traceback instead.
+Flags go anywhere on the line, before, between or after MODEL and the INPUTs.
 
-Exit codes: 0 all classified, 1 some inputs failed, 2 usage or model error,
-130 interrupted.
+This module only turns the command line into typed options: every flag is a field of an options
+dataclass of the library (``ClassifierOptions``, ``PipelineOptions``, ``WatchOptions``,
+``VideoOptions``, ``ServeOptions``, ``StopOptions``, and ``InferOptions`` here), the parser is
+built from those fields (``edgedeploy.core.flags``), and the modes that exclude each other are
+declared once, in ``MODES``. Imports are lazy: ``--help`` loads neither numpy nor a runtime, and
+nothing here ever imports tensorflow, keras, train or export.
 
-Imports are lazy: ``--help`` loads neither numpy nor a runtime, and nothing
-here ever imports tensorflow, keras, train or export.
+Exit codes: 0 all classified, 1 some inputs failed, 2 usage or model error, 130 interrupted.
 """
 from __future__ import annotations
 
 import argparse
-import glob
 import json
-import os
 import sys
 import time
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence
 
+from edgedeploy import __version__
+from edgedeploy.core.command import ArgumentParser, UsageError, run_command
+from edgedeploy.core.flags import add_flags, flag, flag_fields, from_args
+
 from .backends import BACKENDS
-from edgedeploy.core.command import ArgumentParser, run_command
-from edgedeploy.core.errors import EdgeDeployError
+from .options import ClassifierOptions, StopOptions
+from .pipeline import PipelineOptions
+from .runner import LATENCY_HELP
+from .serve import ServeOptions
+from .video import VideoOptions
+from .watch import WatchOptions
 
 if TYPE_CHECKING:
-    from .classifier import ImageClassifier, Prediction
-    from .options import ClassifierOptions
-    from edgedeploy.core.progress import Progress
+    from .classifier import ImageClassifier
+    from .runner import Runner
 
 PROG = "edge-infer"
-BACKEND_NAMES = BACKENDS.choices("auto")  # "auto" + the registry (plug-ins included), read when used
 PROGRESS_MIN_TTY = 10  # show a bar on a terminal from this many inputs
 PROGRESS_MIN_LOG = 200  # and in a log file from this many
 
 
-class _Parser(ArgumentParser):
-    """The shared parser (edge_runtime/command.py): a bad flag raises UsageError, one line, exit 2."""
+@dataclass(frozen=True)
+class Mode:
+    """A way to run edge-infer: the option that selects it, the options class it owns, and its INPUTs."""
+
+    name: str  # the field (in InferOptions or the mode's own options) that selects it
+    flag: str
+    inputs: str  # "none" | "any" | "one folder"
+    owns: type | None = None  # the options class whose other flags apply to this mode only
 
 
-def _int_at_least(low: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"Received {text!r}, expected an integer >= {low}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"Received {value}, expected an integer >= {low}")
-        return value
-
-    return parse
+# The modes that exclude each other, declared once. Classifying INPUTs is the default; --info combines with any.
+MODES = (
+    Mode("serve", "--serve", "none", ServeOptions),
+    Mode("video", "--video", "none", VideoOptions),
+    Mode("watch", "--watch", "any", WatchOptions),
+    Mode("labels_from_folders", "--labels-from-folders", "one folder"),
+)
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"Received {text!r}, expected a number > 0") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"Received {text}, expected a number > 0")
-    return value
+@dataclass(frozen=True)
+class InferOptions:
+    """What to run: the model, the inputs, the output form, and which mode."""
+
+    model: str = flag("MODEL", default="", help="exported model file (.tflite or .onnx); its manifest is read from the file")
+    inputs: list[str] = flag("INPUT", default_factory=list, nargs="*", help="image files, folders (recursive) or globs")
+    json: bool = flag("--json", default=False, action="store_true",
+                      help=f"one JSON object per line: path, label, score, top_k, latency_ms ({LATENCY_HELP})")
+    info: bool = flag("--info", default=False, action="store_true",
+                      help="describe the model, backend, accelerator really used, tensors and labels (alone: on stdout, "
+                           "no image needed; with --json as one JSON object; with inputs: on stderr first)")
+    labels_from_folders: bool = flag("--labels-from-folders", default=False, action="store_true",
+                                     help="INPUT is one folder of DIR/<label>/... images: print accuracy, per-class "
+                                          "P/R/F1 and the confusion matrix")
+    serve: bool = flag("--serve", default=False, action="store_true",
+                       help="POST /predict (image bytes or multipart files) -> JSON; GET /health /info /metrics "
+                            "(needs: pip install 'edgedeploy[serve]')")
+    progress: bool = flag("--no-progress", default=True, action="store_false", help="never draw a progress bar")
+    debug: bool = flag("--debug", default=False, action="store_true", help="show tracebacks for errors")
+    classifier: ClassifierOptions = field(default_factory=ClassifierOptions)
+    pipeline: PipelineOptions = field(default_factory=PipelineOptions)
+    watch: WatchOptions = field(default_factory=WatchOptions)
+    video: VideoOptions | None = None
+    server: ServeOptions = field(default_factory=ServeOptions)
+    stop: StopOptions = field(default_factory=StopOptions)
+
+    def __post_init__(self) -> None:
+        if not self.model:
+            raise UsageError("the following arguments are required: MODEL")
+        names = BACKENDS.choices("auto")
+        if self.classifier.backend not in names:
+            raise UsageError(f"Received --backend {self.classifier.backend!r}, expected one of {', '.join(names)}")
+        chosen = self.modes()
+        if len(chosen) > 1:
+            raise UsageError(f"Received {' and '.join(m.flag for m in chosen)}: these modes exclude each other; run them separately")
+        mode = chosen[0] if chosen else None
+        if mode is not None and mode.inputs == "none" and self.inputs:
+            raise UsageError(f"Received {mode.flag} with {len(self.inputs)} INPUT(s); {mode.flag} takes no INPUT, run them separately")
+        if mode is not None and mode.inputs == "one folder" and len(self.inputs) != 1:
+            raise UsageError(f"Received {mode.flag} with {len(self.inputs)} INPUT(s), expected one folder of label folders")
+        if self.video is not None:
+            from .video import source_kind
+
+            source_kind(self.video.source)  # a missing file: one line before the model loads
+        if mode is None and not self.inputs and not self.info:
+            raise UsageError("no INPUT given: pass image files, folders or globs, or --watch DIR, --video SOURCE, "
+                             "--serve or --info")
+
+    def modes(self) -> list[Mode]:
+        selected = {"serve": self.serve, "video": self.video is not None, "watch": self.watch.folder is not None,
+                    "labels_from_folders": self.labels_from_folders}
+        return [m for m in MODES if selected[m.name]]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (kept import-light so ``--help`` is instant)."""
-    p = _Parser(prog=PROG, description="Classify images with an edgedeploy model (.tflite or .onnx), without TensorFlow.",
-                epilog="Exit codes: 0 ok, 1 some inputs failed, 2 usage/model error, 130 interrupted.")
-    p.add_argument("model", help="exported model file (.tflite or .onnx); its manifest is read from the file")
-    p.add_argument("inputs", nargs="*", metavar="INPUT", help="image files, folders (recursive) or globs")
-    p.add_argument("--top-k", type=_int_at_least(1), default=5, metavar="K", help="labels per image (default 5)")
-    p.add_argument("--json", action="store_true", help="one JSON object per line: path, label, score, top_k, latency_ms")
-    p.add_argument("--threads", type=_int_at_least(1), default=None, metavar="N", help="runtime threads (default: all cores)")
-    p.add_argument("--backend", default="auto", metavar="B",
-                   help=f"{' | '.join(BACKEND_NAMES)} (default auto: by file type and what is installed)")
-    p.add_argument("--batch-size", type=_int_at_least(1), default=8, metavar="B", help="images per runtime call (default 8)")
-    p.add_argument("--workers", type=_int_at_least(0), default=None, metavar="N",
-                   help="threads that decode and preprocess while the model runs (default min(4, cores); 0 none)")
-    p.add_argument("--no-xnnpack", dest="xnnpack", action="store_false", help="do not apply the XNNPACK delegate (TFLite)")
-    p.add_argument("--max-pixels", type=_int_at_least(1), default=None, metavar="N",
-                   help="refuse images with more pixels (default 50,000,000)")
-    p.add_argument("--no-verify-hash", dest="verify_hash", action="store_false",
-                   help="do not check the model against the SHA-256 in its sidecar manifest")
-    p.add_argument("--info", action="store_true",
-                   help="describe the model, backend, accelerator really used, tensors and labels (alone: on stdout, "
-                        "no image needed; with --json as one JSON object; with inputs: on stderr first)")
-    p.add_argument("--labels-from-folders", action="store_true",
-                   help="INPUT is one folder of DIR/<label>/... images: print accuracy, per-class P/R/F1 and the confusion matrix")
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="never draw a progress bar")
-    w = p.add_argument_group("watch a folder")
-    w.add_argument("--watch", metavar="DIR", help="classify new images as they appear in DIR (Ctrl-C stops)")
-    w.add_argument("--poll-interval", type=_positive_float, default=0.5, metavar="S", help="seconds between scans (default 0.5)")
-    w.add_argument("--settle", type=_positive_float, default=0.5, metavar="S",
-                   help="a new file must be unmodified this long before it is read (default 0.5)")
-    w.add_argument("--max-images", type=_int_at_least(1), default=None, metavar="N", help="stop after N new images")
-    w.add_argument("--duration", type=_positive_float, default=None, metavar="S", help="stop after S seconds")
-    v = p.add_argument_group("classify a video, camera or stream (pip install 'edgedeploy[video]')")
-    v.add_argument("--video", metavar="SOURCE",
-                   help="a video file, a camera index or /dev/videoN, an rtsp:// or http(s):// URL, or picamera (Pi); "
-                        "--max-images and --duration stop it too")
-    v.add_argument("--every", type=_int_at_least(1), default=1, metavar="N", help="classify every Nth frame (default 1)")
-    v.add_argument("--fps", type=_positive_float, default=None, metavar="F", help="classify at most F frames per second")
-    s = p.add_argument_group("serve over HTTP")
-    s.add_argument("--serve", action="store_true",
-                   help="POST /predict (image bytes or multipart files) -> JSON; GET /health /info /metrics "
-                        "(needs: pip install 'edgedeploy[serve]')")
-    s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    s.add_argument("--port", type=_int_at_least(0), default=8080, help="port (default 8080; 0 picks a free one)")
-    s.add_argument("--max-body-mb", type=_positive_float, default=20.0, metavar="MB", help="largest request body (default 20)")
-    s.add_argument("--request-timeout", type=_positive_float, default=10.0, metavar="S",
-                   help="one deadline per request, body upload included (default 10)")
-    s.add_argument("--max-concurrent", type=_int_at_least(1), default=8, metavar="N",
-                   help="requests in inference at once; more get 503 + Retry-After (default 8)")
-    s.add_argument("--quiet", action="store_true", help="no access-log line per request")
-    p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
-    from edgedeploy import __version__
-
+    """The parser, built from the options' fields (kept import-light so ``--help`` is instant)."""
+    p = ArgumentParser(prog=PROG, description="Classify images with an edgedeploy model (.tflite or .onnx), without "
+                       "TensorFlow. Flags may go anywhere on the line.",
+                       epilog=f"backends: {', '.join(BACKENDS.choices('auto'))}. {LATENCY_HELP}. "
+                              "Exit codes: 0 ok, 1 some inputs failed, 2 usage/model error, 130 interrupted.")
+    add_flags(p, InferOptions)
+    add_flags(p, ClassifierOptions)
+    add_flags(p, PipelineOptions)
+    add_flags(p, WatchOptions, group="watch a folder")
+    add_flags(p, StopOptions, group="stop a --watch or --video run")
+    add_flags(p, VideoOptions, group="classify a video, camera or stream (pip install 'edgedeploy[video]')")
+    add_flags(p, ServeOptions, group="serve over HTTP")
     p.add_argument("--version", action="version", version=f"{PROG} (edgedeploy) {__version__}")
     return p
 
 
-# -- inputs ------------------------------------------------------------------------
-def _walk_folder(root: Path) -> list[Path]:
-    from .preprocess import is_image_path
-
-    base = root.resolve()
-    found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):  # never follows symlinked folders
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            path = Path(dirpath) / name
-            if name.startswith(".") or not is_image_path(path):
-                continue
-            if path.is_symlink() and not path.resolve().is_relative_to(base):
-                continue  # a link out of the folder is not followed
-            found.append(path)
-    return found
+def _mode_only_flags_without_their_mode(args: argparse.Namespace) -> None:
+    """A flag that belongs to one mode (--fps, --port, --settle ...) given without that mode is a usage error."""
+    if not (args.folder or args.source):
+        for f in flag_fields(StopOptions):
+            if getattr(args, f.name) != f.default:
+                raise UsageError(f"Received {f.metadata['flag'].names[0]} without --watch or --video; it stops those only")
+    for mode in MODES:
+        if mode.owns is None or getattr(args, _selector(mode)):
+            continue
+        for f in flag_fields(mode.owns):
+            if f.name != _selector(mode) and getattr(args, f.name) != f.default:
+                raise UsageError(f"Received {f.metadata['flag'].names[0]} without {mode.flag}; it applies to {mode.flag} only")
 
 
-def expand_inputs(items: Sequence[str]) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Files, folders and globs -> image paths in order, plus (input, reason) problems.
-
-    Args:
-        items: what the user typed after the model.
-
-    Returns:
-        ``(paths, problems)``: unique paths in the order given, and the inputs
-        that named nothing usable with the reason why.
-    """
-    paths: list[Path] = []
-    problems: list[tuple[str, str]] = []
-    for item in items:
-        p = Path(item)
-        if p.is_dir():
-            found = _walk_folder(p)
-            if not found:
-                problems.append((item, "folder holds no images"))
-        elif p.exists():
-            found = [p]
-        elif glob.has_magic(item):
-            found = []
-            for m in sorted(glob.glob(item, recursive=True)):
-                found.extend(_walk_folder(Path(m)) if Path(m).is_dir() else [Path(m)])
-            if not found:
-                problems.append((item, "no file matches this pattern"))
-        else:
-            found = []
-            problems.append((item, "not found"))
-        paths.extend(found)
-    seen: set[Path] = set()
-    unique = [p for p in paths if not (p in seen or seen.add(p))]
-    return unique, problems
+def _selector(mode: Mode) -> str:
+    return {"video": "source", "watch": "folder"}.get(mode.name, mode.name)
 
 
-# -- output ------------------------------------------------------------------------
-def format_prediction(path: str, pred: "Prediction", latency_ms: float, as_json: bool) -> str:
-    """One output line for one image (JSON or human)."""
-    if as_json:
-        return json.dumps(pred.to_dict(path=path, latency_ms=latency_ms))
-    rest = ", ".join(f"{lab} {s:.1%}" for lab, s in pred.top_k[1:])
-    return f"{path}: {pred.label} {pred.score:.1%}" + (f"  (then {rest})" if rest else "") + f"  [{latency_ms:.1f} ms]"
+def options_from(args: argparse.Namespace) -> InferOptions:
+    """The one place the parsed flags become typed options."""
+    _mode_only_flags_without_their_mode(args)
+    stop = from_args(StopOptions, args)
+    video = from_args(VideoOptions, args, max_frames=stop.max_images, duration=stop.duration) if args.source else None
+    return from_args(InferOptions, args, classifier=from_args(ClassifierOptions, args), pipeline=from_args(PipelineOptions, args),
+                     watch=from_args(WatchOptions, args), video=video, server=from_args(ServeOptions, args), stop=stop)
 
 
-class Runner:
-    """Classify paths through the threaded pipeline and print one line per image.
-
-    Decoding and preprocessing run on ``workers`` threads while the model
-    runs (edge_runtime/pipeline.py); lines come out in input order.
-
-    Args:
-        clf: the opened classifier.
-        as_json: JSON lines instead of human lines.
-        batch_size: images per runtime call.
-        out, err: output streams.
-        workers: preprocessing threads (None: min(4, cores); 0: none).
-    """
-
-    def __init__(self, clf: "ImageClassifier", as_json: bool, batch_size: int, out=None, err=None,
-                 workers: int | None = None):
-        self.clf, self.as_json, self.batch_size = clf, as_json, batch_size
-        self.out, self.err = out or sys.stdout, err or sys.stderr
-        self.ok = self.failed = 0
-        self.progress: "Progress | None" = None
-        self.workers = workers
-        self._pipeline = None
-
-    def report(self, item: str, reason: str) -> None:
-        """One stderr line for an input that failed; counted."""
-        self.failed += 1
-        line = f"{PROG}: error: {reason}" if item in reason else f"{PROG}: error: {item}: {reason}"
-        (self.progress.write if self.progress else self._err_line)(line)
-
-    def _err_line(self, line: str) -> None:
-        print(line, file=self.err, flush=True)
-
-    def run(self, paths: Sequence[Path]) -> None:
-        """Classify ``paths``; failures are reported and counted, never raised."""
-        from .pipeline import Pipeline, PipelineOptions
-
-        if self._pipeline is None:  # kept across calls: --watch hands over one file at a time
-            self._pipeline = Pipeline(self.clf, PipelineOptions(workers=self.workers, batch_size=self.batch_size))
-        for path, outcome, latency_ms in self._pipeline.run(paths):
-            if self.progress:
-                self.progress.update()
-            if isinstance(outcome, EdgeDeployError):
-                self.report(str(path), str(outcome))
-                continue
-            line = format_prediction(str(path), outcome, latency_ms, self.as_json)
-            if self.progress and self.out is self.err:
-                self.progress.write(line)
-            else:
-                print(line, file=self.out, flush=True)
-            self.ok += 1
-
-    def close(self) -> None:
-        """Stop the preprocessing threads."""
-        if self._pipeline is not None:
-            self._pipeline.close()
-            self._pipeline = None
-
-
-# -- main --------------------------------------------------------------------------
-def classifier_options(args: argparse.Namespace) -> "ClassifierOptions":
-    """The validated ClassifierOptions for edge-infer's flags (serve and the API build the same object)."""
-    from .options import ClassifierOptions
-    from .preprocess import DEFAULT_MAX_PIXELS
-
-    return ClassifierOptions(threads=args.threads, backend=args.backend, xnnpack=args.xnnpack,
-                             max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS, top_k=args.top_k,
-                             verify_hash=args.verify_hash)
-
-
-def _open_classifier(args: argparse.Namespace) -> "ImageClassifier":
+# -- running ---------------------------------------------------------------------------
+def _open_classifier(opts: InferOptions) -> "ImageClassifier":
     import warnings
 
     from .classifier import ImageClassifier
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        clf = ImageClassifier(args.model, options=classifier_options(args))
+        clf = ImageClassifier.from_options(opts.model, opts.classifier)
     for w in caught:
         print(f"{PROG}: warning: {' '.join(str(w.message).split())}", file=sys.stderr)
     return clf
 
 
-def _serve(args: argparse.Namespace) -> int:
+def _serve(opts: InferOptions) -> int:
     """--serve: check the serve extra first, open the model (timed, for /metrics), serve until SIGTERM/Ctrl-C."""
-    from .serve import ServeOptions, require_serve_extra, serve
+    from .serve import require_serve_extra, serve
 
     require_serve_extra()
-    options = ServeOptions(host=args.host, port=args.port, max_body=int(args.max_body_mb * 1024 * 1024),
-                           request_timeout=args.request_timeout, max_concurrent=args.max_concurrent,
-                           access_log=not args.quiet)
     t0 = time.perf_counter()
-    clf = _open_classifier(args)
+    clf = _open_classifier(opts)
     load_s = time.perf_counter() - t0
-    if args.info:
+    if opts.info:
         print(f"{PROG}: {json.dumps(clf.describe())}", file=sys.stderr)
-    return serve(clf, options, model_load_s=load_s)
+    return serve(clf, opts.server, model_load_s=load_s)
 
 
 def run(args: argparse.Namespace) -> int:
     """Do what the parsed arguments ask. Raises EdgeDeployError on user errors."""
-    if args.backend not in BACKEND_NAMES:
-        raise EdgeDeployError(f"Received --backend {args.backend!r}, expected one of {', '.join(BACKEND_NAMES)}")
-    if args.serve and (args.watch or args.inputs):
-        raise EdgeDeployError("--serve takes no INPUT and no --watch; run them separately")
-    if not (args.inputs or args.watch or args.serve or args.video or args.info):
-        raise EdgeDeployError("no INPUT given: pass image files, folders or globs, or --watch DIR, --video SOURCE, --serve or --info")
-    if args.watch and not Path(args.watch).is_dir():
-        raise EdgeDeployError(f"--watch needs an existing folder, got {args.watch!r}")
-    from .evaluate import check_folder_args
-    from .video import options_from_args
+    return run_options(options_from(args))
 
-    video_opts = options_from_args(args)  # bad flags or a missing file: before the model loads
-    check_folder_args(args)
-    if args.serve:
-        return _serve(args)
-    clf = _open_classifier(args)
-    if args.info:
+
+def run_options(opts: InferOptions) -> int:
+    """Run one edge-infer invocation from its typed options."""
+    if opts.serve:
+        return _serve(opts)
+    clf = _open_classifier(opts)
+    if opts.info:
         from .info import print_info
 
-        if print_info(clf, args.json, alone=not (args.inputs or args.watch or args.serve or args.video), prog=PROG):
+        if print_info(clf, opts.json, alone=not (opts.inputs or opts.modes()), prog=PROG):
             return 0
-    if args.labels_from_folders:
+    if opts.labels_from_folders:
         from .evaluate import run_labelled_folder
+        from .inputs import walk_folder
 
-        return run_labelled_folder(clf, args.inputs[0], args.json, args.batch_size, _walk_folder, PROG)
-    if video_opts is not None:
+        return run_labelled_folder(clf, opts.inputs[0], opts.json, opts.pipeline.batch_size, walk_folder, PROG)
+    if opts.video is not None:
         from .video import run_video
 
-        return run_video(clf, video_opts, args.json, PROG)
-    runner = Runner(clf, args.json, args.batch_size, workers=args.workers)
+        return run_video(clf, opts.video, opts.json, PROG)
+    from .runner import Runner
+
+    runner = Runner(clf, opts.json, opts.pipeline, prog=PROG)
     try:
-        return _run_inputs(args, runner)
+        return _run_inputs(opts, runner)
     except KeyboardInterrupt:  # Ctrl-C: the summary so far, then the usual "interrupted" (exit 130)
-        _summary(runner, force=True)
+        runner.summary(force=True)
         raise
     finally:
         runner.close()
 
 
-def _summary(runner: Runner, force: bool = False, count: int = 0) -> None:
-    if force or runner.failed or count >= PROGRESS_MIN_TTY:
-        print(f"{PROG}: {runner.ok} classified, {runner.failed} failed", file=sys.stderr, flush=True)
+def _run_inputs(opts: InferOptions, runner: "Runner") -> int:
+    from .inputs import expand_inputs
 
-
-def _run_inputs(args: argparse.Namespace, runner: Runner) -> int:
-    paths, problems = expand_inputs(args.inputs)
+    paths, problems = expand_inputs(opts.inputs)
     for item, reason in problems:
         runner.report(item, reason)
     if paths:
         from edgedeploy.core.progress import Progress
 
         tty = sys.stderr.isatty()
-        show = args.progress and (len(paths) >= PROGRESS_MIN_LOG or (tty and len(paths) >= PROGRESS_MIN_TTY))
+        show = opts.progress and (len(paths) >= PROGRESS_MIN_LOG or (tty and len(paths) >= PROGRESS_MIN_TTY))
         runner.progress = Progress(len(paths), "classifying", enabled=show)
         try:
             runner.run(paths)
         finally:
             runner.progress.close()
             runner.progress = None
-    if args.watch:
+    if opts.watch.folder is not None:
         from .watch import watch_folder
 
         def ready() -> None:
-            print(f"{PROG}: watching {args.watch} for new images (Ctrl-C stops)", file=sys.stderr, flush=True)
+            print(f"{PROG}: watching {opts.watch.folder} for new images (Ctrl-C stops)", file=sys.stderr, flush=True)
 
-        watch_folder(args.watch, lambda path: runner.run([path]), poll_interval=args.poll_interval,
-                     max_images=args.max_images, duration=args.duration, settle=args.settle, on_ready=ready,
-                     reraise_interrupt=True)
-    _summary(runner, count=len(paths))
+        w = opts.watch
+        watch_folder(w.folder, lambda path: runner.run([path]), poll_interval=w.poll_interval, max_images=opts.stop.max_images,
+                     duration=opts.stop.duration, settle=w.settle, on_ready=ready, reraise_interrupt=True)
+    runner.summary(count=len(paths), min_count=PROGRESS_MIN_TTY)
     return 1 if runner.failed else 0
 
 

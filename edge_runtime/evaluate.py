@@ -8,8 +8,10 @@ answer is what ``yolo val`` prints for a classifier: accuracy, per-class
 precision, recall, F1 and support, and the confusion matrix (rows = truth,
 columns = prediction).
 
-``classification_metrics`` is numpy only (no scikit-learn, which a Pi
-lacks); benchmarks/accuracy.py uses the same function.
+The metrics are ``edgedeploy.core.metrics.classification_metrics``, the one
+definition train-model's metrics.json and benchmarks/accuracy.py use too
+(numpy only: a Pi has no scikit-learn). Top-5 accuracy is reported only when
+the model has more than 5 classes.
 """
 from __future__ import annotations
 
@@ -22,52 +24,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from edgedeploy.core.errors import EdgeDeployError
+from edgedeploy.core.metrics import classification_metrics, top_k_accuracy
 
 if TYPE_CHECKING:
     from .classifier import ImageClassifier
 
-__all__ = ["classification_metrics", "scan_labelled_folder", "evaluate_folder", "FolderEvaluation", "format_evaluation",
-           "check_folder_args", "run_labelled_folder"]
-
-
-def classification_metrics(y_true, y_pred, labels: Sequence[str]) -> dict[str, Any]:
-    """Accuracy, per-class precision/recall/F1/support, macro and weighted averages, confusion matrix.
-
-    ``confusion_matrix[i][j]`` counts images of true class i predicted as
-    class j. Macro averages are over the classes that occur in the truth or
-    the predictions, as scikit-learn does.
-    """
-    import numpy as np
-
-    n = len(labels)
-    yt, yp = np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64)
-    cm = np.zeros((n, n), np.int64)
-    np.add.at(cm, (yt, yp), 1)
-    tp = np.diag(cm).astype(np.float64)
-    support, predicted = cm.sum(1).astype(np.float64), cm.sum(0).astype(np.float64)
-    precision = np.divide(tp, predicted, out=np.zeros(n), where=predicted > 0)
-    recall = np.divide(tp, support, out=np.zeros(n), where=support > 0)
-    denom = precision + recall
-    f1 = np.divide(2 * precision * recall, denom, out=np.zeros(n), where=denom > 0)
-    present = (support > 0) | (predicted > 0)
-    total = float(support.sum())
-
-    def avg(v, w=None):
-        if not present.any():
-            return 0.0
-        return float(np.average(v[present], weights=None if w is None else w[present])) if (w is None or w[present].sum() > 0) else 0.0
-
-    return {
-        "n_images": int(total),
-        "correct": int(tp.sum()),
-        "accuracy": float(tp.sum() / total) if total else 0.0,
-        "per_class": [{"label": labels[i], "precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
-                       "support": int(support[i]), "predicted": int(predicted[i])} for i in range(n)],
-        "macro": {"precision": avg(precision), "recall": avg(recall), "f1": avg(f1)},
-        "weighted": {"precision": avg(precision, support), "recall": avg(recall, support), "f1": avg(f1, support)},
-        "labels": list(labels),
-        "confusion_matrix": cm.tolist(),
-    }
+__all__ = ["scan_labelled_folder", "evaluate_folder", "FolderEvaluation", "format_evaluation", "run_labelled_folder"]
+TOP_K = 5  # top-k accuracy, shown only for models with more classes than this
 
 
 def _match_folders(names: Sequence[str], labels: Sequence[str], root: Path) -> dict[str, int]:
@@ -129,7 +92,7 @@ class FolderEvaluation:
     failed: list[dict[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        n = self.metrics["n_images"]
+        n = self.metrics["num_samples"]
         return {"folder": self.folder, "model": self.model, **self.metrics, "n_failed": len(self.failed),
                 "failed": self.failed, "seconds": round(self.seconds, 3),
                 "images_per_s": round(n / self.seconds, 1) if self.seconds > 0 else None}
@@ -148,8 +111,8 @@ def evaluate_folder(clf: "ImageClassifier", root: str | os.PathLike, walk: Calla
     items = scan_labelled_folder(root, labels, walk)
     y_true: list[int] = []
     y_pred: list[int] = []
+    scores: list[Any] = []
     failed: list[dict[str, str]] = []
-    hits5 = 0
     t0 = time.perf_counter()
     for start in range(0, len(items), batch_size):
         xs, truth = [], []
@@ -166,13 +129,14 @@ def evaluate_folder(clf: "ImageClassifier", root: str | os.PathLike, walk: Calla
             probs = clf.predict_tensor(np.stack(xs), batch_size=batch_size)
             y_pred.extend(int(i) for i in probs.argmax(axis=1))
             y_true.extend(truth)
-            top5 = np.argsort(-probs, axis=1, kind="stable")[:, :5]
-            hits5 += int(sum(t in row for t, row in zip(truth, top5.tolist())))
+            scores.append(probs)
     seconds = time.perf_counter() - t0
     if not y_true:
         raise EdgeDeployError(f"no image under {root} could be read ({len(failed)} failed)")
     metrics = classification_metrics(y_true, y_pred, labels)
-    metrics["top5_accuracy"] = hits5 / len(y_true)
+    top_k = top_k_accuracy(y_true, np.concatenate(scores), TOP_K)
+    if top_k is not None:  # only when it can differ from 100%: more classes than k
+        metrics[f"top{TOP_K}_accuracy"] = top_k
     return FolderEvaluation(str(root), str(clf.path), metrics, seconds, failed)
 
 
@@ -181,18 +145,18 @@ def format_evaluation(ev: FolderEvaluation, as_json: bool = False) -> str:
     if as_json:
         return json.dumps(ev.to_dict())
     m = ev.metrics
-    rows = [c for c in m["per_class"] if c["support"] or c["predicted"]]
-    width = max([len("all")] + [len(c["label"]) for c in rows])
+    rows = [(name, c) for name, c in m["per_class"].items() if name in m["averaged_over"]]
+    width = max([len("all")] + [len(name) for name, _ in rows])
     head = f"{'class':>{width}}  {'images':>7}  {'precision':>9}  {'recall':>7}  {'f1':>6}"
-    lines = [f"{ev.model} on {ev.folder}: {m['n_images']} images, {len(rows)} classes, {ev.seconds:.2f} s",
+    macro = m["macro_avg"]
+    lines = [f"{ev.model} on {ev.folder}: {m['num_samples']} images, {len(rows)} classes, {ev.seconds:.2f} s",
              head,
-             f"{'all':>{width}}  {m['n_images']:>7}  {m['macro']['precision']:>9.3f}  {m['macro']['recall']:>7.3f}  "
-             f"{m['macro']['f1']:>6.3f}"]
-    for c in rows:
-        lines.append(f"{c['label']:>{width}}  {c['support']:>7}  {c['precision']:>9.3f}  {c['recall']:>7.3f}  {c['f1']:>6.3f}")
-    top5 = f", top-5: {m['top5_accuracy']:.4f}" if "top5_accuracy" in m else ""
-    lines.append(f"accuracy top-1: {m['accuracy']:.4f} ({m['correct']}/{m['n_images']}){top5}; 'all' is the macro average")
-    keep = [i for i, c in enumerate(m["per_class"]) if c["support"] or c["predicted"]]
+             f"{'all':>{width}}  {m['num_samples']:>7}  {macro['precision']:>9.3f}  {macro['recall']:>7.3f}  {macro['f1']:>6.3f}"]
+    for name, c in rows:
+        lines.append(f"{name:>{width}}  {c['support']:>7}  {c['precision']:>9.3f}  {c['recall']:>7.3f}  {c['f1']:>6.3f}")
+    top = f", top-{TOP_K}: {m[f'top{TOP_K}_accuracy']:.4f}" if f"top{TOP_K}_accuracy" in m else ""
+    lines.append(f"accuracy top-1: {m['accuracy']:.4f} ({m['correct']}/{m['num_samples']}){top}; 'all' is the macro average")
+    keep = [m["labels"].index(name) for name, _ in rows]
     if len(keep) <= 20:
         names = [m["labels"][i] for i in keep]
         cw = max(5, max(len(n) for n in names), max(len(str(m["confusion_matrix"][i][j])) for i in keep for j in keep))
@@ -205,13 +169,6 @@ def format_evaluation(ev: FolderEvaluation, as_json: bool = False) -> str:
     if ev.failed:
         lines.append(f"{len(ev.failed)} image(s) could not be read and were left out")
     return "\n".join(lines)
-
-
-def check_folder_args(args: Any) -> None:
-    """edge-infer's --labels-from-folders takes exactly one INPUT folder and nothing else to run."""
-    if args.labels_from_folders and (len(args.inputs) != 1 or args.watch or args.serve or args.video):
-        raise EdgeDeployError(f"Received --labels-from-folders with {len(args.inputs)} INPUT(s), "
-                              "expected one folder of label folders (and no --watch, --serve or --video)")
 
 
 def run_labelled_folder(clf: "ImageClassifier", folder: str, as_json: bool, batch_size: int,

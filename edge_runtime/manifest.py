@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from edgedeploy.core.errors import ManifestError
+from edgedeploy.core.runfolder import MANIFEST
 
 SCHEMA_VERSION = 1
-MANIFEST_FILENAME = "manifest.json"
 # Key under which the manifest travels inside ONNX metadata_props and the
 # name of the TFLite metadata entry.
 EMBED_KEY = "edgedeploy.manifest"
@@ -159,7 +159,7 @@ class Manifest:
     def load(cls, path: str | os.PathLike) -> "Manifest":
         p = Path(path)
         if p.is_dir():
-            p = p / MANIFEST_FILENAME
+            p = p / MANIFEST
         if not p.is_file():
             raise ManifestError(f"manifest not found: {p}")
         return cls.from_json(p.read_bytes(), source=str(p))

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, NamedTuple
 
 from edgedeploy.core.errors import EdgeDeployError
+from edgedeploy.core.flags import flag, int_at_least
 
 if TYPE_CHECKING:
     import numpy as np
@@ -57,8 +58,9 @@ class PipelineOptions:
             (None: ``2 * batch_size``, at least ``2 * workers``).
     """
 
-    workers: int | None = None
-    batch_size: int = 8
+    workers: int | None = flag("--workers", type=int_at_least(0), metavar="N",
+                               help="threads that decode and preprocess while the model runs (default min(4, cores); 0 none)")
+    batch_size: int = flag("--batch-size", default=8, type=int_at_least(1), metavar="B", help="images per runtime call (default 8)")
     queue: int | None = None
 
     def __post_init__(self) -> None:

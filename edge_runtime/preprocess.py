@@ -4,7 +4,7 @@ The device side is numpy + Pillow only. Training (train/) decodes images with
 the same ``load_image`` and resizes with ``tf.image.resize(..., "bilinear")``;
 ``resize`` here reproduces that op in numpy (half-pixel centres, no
 antialiasing), which matches TensorFlow to about 0.004/255 per pixel. Tests in
-tests/test_preprocess_parity.py prove it on real photos.
+tests/runtime/test_preprocess_parity.py prove it on real photos.
 
 Why not Pillow's resize: Pillow's BILINEAR antialiases when downscaling and
 differs from tf.image.resize by up to 106/255 on 500 -> 160 px photos, a
@@ -16,26 +16,24 @@ import functools
 import io
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Union
 
 import numpy as np
 
 from edgedeploy.core.errors import ImageError
+
+from .options import DEFAULT_MAX_PIXELS
 
 if TYPE_CHECKING:  # Pillow is imported lazily: a tensor-only caller never pays for it
     from PIL import Image as PILImage
 
     from .manifest import Manifest
 
-# 50 megapixels: larger than any camera frame a Pi sees, far smaller than a
-# decompression bomb (Pillow's own warning starts at 89 MP, its error at 179 MP).
-DEFAULT_MAX_PIXELS = 50_000_000
 
 ImageSource = Union[str, os.PathLike, bytes, "PILImage.Image", np.ndarray]
 _PIXEL_COPY_BLOCK = 4 * 1024 * 1024
 _EXIF_ORIENTATION = 0x0112
 _TRANSPOSED = (2, 3, 4, 5, 6, 7, 8)  # EXIF orientations that need a flip or a rotation
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 
 
 def load_image(source: ImageSource, channels: int = 3, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -287,5 +285,3 @@ def preprocess(source: ImageSource, manifest: "Manifest", max_pixels: int = DEFA
     return normalize(x, manifest)
 
 
-def is_image_path(path: Any) -> bool:
-    return Path(path).suffix.lower() in IMAGE_SUFFIXES

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from edgedeploy.core.errors import EdgeDeployError
+from edgedeploy.core.flags import flag, int_at_least, positive_float
 
 if TYPE_CHECKING:
     import numpy as np
@@ -50,11 +51,16 @@ _DEVICE = re.compile(r"^/dev/video\d+$")
 
 @dataclass(frozen=True)
 class VideoOptions:
-    """How to read a source; validates itself."""
+    """How to read a source; validates itself (``source_kind`` checks the source itself).
 
-    source: str
-    every: int = 1
-    fps: float | None = None
+    ``max_frames`` and ``duration`` come from edge-infer's shared ``--max-images`` and ``--duration``.
+    """
+
+    source: str = flag("--video", default="", metavar="SOURCE",
+                       help="a video file, a camera index or /dev/videoN, an rtsp:// or http(s):// URL, or picamera (Pi); "
+                            "--max-images and --duration stop it too")
+    every: int = flag("--every", default=1, type=int_at_least(1), metavar="N", help="classify every Nth frame (default 1)")
+    fps: float | None = flag("--fps", type=positive_float, metavar="F", help="classify at most F frames per second")
     max_frames: int | None = None
     duration: float | None = None
 
@@ -74,19 +80,6 @@ class Frame:
     index: int
     timestamp: float
     rgb: "np.ndarray"
-
-
-def options_from_args(args: Any) -> VideoOptions | None:
-    """edge-infer's --video/--every/--fps/--max-images/--duration as checked options (None without --video)."""
-    if not args.video:
-        if args.every != 1 or args.fps is not None:
-            raise EdgeDeployError("Received --every/--fps without --video SOURCE; they pace video frames only")
-        return None
-    if args.inputs or args.watch or args.serve:
-        raise EdgeDeployError(f"Received --video {args.video!r} with INPUT, --watch or --serve; run them separately")
-    opts = VideoOptions(args.video, every=args.every, fps=args.fps, max_frames=args.max_images, duration=args.duration)
-    source_kind(opts.source)  # a missing file is a one-line error before the model loads
-    return opts
 
 
 def import_cv2() -> Any:

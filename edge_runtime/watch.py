@@ -18,12 +18,35 @@ from __future__ import annotations
 import os
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .preprocess import is_image_path
+from edgedeploy.core.errors import EdgeDeployError
+from edgedeploy.core.flags import flag, positive_float
+
+from .inputs import is_image_path
 
 _TEMP_SUFFIXES = (".part", ".tmp", ".partial", ".crdownload")
+
+
+@dataclass(frozen=True)
+class WatchOptions:
+    """``edge-infer MODEL --watch DIR``: which folder, how often to look, how long a file must rest."""
+
+    folder: str | None = flag("--watch", metavar="DIR", help="classify new images as they appear in DIR (Ctrl-C stops)")
+    poll_interval: float = flag("--poll-interval", default=0.5, type=positive_float, metavar="S",
+                                help="seconds between scans (default 0.5)")
+    settle: float = flag("--settle", default=0.5, type=positive_float, metavar="S",
+                         help="a new file must be unmodified this long before it is read (default 0.5)")
+
+    def __post_init__(self) -> None:
+        if self.folder is not None and not Path(self.folder).is_dir():
+            raise EdgeDeployError(f"--watch needs an existing folder, got {self.folder!r}")
+        for name in ("poll_interval", "settle"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and value > 0):
+                raise EdgeDeployError(f"Received {name}={value!r}, expected a number > 0")
 
 
 def _scan(folder: Path, recursive: bool = True) -> dict[Path, tuple[int, int]]:

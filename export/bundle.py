@@ -32,17 +32,21 @@ import tarfile
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from edgedeploy.core.command import RuntimeFailure, UsageError
 from edgedeploy.core.io import atomic_path
-from edgedeploy.runtime.manifest import Manifest
 from edgedeploy.core.registry import Registry
+from edgedeploy.core.runfolder import RunFolder
+from edgedeploy.runtime.manifest import Manifest
 
 from .bundle_readme import readme_text
+from .options import SERVICES
+
+if TYPE_CHECKING:
+    from .options import BundleRequest, ExportOptions
 
 TEMPLATES = Path(__file__).with_name("bundle_templates")
-SERVICES = ("watch", "serve")
 DEFAULT_SAMPLES = 10
 # Set to a prebuilt edgedeploy wheel to skip building one (CI, the Pi emulation).
 WHEEL_ENV = "EDGEDEPLOY_BUNDLE_WHEEL"
@@ -154,10 +158,10 @@ def sample_images(manifest: Manifest, run: str | None, n: int) -> list[tuple[Any
 
     if manifest.dataset == "digits" or (not manifest.dataset and run is None):
         data = load_digits("test")
-    elif run is not None and Path(run, "config.json").is_file():
+    elif run is not None and RunFolder(run).config_path.is_file():
         from .data import load_split
 
-        config = json.loads(Path(run, "config.json").read_text())
+        config = RunFolder(run).config()
         data = load_split(Path(run), "test", max_samples=n, balanced=True, seed=0, config=config)
     else:
         raise UsageError(f"no test images for the self-test: dataset {manifest.dataset!r} needs the run folder "
@@ -375,24 +379,24 @@ def make_bundle(opts: BundleOptions, log: Callable[[str], None] | None = None) -
     return info
 
 
-def run_from_cli(args: Any, export: Callable[[], dict[str, Any]]) -> int:
-    """export-model's --bundle path: bundle --model FILE (no conversion), else OUTPUT/selected.*."""
-    if args.bundle is None:
-        raise UsageError("--model, --target, --no-wheels and --service go with --bundle DIR")
+def bundle_export(export: "ExportOptions", request: "BundleRequest", log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """export-model's --bundle path, one forward call: bundle ``request.model`` as it is (no conversion),
+    or run the export with ``--select`` first and bundle the OUTPUT/selected.* it writes."""
     report = None
-    model = args.model
-    for q in (Path(args.bundle), tarball_path(Path(args.bundle))):  # before any conversion
-        if q.exists() and not args.force:
+    model = request.model
+    for q in (Path(request.bundle), tarball_path(Path(request.bundle))):  # before any conversion
+        if q.exists() and not export.force:
             raise UsageError(f"refusing to overwrite existing {q}; pass --force to replace it")
     if model is None:
-        out = Path(args.output) if args.output else Path(args.source) / "export"
-        if getattr(args, "select", None):  # export-model --select writes OUTPUT/selected.<ext>
-            report = export()
+        out = Path(export.output) if export.output else Path(export.source) / "export"
+        if export.select:  # export-model --select writes OUTPUT/selected.<ext>
+            from .pipeline import run_export
+
+            report = run_export(export)
         model = find_selected(out)
         if model is None:
             raise UsageError(f"--bundle needs a model: pass --model FILE, or --select (no selected.* in {out})")
-    opts = BundleOptions(model=str(model), bundle=args.bundle, run=args.source if Path(args.source).is_dir() else None,
-                         target=args.target, wheels=args.wheels, service=args.service, force=args.force,
+    opts = BundleOptions(model=str(model), bundle=request.bundle, run=export.source if Path(export.source).is_dir() else None,
+                         target=request.target, wheels=request.wheels, service=request.service, force=export.force,
                          report=report)
-    make_bundle(opts)
-    return 0
+    return make_bundle(opts, log)

@@ -20,8 +20,9 @@ from typing import Any, Iterator
 import numpy as np
 
 from edgedeploy.core.errors import EdgeDeployError
+from edgedeploy.runtime.inputs import IMAGE_SUFFIXES
 from edgedeploy.runtime.manifest import Manifest
-from edgedeploy.runtime.preprocess import IMAGE_SUFFIXES, load_image
+from edgedeploy.runtime.preprocess import load_image
 
 DEFAULT_SAMPLES = 200
 

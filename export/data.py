@@ -20,8 +20,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from edgedeploy.runtime.datasets import ImageSet, choose_indices
 from edgedeploy.core.errors import EdgeDeployError
+from edgedeploy.runtime.datasets import ImageSet, choose_indices
 from edgedeploy.runtime.manifest import Manifest
 
 

@@ -37,8 +37,7 @@ import numpy as np
 from edgedeploy.core.errors import EdgeDeployError
 from edgedeploy.runtime.manifest import Manifest
 
-from .gate import (DEFAULT_MAX_ACCURACY_DROP, DEFAULT_MAX_PROB_DIFF, FLOAT_MODES, Agreement,  # noqa: F401 (re-exported)
-                   ClassEvidence, Evidence, PairedCounts)
+from .gate import DEFAULT_MAX_ACCURACY_DROP, DEFAULT_MAX_PROB_DIFF, FLOAT_MODES, Agreement, ClassEvidence, Evidence, PairedCounts  # noqa: F401 (re-exported)
 
 # Evidence images by default (held-out first, then train images outside the
 # calibration sample): the raw images stay in memory for every file, and zero
@@ -157,8 +156,8 @@ def load_evidence(run_dir: Path, manifest: Manifest, config: dict | None = None,
 
 def load_labelled_folder(folder: str | Path, label_names: list[str]) -> Any:
     """``--parity-data DIR``: one subfolder per class, named by the model's labels."""
-    from edgedeploy.runtime.datasets import ImageSet
     from edgedeploy.core.errors import ImageError
+    from edgedeploy.runtime.datasets import ImageSet
     from edgedeploy.runtime.preprocess import load_image
 
     from .calibration import list_images

@@ -22,7 +22,6 @@ from __future__ import annotations
 import datetime as _dt
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -30,48 +29,17 @@ from edgedeploy.core.errors import EdgeDeployError, GateError
 
 from . import report as report_mod
 from ._quiet import captured, quiet_loggers, quiet_tensorflow
-from .calibration import DEFAULT_SAMPLES, Calibration, check_sample_count
+from .calibration import Calibration, check_sample_count
 from .formats import FORMATS, ConversionError, ConvertContext, Converted, format_names
 from .formats.base import keras_layer_scopes
-from .gate import DEFAULT_MAX_DISAGREEMENT, DEFAULT_POLICY, GatePolicy
-from .parity import DEFAULT_MAX_ACCURACY_DROP, DEFAULT_MAX_PROB_DIFF, DEFAULT_PARITY_SAMPLES, Reference, keras_reference
+from .options import ExportOptions
+from .parity import Reference, keras_reference
+from .plan import plan, precheck_outputs
 from .publish import Publisher
-from .records import FAILED, REJECTED_SUFFIX, FileResult, Job  # noqa: F401  (REJECTED_SUFFIX: re-exported)
-from .plan import MAX_OPSET, MIN_OPSET, DEFAULT_OPSET, plan, precheck_outputs  # noqa: F401  (re-exported)
+from .records import FAILED, FileResult, Job
 from .source import Source, load_keras_model, resolve_source
 
 Log = Callable[[str], None]
-
-
-@dataclass
-class ExportOptions:
-    """Everything ``export-model`` takes; the CLI is a thin layer over this."""
-
-    source: str
-    formats: list[str] = field(default_factory=lambda: ["tflite"])
-    modes: list[str] | None = None  # None: "none", or every mode with --format all
-    output: str | None = None  # default RUN_DIR/export
-    calibration_samples: int = DEFAULT_SAMPLES
-    calibration_data: str | None = None
-    io: str | None = None  # TFLite int8 I/O; None means uint8
-    max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP
-    max_prob_diff: float = DEFAULT_MAX_PROB_DIFF
-    max_disagreement: float = DEFAULT_MAX_DISAGREEMENT  # percent
-    gate: str = DEFAULT_POLICY  # evidence | strict | point
-    opset: int = DEFAULT_OPSET
-    keep_float: list[str] = field(default_factory=list)
-    parity_samples: int | None = DEFAULT_PARITY_SAMPLES  # None: every evidence image
-    parity_data: str | None = None  # a labelled folder added to the evidence
-    select: str | None = None  # fastest | smallest | accurate
-    latency_report: str | None = None  # latency.py / compare.py JSON from the target device
-    seed: int = 0
-    threads: int | None = None
-    force: bool = False
-    unsafe_load: bool = False
-    debug: bool = False
-
-    def policy(self) -> GatePolicy:
-        return GatePolicy(self.gate, self.max_accuracy_drop, self.max_disagreement, self.max_prob_diff)
 
 
 # -- the run ------------------------------------------------------------------------
@@ -345,7 +313,7 @@ class _Exporter:
         print(report_mod.text_table([r for r in all_rows if r["file"] in this_run], ref.keras_accuracy), flush=True)
         self.log(f"report: {json_path} (+ .md)")
         if diagnosis:
-            from .debug import keep_float_hint
+            from .formats._tflite_debug import keep_float_hint
 
             hint = keep_float_hint(diagnosis["layers"])
             self.log(f"layers with the largest int8 error ({diagnosis['tool']}, RMSE/scale; for {diagnosis['file']}): "

@@ -9,13 +9,10 @@ from edgedeploy.core.io import ensure_writable_dir
 
 from .calibration import check_sample_count
 from .formats import FORMATS, IO_TYPES, MODES, ExportFormat, format_names
+from .options import MAX_OPSET, MIN_OPSET, ExportOptions
 
 if TYPE_CHECKING:
-    from .pipeline import ExportOptions
     from .records import Job
-
-MIN_OPSET, MAX_OPSET = 13, 18  # QDQ per-channel needs 13; tf2onnx 1.17 goes up to 18
-DEFAULT_OPSET = 17
 
 
 def _split(values: list[str] | None) -> list[str]:

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import hashlib
-
 from pathlib import Path
 from typing import Any, Callable
 

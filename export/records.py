@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgedeploy.runtime.formats import REJECTED_SUFFIX
+
 from .formats import ExportFormat, mode_tag
 from .gate import GateVerdict
 
-REJECTED_SUFFIX = ".rejected"
 ACCEPTED, REJECTED, FAILED = "accepted", "rejected", "failed"
 
 

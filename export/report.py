@@ -161,7 +161,7 @@ def markdown(report: dict[str, Any]) -> str:
         lines += [f"- `{r['file']}`: {note}" for r in noted for note in r["notes"]]
     lines += _selection_lines(report.get("selection"))
     if report.get("worst_layers"):
-        from .debug import keep_float_hint
+        from .formats._tflite_debug import keep_float_hint
 
         diag = report.get("diagnosis") or {}
         title = f"## Layers with the largest int8 error ({diag.get('tool', 'quantization debugger')})"

@@ -17,10 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from edgedeploy.core.errors import EdgeDeployError, ManifestError
-from edgedeploy.runtime.manifest import MANIFEST_FILENAME, Manifest, sha256_file
-
-MODEL_FILENAME = "model.keras"
-CONFIG_FILENAME = "config.json"
+from edgedeploy.core.runfolder import MANIFEST, MODEL, RunFolder
+from edgedeploy.runtime.manifest import Manifest, sha256_file
 
 
 @dataclass
@@ -45,9 +43,9 @@ def resolve_source(arg: str | Path) -> Source:
     if not p.exists():
         raise EdgeDeployError(f"run folder or model not found: {p}")
     if p.is_dir():
-        keras_path = p / MODEL_FILENAME
+        keras_path = RunFolder(p).model
         if not keras_path.is_file():
-            raise EdgeDeployError(f"{p} is not a run folder: it has no {MODEL_FILENAME} (expected the folder train-model wrote)")
+            raise EdgeDeployError(f"{p} is not a run folder: it has no {MODEL} (expected the folder train-model wrote)")
         run_dir = p
     else:
         if p.suffix.lower() != ".keras":
@@ -55,12 +53,12 @@ def resolve_source(arg: str | Path) -> Source:
         keras_path, run_dir = p, p.parent
     if keras_path.stat().st_size == 0 or not zipfile.is_zipfile(keras_path):
         raise EdgeDeployError(f"{keras_path} is not a valid .keras file (a .keras model is a zip archive; this one is not)")
-    manifest_path = run_dir / MANIFEST_FILENAME
+    manifest_path = run_dir / MANIFEST
     if not manifest_path.is_file():
-        raise ManifestError(f"no {MANIFEST_FILENAME} beside {keras_path.name} in {run_dir}; export needs the run folder train-model wrote")
+        raise ManifestError(f"no {MANIFEST} beside {keras_path.name} in {run_dir}; export needs the run folder train-model wrote")
     manifest = Manifest.load(manifest_path)
     config: dict[str, Any] = {}
-    config_path = run_dir / CONFIG_FILENAME
+    config_path = RunFolder(run_dir).config_path
     if config_path.is_file():
         try:
             config = json.loads(config_path.read_text("utf-8"))

@@ -283,7 +283,7 @@ def update(check: bool, docs: Sequence[Path] | None = None) -> int:
             continue
         text = doc.read_text()
 
-        def sub(m: re.Match) -> str:
+        def sub(m: re.Match, doc: Path = doc) -> str:
             name = m.group("name")
             if name not in FIGURES:
                 unknown.append(f"{doc.name}: {name}")

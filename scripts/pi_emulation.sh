@@ -20,8 +20,8 @@
 #   --images DIR     *.png images to classify (default: digits test images written here).
 #   --tests SET      the TF-free pytest run inside the Pi (litert variant): smoke (default:
 #                    the backend tests on the exported fixture models, the import boundary;
-#                    a few minutes under qemu), full (every tests/test_edge_* and
-#                    tests/test_bench_* file: 15+ minutes under qemu), none. The legacy
+#                    a few minutes under qemu), full (every tests/runtime/ and
+#                    tests/bench/ file: 15+ minutes under qemu), none. The legacy
 #                    variant runs edge-infer and latency.py, and pytest only with full.
 #                    PI_PYTEST_ARGS overrides the selection.
 #   --keep-work      keep the per-run work folder (models, images, JSON outputs).
@@ -69,15 +69,15 @@ ROOTFS_PACKAGES=python3,python3-venv,libstdc++6,ca-certificates,dash,coreutils,b
 QEMU_MIN=8.2
 # The TF-free tests run inside the Pi. Markers: tf needs TensorFlow (conftest also skips
 # those where TF is absent), slow is real photos / VGG16, pi is this script's own test.
-# The source-scanning boundary test reads edge_runtime/*.py from a checkout, which on
-# the Pi is deliberately absent (the package comes from the wheel): deselected.
+# The source-scanning boundary tests read edge_runtime/*.py & co. from a checkout, which on
+# the Pi is deliberately absent (the package comes from the wheel): they skip there.
 # Tests that assert wall-clock limits (an instant --help, the watch-folder timing, the
 # 20 s hang limit of the crash-probe subprocess) or run thousands of requests fail or
 # crawl under qemu, where every process start costs seconds: they are left out.
 PYTEST_MARKS='-m "not tf and not slow and not pi" -k "not test_edge_side_never_imports_tf_train_or_export'
-SMOKE_TESTS='tests/test_edge_backends.py tests/test_boundaries.py tests/test_tflite_metadata.py'
+SMOKE_TESTS='tests/runtime/test_edge_backends.py tests/test_boundaries.py tests/export/test_tflite_metadata.py'
 SMOKE_EXCLUDE=' and not probe'
-FULL_TESTS='tests/test_edge_*.py tests/test_bench_*.py tests/test_boundaries.py tests/test_foundation.py'
+FULL_TESTS='tests/runtime/test_*.py tests/bench/test_*.py tests/core/test_*.py tests/test_boundaries.py'
 FULL_EXCLUDE=' and not test_help_is_instant and not test_watch_folder_waits_for_complete_files and not test_progress_bar_on_a_log and not test_2000_requests_while_50_slow_clients_trickle and not probe_contains'
 PI_PYTEST_ARGS=${PI_PYTEST_ARGS:-}
 
@@ -447,11 +447,11 @@ make_models() {
         cp "$MODELS_DIR"/*.json "$WORK/models/" 2>/dev/null
     else
         log "models: train-model --model small_cnn --dataset digits --epochs 2; export-model tflite int8 + onnx none"
-        host_cli train.cli --model small_cnn --dataset digits --epochs 2 --output "$WORK/run" > "$WORK/train.log" 2>&1 \
+        host_cli edgedeploy.train.cli --model small_cnn --dataset digits --epochs 2 --output "$WORK/run" > "$WORK/train.log" 2>&1 \
             || { tail -n 20 "$WORK/train.log" >&2; echo "train-model failed" >&2; return 1; }
-        host_cli export.cli "$WORK/run" --format tflite --quantize int8 --output "$WORK/models" > "$WORK/export-tflite.log" 2>&1 \
+        host_cli edgedeploy.export.cli "$WORK/run" --format tflite --quantize int8 --output "$WORK/models" > "$WORK/export-tflite.log" 2>&1 \
             || { tail -n 20 "$WORK/export-tflite.log" >&2; echo "export-model --format tflite --quantize int8 failed" >&2; return 1; }
-        host_cli export.cli "$WORK/run" --format onnx --quantize none --output "$WORK/models" > "$WORK/export-onnx.log" 2>&1 \
+        host_cli edgedeploy.export.cli "$WORK/run" --format onnx --quantize none --output "$WORK/models" > "$WORK/export-onnx.log" 2>&1 \
             || { tail -n 20 "$WORK/export-onnx.log" >&2; echo "export-model --format onnx failed" >&2; return 1; }
     fi
     local n; n=$(ls "$WORK"/models/*.tflite "$WORK"/models/*.onnx 2>/dev/null | wc -l)
@@ -465,7 +465,7 @@ x86_predictions() {
     for m in "$WORK"/models/*.tflite "$WORK"/models/*.onnx; do
         [[ -f $m ]] || continue
         name=$(basename "$m")
-        host_cli edge_runtime.cli "$m" "$WORK"/images/*.png --json > "$WORK/x86/$name.jsonl" 2> "$WORK/x86/$name.err" \
+        host_cli edgedeploy.runtime.cli "$m" "$WORK"/images/*.png --json > "$WORK/x86/$name.jsonl" 2> "$WORK/x86/$name.err" \
             || { tail -n 5 "$WORK/x86/$name.err" >&2; echo "edge-infer on x86 failed for $name" >&2; return 1; }
         log "x86 edge-infer $name: $(grep -c '^{' "$WORK/x86/$name.jsonl") predictions"
     done
@@ -489,7 +489,7 @@ make_bundle() { # the device bundle, made on x86 by the project's own command (e
     log "bundle: export-model --model $(basename "$model") --bundle $BUNDLE_NAME --target pi64 (aarch64 wheels, offline install)"
     # the wheel built above; the aarch64 wheels already fetched are offered first (pip's cache does the rest)
     ( export EDGEDEPLOY_BUNDLE_WHEEL=$WHEEL PIP_FIND_LINKS="${WHEELDIR[litert]:-}"
-      host_cli export.cli "$run" --model "$model" --bundle "$WORK/bundle/$BUNDLE_NAME" --target pi64 ) > "$WORK/bundle.log" 2>&1 \
+      host_cli edgedeploy.export.cli "$run" --model "$model" --bundle "$WORK/bundle/$BUNDLE_NAME" --target pi64 ) > "$WORK/bundle.log" 2>&1 \
         || { tail -n 15 "$WORK/bundle.log" >&2; echo "export-model --bundle failed" >&2; return 1; }
     log "$(tail -n 1 "$WORK/bundle.log")"
 }

@@ -99,7 +99,7 @@ def cmd_mirrors(codename: str) -> int:
         print(f"this host is {osr.get('ID', 'unknown')!r}, not Debian: its apt mirrors are not Debian's", file=sys.stderr)
         return 1
     seen = []
-    for uri, suite, comps in apt_entries():
+    for uri, suite, _comps in apt_entries():
         base, _, pocket = suite.partition("-")
         if base != host or pocket not in ("", "updates", "security"):
             continue

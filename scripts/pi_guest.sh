@@ -61,7 +61,7 @@ for n in ["edgedeploy", "numpy", "pillow", "ai-edge-litert", "onnxruntime", "tfl
         pass
 print("installed:", ", ".join(vers))
 failed = int(failed_cpu)
-for mod in ["numpy", "PIL.Image", "edge_runtime", *sys.argv[1:]]:
+for mod in ["numpy", "PIL.Image", "edgedeploy.runtime", *sys.argv[1:]]:
     t0 = time.perf_counter()
     try:
         m = importlib.import_module(mod)
@@ -70,10 +70,10 @@ for mod in ["numpy", "PIL.Image", "edge_runtime", *sys.argv[1:]]:
     except Exception as e:  # noqa: BLE001 - report, the host decides
         failed += 1
         print(f"PI-CHECK import-{mod} FAIL {type(e).__name__}: {e}")
-import edge_runtime
-if not edge_runtime.__file__.startswith(sys.prefix):
+import edgedeploy.runtime
+if not edgedeploy.runtime.__file__.startswith(sys.prefix):
     failed += 1
-    print(f"PI-CHECK wheel-install FAIL edge_runtime comes from {edge_runtime.__file__}, not the venv's wheel")
+    print(f"PI-CHECK wheel-install FAIL edgedeploy.runtime comes from {edgedeploy.runtime.__file__}, not the venv's wheel")
 print(f"PI-CHECK machine {'PASS' if platform.machine() == 'aarch64' else 'FAIL'} {platform.machine()}")
 sys.exit(failed)
 EOF

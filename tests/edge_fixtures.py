@@ -1,4 +1,4 @@
-"""pytest fixtures for the edge_runtime tests, over the real-command chain (tests/model_fixtures.py).
+"""The hand-made fuzz seeds and the chain folder for scripts (tests/model_fixtures.py builds the chain).
 
 ``edge_models`` is the chain folder: train-model -> export-model output, its
 mutations (no manifest, fixed batch), Keras reference probabilities and a few
@@ -8,14 +8,13 @@ The one thing here that the real commands do NOT make: ``fuzz_tiny*``, the
 fuzz seeds. They are an untrained 8x8 CNN of a few KB, mostly structure rather
 than weights, so that random mutations hit the graph instead of the weights.
 train-model refuses inputs below 32x32 (and small_cnn alone is ~600 KB of
-weights), so these are converted by hand below; ``tests/test_edge_backends.py``
+weights), so these are converted by hand below; ``tests/runtime/test_edge_backends.py``
 also pins one mutation of ``fuzz_tiny.tflite`` (VERIFIER_GAP) to these bytes.
 ``python tests/edge_fixtures.py --fuzz-tiny DIR`` writes them (the chain runs it
 in a subprocess, so pytest itself never imports TensorFlow).
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -71,25 +70,6 @@ def ensure_edge_models() -> Path:
     import model_fixtures
 
     return model_fixtures.build_cached()
-
-
-try:  # pytest fixtures; the module also runs as a plain script
-    import pytest
-
-    @pytest.fixture(scope="session")
-    def edge_models() -> Path:
-        """The chain folder; the test fails (never skips, never falls back) if it cannot be built."""
-        import model_fixtures
-
-        return model_fixtures.test_models()
-
-    @pytest.fixture(scope="session")
-    def truth(edge_models) -> dict:
-        """image file name -> true digit, for the images in edge_models/images."""
-        return json.loads((edge_models / "images" / "truth.json").read_text())
-
-except ImportError:  # pragma: no cover
-    pass
 
 
 if __name__ == "__main__":

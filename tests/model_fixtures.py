@@ -305,11 +305,5 @@ def bench_dir() -> Path:
     return test_models() / "bench"
 
 
-@pytest.fixture(scope="session")
-def models() -> Path:
-    """Session fixture: the chain folder."""
-    return test_models()
-
-
 if __name__ == "__main__":  # python tests/model_fixtures.py: build (or find) the chain and print where
     print(build_cached())

@@ -1,4 +1,4 @@
-"""Issue 8's path rows, across every command: one line, a non-zero exit, no traceback.
+"""Bad paths, across every command: one line, a non-zero exit, no traceback.
 
 The per-package suites hold the rest of the matrix (tests/test_*_bad_inputs.py,
 test_*_errors.py, test_train_config.py, test_train_data.py). These rows are the

@@ -1,4 +1,4 @@
-"""One CLI convention, one JSON form of a prediction, shared plumbing (issue 11, items 3 and 4). TF-free."""
+"""One CLI convention, one JSON form of a prediction, shared plumbing. TF-free."""
 from __future__ import annotations
 
 import io
@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgedeploy.runtime import ClassifierOptions, ImageClassifier
-from edgedeploy.runtime.classifier import Prediction
 from edgedeploy.core.errors import EdgeDeployError
 from edgedeploy.core.progress import Progress
+from edgedeploy.runtime import ClassifierOptions, ImageClassifier
+from edgedeploy.runtime.classifier import Prediction
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -36,28 +36,30 @@ def test_classifier_options_validate_themselves_in_one_line(kw, fragment):
     assert fragment in str(err.value) and "\n" not in str(err.value)
 
 
-def test_classifier_options_defaults_and_old_keywords_are_the_same_object():
+def test_classifier_options_defaults_and_keywords_are_the_same_object():
     assert ClassifierOptions() == ClassifierOptions(threads=None, backend="auto", xnnpack=True, max_pixels=50_000_000,
                                                     top_k=5, probe=None)
-    with pytest.raises(EdgeDeployError, match="Received top_k=0"):  # the old keyword path validates the same way
+    with pytest.raises(EdgeDeployError, match="Received top_k=0"):  # the keywords are validated by ClassifierOptions
         ImageClassifier("never-opened.tflite", top_k=0)
 
 
-def test_options_and_keywords_together_are_refused_before_the_file_is_opened():
-    with pytest.raises(EdgeDeployError) as err:
+def test_one_way_to_pass_options_each_refused_before_the_file_is_opened():
+    with pytest.raises(EdgeDeployError, match=r"Received options=; .*from_options"):
         ImageClassifier("never-opened.tflite", threads=2, options=ClassifierOptions(threads=1))
-    assert "threads=" in str(err.value) and "not both" in str(err.value)
     with pytest.raises(EdgeDeployError, match="expected a ClassifierOptions"):
-        ImageClassifier("never-opened.tflite", options={"threads": 1})
+        ImageClassifier.from_options("never-opened.tflite", {"threads": 1})
+    with pytest.raises(EdgeDeployError, match=r"Received thread=, expected options among: threads"):
+        ImageClassifier("never-opened.tflite", thread=2)
 
 
-def test_edge_infer_flags_build_the_same_options():
-    from edgedeploy.runtime.cli import build_parser, classifier_options
+def test_edge_infer_flags_build_the_same_options_wherever_they_sit():
+    from edgedeploy.runtime.cli import build_parser, options_from
 
-    args = build_parser().parse_args(["m.tflite", "x.png", "--threads", "3", "--top-k", "2", "--no-xnnpack",
-                                      "--max-pixels", "1000", "--backend", "onnxruntime"])
-    assert classifier_options(args) == ClassifierOptions(threads=3, backend="onnxruntime", xnnpack=False,
-                                                         max_pixels=1000, top_k=2)
+    want = ClassifierOptions(threads=3, backend="onnxruntime", xnnpack=False, max_pixels=1000, top_k=2)
+    flags = ["--threads", "3", "--top-k", "2", "--no-xnnpack", "--max-pixels", "1000", "--backend", "onnxruntime"]
+    for argv in (["m.tflite", "x.png", *flags], [*flags, "m.tflite", "x.png"], ["m.tflite", *flags, "x.png"]):
+        opts = options_from(build_parser().parse_args(argv))
+        assert opts.classifier == want and (opts.model, opts.inputs) == ("m.tflite", ["x.png"])
 
 
 # -- one JSON form ------------------------------------------------------------------------
@@ -77,7 +79,7 @@ def test_prediction_has_one_json_form():
 
 
 def test_edge_infer_json_line_is_to_dict():
-    from edgedeploy.runtime.cli import format_prediction
+    from edgedeploy.runtime.runner import format_prediction
 
     line = format_prediction("a/cat.jpg", _pred(), 1.23456, as_json=True)
     assert json.loads(line) == _pred().to_dict(path="a/cat.jpg", latency_ms=1.23456)
@@ -88,7 +90,7 @@ def test_serve_and_the_cli_build_json_through_to_dict():
 
     assert not hasattr(classifier, "dumps_prediction")  # the dead third form is gone
     serve_src = "".join(p.read_text() for p in sorted((ROOT / "edge_runtime" / "serve").glob("*.py")))
-    cli_src = (ROOT / "edge_runtime" / "cli.py").read_text()
+    cli_src = (ROOT / "edge_runtime" / "runner.py").read_text()
     assert ".to_dict(path=" in serve_src and ".to_dict(path=" in cli_src
     assert '"top_k": [' not in serve_src + cli_src  # nobody spells the fields out by hand
 
@@ -135,10 +137,9 @@ def test_disabled_progress_prints_nothing_and_imports_no_tqdm():
 
 # -- environment and threads, once ----------------------------------------------------------
 def test_one_thread_default_and_one_version_collector():
-    from edgedeploy.runtime.backends import base
-    from edgedeploy.core.environment import default_threads, environment, package_versions
-
     from edgedeploy.bench import _common as C
+    from edgedeploy.core.environment import default_threads, environment, package_versions
+    from edgedeploy.runtime.backends import base
 
     assert base.default_threads is default_threads and C.cpu_count() == default_threads()
     assert C.environment is environment and C.package_versions is package_versions
@@ -178,13 +179,14 @@ def test_debug_shows_the_traceback_instead():
 
 def test_train_model_interrupted_exits_130_with_how_to_resume(monkeypatch, capsys, tmp_path):
     pytest.importorskip("tensorflow", reason="train/ needs tensorflow")
-    import edgedeploy.train.trainer as trainer
+    import edgedeploy.train.api as api
     from edgedeploy.train.cli import main
+    from edgedeploy.train.trainer import TrainingInterrupted
 
     def interrupted(cfg):
-        raise trainer.TrainingInterrupted(tmp_path, 3)
+        raise TrainingInterrupted(tmp_path, 3)
 
-    monkeypatch.setattr(trainer, "train", interrupted)
+    monkeypatch.setattr(api, "train", interrupted)
     assert main(["--output", str(tmp_path), "--epochs", "1"]) == 130
     err = capsys.readouterr().err.strip()
     assert err.startswith("train-model: interrupted after epoch 3") and "--resume --output" in err
@@ -195,11 +197,12 @@ def test_export_model_turns_sigterm_into_130_and_says_so(monkeypatch, capsys):
 
     pytest.importorskip("tensorflow", reason="export/ needs tensorflow")
     import edgedeploy.export.cli as cli
+    import edgedeploy.export.pipeline as pipeline
 
     def terminated(options):
         os.kill(os.getpid(), signal.SIGTERM)  # run_command's handler raises KeyboardInterrupt here
 
-    monkeypatch.setattr(cli, "run_export", terminated)
+    monkeypatch.setattr(pipeline, "run_export", terminated)
     assert cli.main(["some_run"]) == 130
     assert "interrupted; no partial files were left" in capsys.readouterr().err
 

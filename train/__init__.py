@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 __all__ = ["train", "TrainConfig"]
 
 if TYPE_CHECKING:
+    from .api import train
     from .config import TrainConfig
-    from .trainer import train
 
 
 def __getattr__(name: str) -> Any:
@@ -30,7 +30,7 @@ def __getattr__(name: str) -> Any:
 
         return TrainConfig
     if name == "train":
-        from .trainer import train
+        from .api import train
 
         return train
-    raise AttributeError(f"module 'train' has no attribute {name!r}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

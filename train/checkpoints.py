@@ -28,13 +28,11 @@ from typing import Any, Callable, Iterator
 
 from edgedeploy.core.io import atomic_path, atomic_write_json, atomic_write_with
 
+# best.weights.npz holds model weights only (Keras' .weights.h5 would carry the optimizer)
+from edgedeploy.core.runfolder import BEST, CHECKPOINTS, LAST, STATE
+
 from ._tf import import_keras
 from .finetune import Phase
-
-CHECKPOINT_DIR = "checkpoints"
-LAST = "last.keras"
-BEST = "best.weights.npz"  # model weights only (Keras' .weights.h5 would carry the optimizer)
-STATE = "state.json"
 
 # Test hook: called with the number of completed epochs after each checkpoint.
 AFTER_EPOCH_HOOK: Callable[[int], None] | None = None
@@ -173,7 +171,7 @@ def _learning_rate(model: Any) -> float:
 def make_callback(run: Path, state: TrainState, phase: Phase, patience: int, total_epochs: int, chief: bool,
                   guard: InterruptGuard) -> Any:
     keras = import_keras()
-    ckpt = run / CHECKPOINT_DIR
+    ckpt = run / CHECKPOINTS
     tty = sys.stderr.isatty()
 
     class RunCallback(keras.callbacks.Callback):

@@ -13,11 +13,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 from typing import Any, Sequence
 
 from edgedeploy.core.command import ArgumentParser, run_command
 from edgedeploy.core.errors import EdgeDeployError
+from edgedeploy.core.runfolder import RunFolder
 
 PROG = "train-model"
 
@@ -87,7 +87,6 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> Any:
     """Defaults < --config FILE < flags; with --resume the run's own config is the base."""
     from .config import TrainConfig, load_config_file
-    from .data import CONFIG_FILENAME, read_run_json
 
     names = set(TrainConfig.field_names())
     flags = {k: v for k, v in vars(args).items() if k in names and v is not None}
@@ -97,7 +96,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
         output = flags.get("output") or base.get("output")
         if not output:
             raise EdgeDeployError("--resume needs --output RUN_FOLDER (the run to continue)")
-        saved = read_run_json(Path(output), CONFIG_FILENAME).get("config", {})
+        saved = RunFolder(output).config().get("config", {})
         base = {**{k: v for k, v in saved.items() if k in names}, **base, "force": False}
     return TrainConfig.from_dict({**base, **flags}, source="settings")
 
@@ -106,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
     """Train what the parsed arguments ask for; run_command maps the errors to exit codes."""
     if not args.debug:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from .trainer import TrainingInterrupted, train
+    from .api import train
+    from .trainer import TrainingInterrupted
 
     try:
         train(config_from_args(args))

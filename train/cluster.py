@@ -36,6 +36,7 @@ from typing import Any
 
 from edgedeploy.core.command import RuntimeFailure
 from edgedeploy.core.errors import EdgeDeployError
+from edgedeploy.core.runfolder import CONFIG, SPLITS, RunFolder
 
 DEFAULT_CLUSTER_TIMEOUT = 120.0
 TIMEOUT_ENV = "EDGEDEPLOY_CLUSTER_TIMEOUT"
@@ -196,19 +197,18 @@ def _reason(exc: BaseException, limit: int = 200) -> str:
 # -- the supervisor --------------------------------------------------------------
 def _worker_dir(cfg: Any) -> Path:
     """A non-chief's private run folder; with --resume, a copy of the chief's checkpoint."""
-    from .checkpoints import CHECKPOINT_DIR, STATE
-    from .data import CONFIG_FILENAME, SPLITS_FILENAME
-
     tmp = Path(tempfile.mkdtemp(prefix="edgedeploy-worker-"))
-    (tmp / CHECKPOINT_DIR).mkdir()
+    mine = RunFolder(tmp)
+    mine.checkpoints.mkdir()
     if cfg.resume:
-        src = Path(cfg.output).expanduser()
-        if not (src / CHECKPOINT_DIR / STATE).is_file():
+        chief = RunFolder(cfg.output)
+        src = chief.path
+        if not chief.has_checkpoint():
             shutil.rmtree(tmp, ignore_errors=True)
             raise EdgeDeployError(f"nothing to resume in {src}: a worker resumes from the chief's checkpoint, so --output "
                                   f"must be the chief's run folder (on a shared file system)")
-        shutil.copytree(src / CHECKPOINT_DIR, tmp / CHECKPOINT_DIR, dirs_exist_ok=True)
-        for name in (CONFIG_FILENAME, SPLITS_FILENAME):
+        shutil.copytree(chief.checkpoints, mine.checkpoints, dirs_exist_ok=True)
+        for name in (CONFIG, SPLITS):
             if (src / name).is_file():
                 shutil.copy2(src / name, tmp / name)
     return tmp
@@ -218,12 +218,13 @@ def train_multi_worker(cfg: Any) -> Path:
     """Run one worker of a multi-worker training in a supervised child process."""
     import multiprocessing
 
-    from .trainer import TrainingInterrupted, discard_failed_run, has_checkpoint, prepare_run_dir
+    from .trainer import TrainingInterrupted
 
     task = ClusterTask.from_environ()
     timeout = cluster_timeout(cfg.cluster_timeout)
     if task.is_chief:
-        run, created = prepare_run_dir(cfg)
+        run = RunFolder(cfg.output).path
+        created = RunFolder(run).prepare(force=bool(cfg.force), resume=bool(cfg.resume))
     else:  # after the chief check: a worker never touches --output
         run, created = _worker_dir(cfg), None  # removed as a whole below
     ctx = multiprocessing.get_context("spawn")
@@ -244,8 +245,8 @@ def train_multi_worker(cfg: Any) -> Path:
         _raise_outcome(state, task, output, proc.exitcode)
         return output  # the cluster's run folder (the chief's)
     except (EdgeDeployError, KeyboardInterrupt):
-        if task.is_chief and not has_checkpoint(run):
-            discard_failed_run(run, created)
+        if task.is_chief and not RunFolder(run).has_checkpoint():
+            RunFolder(run).discard_failed(created)
         raise
     finally:
         if proc.is_alive():

@@ -285,7 +285,8 @@ def package_versions() -> dict[str, str]:
     """Versions of the packages a run depends on (recorded in config.json)."""
     import platform
 
-    from edgedeploy.core.environment import package_versions as versions, python_version
+    from edgedeploy.core.environment import package_versions as versions
+    from edgedeploy.core.environment import python_version
 
     return {"python": python_version(), "platform": platform.platform(),
             **versions(("edgedeploy", "tensorflow", "keras", "numpy", "pillow", "tensorflow-datasets", "matplotlib"),

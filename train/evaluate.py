@@ -1,77 +1,19 @@
-"""Classification metrics with numpy, and the reports written to a run folder.
+"""The test-split reports written to a run folder: metrics.json and metrics.md.
 
-``classification_metrics`` computes, from true and predicted class indices:
-accuracy, the confusion matrix (rows = true class, columns = predicted),
-per-class precision, recall, F1 and support, and macro and weighted
-averages. A class never predicted has precision 0; a class absent from the
-labels has recall 0 (scikit-learn's ``zero_division=0``).
+The numbers come from ``edgedeploy.core.metrics.classification_metrics``, the one
+definition ``edge-infer --labels-from-folders`` and the benchmarks use too.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from edgedeploy.core.io import atomic_write_json, atomic_write_text
+from edgedeploy.core.runfolder import METRICS, METRICS_MD
 
-
-def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], num_classes: int) -> np.ndarray:
-    t = np.asarray(y_true, dtype=np.int64).ravel()
-    p = np.asarray(y_pred, dtype=np.int64).ravel()
-    if t.shape != p.shape:
-        raise ValueError(f"y_true and y_pred differ in length: {t.shape[0]} vs {p.shape[0]}")
-    if t.size and (t.min() < 0 or p.min() < 0 or t.max() >= num_classes or p.max() >= num_classes):
-        raise ValueError(f"class indices must be in [0, {num_classes})")
-    cm = np.zeros((num_classes, num_classes), dtype=np.int64)
-    np.add.at(cm, (t, p), 1)
-    return cm
-
-
-def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    return np.divide(a, b, out=np.zeros_like(a), where=b > 0)
-
-
-def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], label_names: Sequence[str]) -> dict[str, Any]:
-    """Accuracy, per-class precision/recall/F1/support, macro/weighted averages, confusion matrix."""
-    k = len(label_names)
-    cm = confusion_matrix(y_true, y_pred, k)
-    tp = np.diag(cm).astype(np.float64)
-    support = cm.sum(axis=1)
-    predicted = cm.sum(axis=0)
-    precision = _div(tp, predicted)
-    recall = _div(tp, support)
-    f1 = _div(2 * precision * recall, precision + recall)
-    n = int(cm.sum())
-    weights = _div(support, np.full(k, n)) if n else np.zeros(k)
-    per_class = {
-        str(name): {
-            "precision": float(precision[i]),
-            "recall": float(recall[i]),
-            "f1": float(f1[i]),
-            "support": int(support[i]),
-        }
-        for i, name in enumerate(label_names)
-    }
-    return {
-        "accuracy": float(tp.sum() / n) if n else 0.0,
-        "num_samples": n,
-        "labels": [str(x) for x in label_names],
-        "per_class": per_class,
-        "macro_avg": {
-            "precision": float(precision.mean()) if k else 0.0,
-            "recall": float(recall.mean()) if k else 0.0,
-            "f1": float(f1.mean()) if k else 0.0,
-        },
-        "weighted_avg": {
-            "precision": float((precision * weights).sum()),
-            "recall": float((recall * weights).sum()),
-            "f1": float((f1 * weights).sum()),
-        },
-        "confusion_matrix": cm.tolist(),
-    }
+__all__ = ["metrics_markdown", "write_metrics", "predict_dataset"]
 
 
 def metrics_markdown(metrics: dict[str, Any], title: str = "Test-split metrics") -> str:
@@ -79,7 +21,8 @@ def metrics_markdown(metrics: dict[str, Any], title: str = "Test-split metrics")
     lines = [f"# {title}", ""]
     lines.append(f"- accuracy: **{metrics['accuracy'] * 100:.2f}%** on {metrics['num_samples']} images")
     m = metrics["macro_avg"]
-    lines.append(f"- macro average: precision {m['precision']:.4f}, recall {m['recall']:.4f}, F1 {m['f1']:.4f}")
+    lines.append(f"- macro average: precision {m['precision']:.4f}, recall {m['recall']:.4f}, F1 {m['f1']:.4f} "
+                 f"(over the {len(metrics['averaged_over'])} classes present in the truth or the predictions)")
     extra = {k: v for k, v in metrics.items() if k in ("model", "dataset", "image_size", "split")}
     for k, v in extra.items():
         lines.append(f"- {k}: {v}")
@@ -101,8 +44,8 @@ def metrics_markdown(metrics: dict[str, Any], title: str = "Test-split metrics")
 def write_metrics(run_dir: str | Path, metrics: dict[str, Any]) -> None:
     """``metrics.json`` and ``metrics.md`` in ``run_dir`` (atomic, replacing)."""
     run = Path(run_dir)
-    atomic_write_json(run / "metrics.json", metrics, force=True)
-    atomic_write_text(run / "metrics.md", metrics_markdown(metrics), force=True)
+    atomic_write_json(run / METRICS, metrics, force=True)
+    atomic_write_text(run / METRICS_MD, metrics_markdown(metrics), force=True)
 
 
 def predict_dataset(model: Any, dataset: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -61,11 +61,11 @@ def _is_batchnorm(layer: Any) -> bool:
 
 def backbone_layers(model: Any) -> list[Any]:
     """Layers that are not the classifier head (and not the input)."""
-    return [l for l in model.layers if not _is_input(l) and not l.name.startswith(HEAD_PREFIX)]
+    return [layer for layer in model.layers if not _is_input(layer) and not layer.name.startswith(HEAD_PREFIX)]
 
 
 def head_layers(model: Any) -> list[Any]:
-    return [l for l in model.layers if l.name.startswith(HEAD_PREFIX)]
+    return [layer for layer in model.layers if layer.name.startswith(HEAD_PREFIX)]
 
 
 def apply_strategy(model: Any, strategy: str, unfreeze_from: str | None = None, freeze_batchnorm: bool = True) -> None:
@@ -80,7 +80,7 @@ def apply_strategy(model: Any, strategy: str, unfreeze_from: str | None = None, 
     elif strategy == "partial":
         if not unfreeze_from:
             raise EdgeDeployError("--finetune partial needs --unfreeze-from LAYER")
-        names = [l.name for l in base]
+        names = [layer.name for layer in base]
         if unfreeze_from not in names:
             raise EdgeDeployError(
                 f"unknown layer {unfreeze_from!r} for --unfreeze-from; valid names include: {', '.join(suggest_layers(model))}"
@@ -94,14 +94,14 @@ def apply_strategy(model: Any, strategy: str, unfreeze_from: str | None = None, 
 
 def suggest_layers(model: Any, limit: int = 8) -> list[str]:
     """A few valid ``--unfreeze-from`` names: the model's suggestions, then weighted layers."""
-    names = [l.name for l in backbone_layers(model)]
+    names = [layer.name for layer in backbone_layers(model)]
     spec_name = model.name if model.name in MODELS else None
     picks = [n for n in (MODELS.get(spec_name).fine_tune_layers if spec_name else ()) if n in names]
-    for l in backbone_layers(model):
+    for layer in backbone_layers(model):
         if len(picks) >= limit:
             break
-        if l.weights and l.name not in picks and not _is_batchnorm(l):
-            picks.append(l.name)
+        if layer.weights and layer.name not in picks and not _is_batchnorm(layer):
+            picks.append(layer.name)
     return picks[:limit] or names[:limit]
 
 
@@ -109,12 +109,12 @@ def trainable_report(model: Any) -> dict[str, Any]:
     """Counts of trainable layers and parameters, for the log and config.json."""
     import numpy as np
 
-    weighted = [l for l in model.layers if l.weights]
+    weighted = [layer for layer in model.layers if layer.weights]
     trainable_params = int(sum(int(np.prod(w.shape)) for w in model.trainable_weights))
     total_params = int(sum(int(np.prod(w.shape)) for w in model.weights))
     return {
-        "trainable_layers": [l.name for l in weighted if l.trainable and l.trainable_weights],
-        "num_trainable_layers": sum(1 for l in weighted if l.trainable_weights),
+        "trainable_layers": [layer.name for layer in weighted if layer.trainable and layer.trainable_weights],
+        "num_trainable_layers": sum(1 for layer in weighted if layer.trainable_weights),
         "num_weighted_layers": len(weighted),
         "trainable_params": trainable_params,
         "total_params": total_params,

@@ -19,7 +19,7 @@ _SEPARABLE = {"SeparableConv2D", "SeparableConv1D"}
 
 def _walk(model: Any) -> Iterator[Any]:
     for layer in getattr(model, "layers", []):
-        if hasattr(layer, "layers") and getattr(layer, "layers"):  # a nested model
+        if hasattr(layer, "layers") and layer.layers:  # a nested model
             yield from _walk(layer)
         else:
             yield layer

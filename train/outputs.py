@@ -12,14 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from edgedeploy.core.io import atomic_write_json
-from edgedeploy.runtime.manifest import MANIFEST_FILENAME, sha256_file
+from edgedeploy.core.runfolder import CONFIG, HISTORY, MANIFEST, MODEL
+from edgedeploy.runtime.manifest import sha256_file
 
 from ._tf import import_keras
-from .checkpoints import CHECKPOINT_DIR, STATE, save_model_atomic
-from .data import CONFIG_FILENAME
+from .checkpoints import CHECKPOINTS, STATE, save_model_atomic
 from .finetune import trainable_report
-
-MODEL_FILENAME = "model.keras"
 
 
 def _say(msg: str) -> None:
@@ -30,7 +28,9 @@ def finish(session: Any) -> Path:
     """Evaluate, then (chief) save model, manifest, metrics, history, plots; mark the run complete."""
     import numpy as np
 
-    from .evaluate import classification_metrics, predict_dataset
+    from edgedeploy.core.metrics import classification_metrics
+
+    from .evaluate import predict_dataset
 
     keras = import_keras()
     cfg, state, run, data = session.cfg, session.state, session.run, session.data
@@ -49,12 +49,12 @@ def finish(session: Any) -> Path:
     _write_model(session, final, metrics)
     _write_reports(session, metrics, y_true, y_pred, probs)
     state.complete = True
-    state.save(run / CHECKPOINT_DIR / STATE)
+    state.save(run / CHECKPOINTS / STATE)
     session.info.update(status="complete", finished=_dt.datetime.now().isoformat(timespec="seconds"),
                         result={"test_accuracy": metrics["accuracy"], "epochs_trained": state.epoch,
                                 "best_epoch": state.best_epoch, "macs": session.manifest.macs,
                                 "trainable": trainable_report(session.model)})
-    atomic_write_json(run / CONFIG_FILENAME, session.info, force=True)
+    atomic_write_json(run / CONFIG, session.info, force=True)
     shutil.rmtree(run / "cache", ignore_errors=True)
     _say(f"run folder: {run}")
     return run
@@ -64,12 +64,12 @@ def _write_model(session: Any, final: Any, metrics: dict[str, Any]) -> None:
     from .macs import count_macs
 
     run, manifest = session.run, session.manifest
-    save_model_atomic(final, run / MODEL_FILENAME)
-    manifest.source_sha256 = sha256_file(run / MODEL_FILENAME)
+    save_model_atomic(final, run / MODEL)
+    manifest.source_sha256 = sha256_file(run / MODEL)
     manifest.macs = count_macs(final)
     manifest.metrics = {"test_accuracy": metrics["accuracy"], "test_macro_f1": metrics["macro_avg"]["f1"],
                         "test_samples": metrics["num_samples"]}
-    manifest.save(run / MANIFEST_FILENAME, force=True)
+    manifest.save(run / MANIFEST, force=True)
 
 
 def _write_reports(session: Any, metrics: dict[str, Any], y_true: Any, y_pred: Any, probs: Any) -> None:
@@ -79,7 +79,7 @@ def _write_reports(session: Any, metrics: dict[str, Any], y_true: Any, y_pred: A
     run, state = session.run, session.state
     write_metrics(run, metrics)
     history = state.history_columns()
-    atomic_write_json(run / "history.json", history, force=True)
+    atomic_write_json(run / HISTORY, history, force=True)
     plots.plot_curve(history, "accuracy", run / "accuracy.png", state.fine_tune_start_epoch, best_epoch=state.best_epoch)
     plots.plot_curve(history, "loss", run / "loss.png", state.fine_tune_start_epoch, best_epoch=state.best_epoch)
     plots.plot_confusion(metrics["confusion_matrix"], session.data.label_names, run / "confusion_matrix.png")

@@ -36,6 +36,7 @@ def measure(cfg: Any, epochs: int, augment: bool) -> dict[str, Any]:
     import numpy as np
 
     from edgedeploy.runtime.manifest import Manifest
+
     from ._tf import import_keras, import_tf
     from .data import DATASETS
     from .models import MODELS, build_model

@@ -16,9 +16,7 @@ import argparse
 import os
 import platform
 import sys
-from pathlib import Path
 from typing import Sequence
-
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -1,4 +1,7 @@
-"""``train(config) -> run folder``: data, model, fit, checkpoints, reports.
+"""Training in this process, ``train_here``: data, model, fit, checkpoints, reports.
+
+``edgedeploy.train.train(config)`` (train/api.py) prepares the run folder and calls it, or hands
+a multi-worker run to cluster.py, whose supervised child calls it too.
 
 The run folder (``config.output``)::
 
@@ -21,11 +24,8 @@ early-stopping state and optimizer state restored.
 """
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
-import json
 import os
-import shutil
 import sys
 import warnings
 from dataclasses import dataclass, field
@@ -34,20 +34,16 @@ from typing import Any
 
 from edgedeploy.core.errors import EdgeDeployError
 from edgedeploy.core.io import atomic_write_json, atomic_write_text
-from edgedeploy.runtime.manifest import MANIFEST_FILENAME, Manifest
+from edgedeploy.core.runfolder import CONFIG, SPLITS, RunFolder
+from edgedeploy.runtime.manifest import Manifest
 
 from ._tf import import_keras, import_tf
-from .checkpoints import BEST, CHECKPOINT_DIR, LAST, STATE, InterruptGuard, TrainState, load_weights, make_callback
-from .config import TrainConfig, config_warnings, package_versions, resolve
-from .data import CONFIG_FILENAME, DATASETS, SPLITS_FILENAME, read_run_json
+from .checkpoints import BEST, CHECKPOINTS, LAST, STATE, InterruptGuard, TrainState, load_weights, make_callback
+from .config import TrainConfig, package_versions
+from .data import DATASETS
 from .finetune import Phase, apply_strategy, describe, phases
 from .models import MODELS, build_model
-from .outputs import MODEL_FILENAME
 
-RUN_FILES = (
-    MODEL_FILENAME, MANIFEST_FILENAME, "history.json", "metrics.json", "metrics.md", CONFIG_FILENAME,
-    SPLITS_FILENAME, "summary.txt", "accuracy.png", "loss.png", "confusion_matrix.png", "predictions.png",
-)
 # Settings that define what a run is; a resumed run must keep them.
 IDENTITY = ("model", "dataset", "data_dir", "image_size", "weights", "finetune", "unfreeze_from", "dropout")
 
@@ -68,7 +64,7 @@ class TrainingInterrupted(KeyboardInterrupt):
         if self.epoch == 0:
             return (f"interrupted before the first epoch finished; nothing was kept in {self.run_dir}; "
                     f"run the same command again to start over")
-        return (f"interrupted after epoch {self.epoch}; the last good checkpoint is in {self.run_dir / CHECKPOINT_DIR}; "
+        return (f"interrupted after epoch {self.epoch}; the last good checkpoint is in {self.run_dir / CHECKPOINTS}; "
                 f"continue with: train-model --resume --output {self.run_dir}")
 
 
@@ -80,61 +76,8 @@ def _warn(msg: str) -> None:
     print(f"warning: {msg}", file=sys.stderr, flush=True)
 
 
-# -- run folder ---------------------------------------------------------------
-def prepare_run_dir(cfg: TrainConfig) -> tuple[Path, str | None]:
-    """Check or create the run folder; return it and what this run owns there.
-
-    ``"folder"``: the folder is new; ``"files"``: it existed (empty, or emptied by
-    --force); ``None``: --resume, the files belong to an earlier run.
-    """
-    run = Path(cfg.output).expanduser()
-    if run.exists() and not run.is_dir():
-        raise EdgeDeployError(f"output path is a file, expected a run folder: {run}")
-    if cfg.resume:
-        if not (run / CHECKPOINT_DIR / STATE).is_file():
-            raise EdgeDeployError(f"nothing to resume in {run}: no {CHECKPOINT_DIR}/{STATE} (start a new run without --resume)")
-        return run, None
-    owned = "files" if run.is_dir() else "folder"
-    if run.is_dir() and any(run.iterdir()):
-        if not cfg.force:
-            raise EdgeDeployError(f"run folder {run} already exists and is not empty; pass --force to overwrite it or --resume to continue it")
-        _remove_run_files(run)
-    try:
-        (run / CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise EdgeDeployError(f"cannot create run folder {run}: {exc.strerror}") from None
-    if not os.access(run, os.W_OK):
-        raise EdgeDeployError(f"run folder is not writable: {run}")
-    return run, owned
-
-
-def _remove_run_files(run: Path) -> None:
-    for name in RUN_FILES:
-        (run / name).unlink(missing_ok=True)
-    for name in (CHECKPOINT_DIR, "cache"):
-        if (run / name).is_dir():
-            shutil.rmtree(run / name)
-
-
-def discard_failed_run(run: Path, owned: str | None = "folder") -> None:
-    """Undo a run that failed before its first checkpoint, so a plain retry works.
-
-    Removes the run's files; the folder too when this run made it (``owned="folder"``) and it is empty.
-    """
-    if not owned:
-        return
-    with contextlib.suppress(OSError):
-        _remove_run_files(run)
-        if owned == "folder" and not any(run.iterdir()):
-            run.rmdir()
-
-
-def has_checkpoint(run: Path) -> bool:
-    return (run / CHECKPOINT_DIR / STATE).is_file()
-
-
 def _resumed_config(cfg: TrainConfig, run: Path) -> TrainConfig:
-    saved = read_run_json(run, CONFIG_FILENAME).get("config", {})
+    saved = RunFolder(run).config().get("config", {})
     for key in IDENTITY:
         if key in saved and saved[key] != getattr(cfg, key):
             raise EdgeDeployError(f"cannot change {key} when resuming {run}: the run has {saved[key]!r}, got {getattr(cfg, key)!r}")
@@ -187,57 +130,30 @@ class _NoReporter:
         pass
 
 
-# -- the entry point ---------------------------------------------------------------
-def train(config: TrainConfig) -> Path:
-    """Train a model as ``config`` says; return the run folder.
-
-    Raises:
-        EdgeDeployError: a user error (bad data folder, offline ImageNet
-            weights, existing run folder without force, ...), one line.
-        TrainingInterrupted: Ctrl-C or SIGTERM; the last good checkpoint stays.
-    """
-    if config.resume and not config.output:
-        raise EdgeDeployError("--resume needs --output RUN_FOLDER (the run to continue)")
-    cfg = resolve(config)
-    for note in config_warnings(cfg):
-        _warn(note)
-    if cfg.distribute == "multi-worker":  # a supervised child process per worker (train/cluster.py)
-        from .cluster import train_multi_worker
-
-        return train_multi_worker(cfg)
-    run, created = prepare_run_dir(cfg)
-    return train_here(cfg, run, chief=True, created=created)
-
-
+# -- the entry point (edgedeploy.train.api.train dispatches here or to cluster.py) ----
 def train_here(cfg: TrainConfig, run: Path, chief: bool = True, created: str | None = None, reporter: Any = None) -> Path:
     """Train in this process into ``run``.
 
-    ``created`` (from ``prepare_run_dir``): what to remove if the run fails before its first checkpoint.
+    ``created`` (from ``RunFolder.prepare``): what to remove if the run fails before its first checkpoint.
     """
     state = TrainState()
     guard = InterruptGuard()
+    folder = RunFolder(run)
     try:
         if cfg.resume:
             cfg = _resumed_config(cfg, run)
         with guard.installed():
             return _Session(cfg, run, chief, state, guard, reporter or _NoReporter()).execute()
     except KeyboardInterrupt:
-        if chief and has_checkpoint(run):
-            _mark_interrupted(run, state.epoch)
+        if chief and folder.has_checkpoint():
+            folder.update_config(status="interrupted", epochs_done=state.epoch)
         elif chief:
-            discard_failed_run(run, created)
-        raise TrainingInterrupted(run, state.epoch if not chief or has_checkpoint(run) else 0) from None
+            folder.discard_failed(created)
+        raise TrainingInterrupted(run, state.epoch if not chief or folder.has_checkpoint() else 0) from None
     except BaseException:
-        if chief and not has_checkpoint(run):
-            discard_failed_run(run, created)
+        if chief and not folder.has_checkpoint():
+            folder.discard_failed(created)
         raise
-
-
-def _mark_interrupted(run: Path, epoch: int) -> None:
-    with contextlib.suppress(Exception):
-        info = json.loads((run / CONFIG_FILENAME).read_text(encoding="utf-8"))
-        info.update(status="interrupted", epochs_done=epoch)
-        atomic_write_json(run / CONFIG_FILENAME, info, force=True)
 
 
 @dataclass
@@ -259,7 +175,7 @@ class _Session:
 
     @property
     def ckpt(self) -> Path:
-        return self.run / CHECKPOINT_DIR
+        return self.run / CHECKPOINTS
 
     def execute(self) -> Path:
         import_keras().utils.set_random_seed(self.cfg.seed)
@@ -284,7 +200,7 @@ class _Session:
 
     def _load_data(self) -> None:
         cfg = self.cfg
-        record = read_run_json(self.run, SPLITS_FILENAME) if cfg.resume else None
+        record = RunFolder(self.run).splits() if cfg.resume else None
         self.data = data = DATASETS.get(cfg.dataset).prepare(cfg, record)
         for note in data.notes:
             _warn(note)
@@ -316,8 +232,8 @@ class _Session:
         }
         if self.chief:
             if not cfg.resume:
-                atomic_write_json(self.run / SPLITS_FILENAME, data.record, force=True)
-            atomic_write_json(self.run / CONFIG_FILENAME, self.info, force=True)
+                atomic_write_json(self.run / SPLITS, data.record, force=True)
+            atomic_write_json(self.run / CONFIG, self.info, force=True)
 
     def _build_model(self, first: Phase) -> None:
         cfg = self.cfg

@@ -7,6 +7,7 @@ import sys
 from typing import TYPE_CHECKING, Any, Iterator
 
 from edgedeploy.core.errors import ModelError
+
 from .base import Backend, TensorInfo
 
 if TYPE_CHECKING:

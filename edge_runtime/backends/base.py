@@ -51,13 +51,6 @@ class TensorInfo:
         self.quantized = bool(self.scale != 0.0 and np.issubdtype(self.dtype, np.integer))
 
 
-class _FormatSuffixes:
-    """``Backend.suffixes`` for code written before backends declared a format."""
-
-    def __get__(self, obj: Any, cls: type["Backend"]) -> tuple[str, ...]:
-        return (cls.model_format().suffix,) if cls.format else ()
-
-
 class Backend:
     """Open a model file and run batches of model-ready input on it.
 
@@ -71,7 +64,6 @@ class Backend:
     runtime_module: ClassVar[str] = ""  # what opening a model imports (benchmarks time it apart)
     install_hint: ClassVar[str] = ""
     priority: ClassVar[int] = 100  # lower wins for --backend auto
-    suffixes = _FormatSuffixes()  # compatibility (read-only): ask ``reads(path)`` instead
 
     def __init__(self, model_path: str | os.PathLike, threads: int | None = None, xnnpack: bool = True,
                  probe: str | None = None):
@@ -186,8 +178,3 @@ class Backend:
 # can crash the process on some malformed files, so foreign, truncated and
 # damaged files are refused by the file's format (edge_runtime/formats/) with a
 # one-line error; what gets past is contained by the subprocess probe (probe.py).
-def check_model_file(path: Path, suffixes: tuple[str, ...] | None = None) -> None:
-    """Verify a model file with its format's checks (``suffixes`` is ignored: kept for old callers)."""
-    from ..formats import verify_model_file
-
-    verify_model_file(path)

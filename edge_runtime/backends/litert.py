@@ -4,8 +4,8 @@ from __future__ import annotations
 import importlib.util
 from typing import Any
 
-from .base import BACKENDS
 from ._tflite_common import TFLiteBackend
+from .base import BACKENDS
 
 
 @BACKENDS.register("litert")

@@ -5,6 +5,7 @@ import importlib.util
 from typing import TYPE_CHECKING
 
 from edgedeploy.core.errors import ModelError
+
 from .base import BACKENDS, Backend, TensorInfo
 
 if TYPE_CHECKING:

@@ -2,7 +2,7 @@
 
 Why: LiteRT and ONNX Runtime are C++ and trust the file. A damaged file can
 segfault the process, and no ``try`` catches a segfault. edgedeploy guards in
-two layers (the approach issue 8 asks us to name):
+two layers:
 
 1. **Verify before loading, in Python** (each format in ``edge_runtime/formats/``): every
    offset, index and length is bounds-checked, and tensor types, shapes,

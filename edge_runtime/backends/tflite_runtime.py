@@ -9,8 +9,9 @@ import importlib.util
 from typing import Any
 
 from edgedeploy.core.errors import BackendError
-from .base import BACKENDS
+
 from ._tflite_common import TFLiteBackend
+from .base import BACKENDS
 
 
 @BACKENDS.register("tflite-runtime")

@@ -22,12 +22,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgedeploy.core.errors import ModelError
-from .base import FORMATS, SIDECAR_SUFFIX, ModelFormat, register_format
+
+from .base import FORMATS, REJECTED_SUFFIX, SIDECAR_SUFFIX, ModelFormat, register_format
 
 if TYPE_CHECKING:
     from ..manifest import Manifest
 
-__all__ = ["FORMATS", "ModelFormat", "SIDECAR_SUFFIX", "all_formats", "describe_suffixes", "format_for_path",
+__all__ = ["FORMATS", "ModelFormat", "REJECTED_SUFFIX", "SIDECAR_SUFFIX", "all_formats", "describe_suffixes", "format_for_path",
            "get_format", "is_model_path", "model_suffixes", "read_manifest", "register_format", "sidecar_path",
            "verify_model_file"]
 

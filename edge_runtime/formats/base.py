@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from ..manifest import Manifest
 
 SIDECAR_SUFFIX = ".json"
+# export-model keeps a file that failed its parity gate as model_<mode>.<ext>.rejected (the benchmarks open it by name)
+REJECTED_SUFFIX = ".rejected"
 
 
 class ModelFormat:

@@ -19,6 +19,7 @@ import io
 import zipfile
 
 from edgedeploy.core.errors import EdgeDeployError
+
 from . import _tflite_standard as standard
 from ._tflite_flatbuffer import FILE_IDENTIFIER, read_tflite_metadata, verify_tflite_bytes
 from ._tflite_standard import STANDARD_METADATA, read_standard_metadata

@@ -46,9 +46,10 @@ taken only after the whole body is in; the runtime call is under a lock.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from edgedeploy.core.errors import EdgeDeployError
+from edgedeploy.core.flags import flag, int_at_least, positive_float
 
 if TYPE_CHECKING:
     from ..classifier import ImageClassifier
@@ -58,6 +59,11 @@ __all__ = ["ServeOptions", "serve", "require_serve_extra", "SERVE_MODULES", "INS
 SERVE_MODULES = ("starlette", "uvicorn", "prometheus_client", "python_multipart")
 INSTALL_HINT = "pip install 'edgedeploy[serve]'"
 DEFAULT_MAX_BODY = 20 * 1024 * 1024
+
+
+def megabytes(text: str) -> int:
+    """``--max-body-mb 20`` -> 20 MiB in bytes (the field holds bytes)."""
+    return int(positive_float(text) * 1024 * 1024)
 
 
 @dataclass(frozen=True)
@@ -72,12 +78,15 @@ class ServeOptions:
         access_log: one stderr line per request.
     """
 
-    host: str = "127.0.0.1"
-    port: int = 8080
-    max_body: int = DEFAULT_MAX_BODY
-    request_timeout: float = 10.0
-    max_concurrent: int = 8
-    access_log: bool = True
+    host: str = flag("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    port: int = flag("--port", default=8080, type=int_at_least(0), help="port (default 8080; 0 picks a free one)")
+    max_body: int = flag("--max-body-mb", default=DEFAULT_MAX_BODY, type=megabytes, metavar="MB",
+                         help="largest request body in MB (default 20)")
+    request_timeout: float = flag("--request-timeout", default=10.0, type=positive_float, metavar="S",
+                                  help="one deadline per request, body upload included (default 10)")
+    max_concurrent: int = flag("--max-concurrent", default=8, type=int_at_least(1), metavar="N",
+                               help="requests in inference at once; more get 503 + Retry-After (default 8)")
+    access_log: bool = flag("--quiet", default=True, action="store_false", help="no access-log line per request")
 
     def __post_init__(self) -> None:
         checks = (("port", self.port, isinstance(self.port, int) and 0 <= self.port <= 65535, "an integer 0..65535"),
@@ -108,21 +117,18 @@ def require_serve_extra() -> None:
         raise EdgeDeployError(f"--serve needs the serve extra ({', '.join(missing)} not installed): {INSTALL_HINT}")
 
 
-def serve(clf: "ImageClassifier", options: ServeOptions | None = None, *, model_load_s: float | None = None,
-          **fields: Any) -> int:
+def serve(clf: "ImageClassifier", options: ServeOptions, *, model_load_s: float | None = None) -> int:
     """Serve ``clf`` until SIGTERM or Ctrl-C; returns 0 after a clean stop.
 
     Args:
         clf: the opened classifier.
-        options: a ``ServeOptions``; or pass its fields as keywords.
+        options: a ``ServeOptions`` (``ServeOptions()`` for the defaults).
         model_load_s: seconds the model took to open, for ``/metrics`` and ``/info``.
 
     Raises:
-        EdgeDeployError: the serve extra is missing, an option is invalid, or the address cannot be bound.
+        EdgeDeployError: the serve extra is missing, or the address cannot be bound.
     """
     require_serve_extra()
-    if options is None:
-        options = ServeOptions(**fields)
     from .server import serve_forever
 
     return serve_forever(clf, options, model_load_s)

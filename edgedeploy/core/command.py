@@ -50,7 +50,19 @@ class RuntimeFailure(EdgeDeployError):
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse that raises ``UsageError`` (one line, exit 2) instead of exiting."""
+    """argparse that raises ``UsageError`` (one line, exit 2) instead of exiting, and takes flags anywhere.
+
+    ``parse_args`` parses intermixed (``parse_intermixed_args``): options may sit before, between
+    and after the positional arguments (``edge-infer MODEL --top-k 1 IMG``). A parser that hands
+    the rest of the line on (``argparse.REMAINDER``) sets ``intermixed = False``.
+    """
+
+    intermixed = True
+
+    def parse_args(self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None) -> argparse.Namespace:
+        if self.intermixed:
+            return self.parse_intermixed_args(args, namespace)
+        return super().parse_args(args, namespace)
 
     def error(self, message: str):  # type: ignore[override]
         raise UsageError(f"{message} (see {self.prog} --help)")

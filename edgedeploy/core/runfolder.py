@@ -93,6 +93,8 @@ class RunFolder:
     def read_json(self, name: str) -> dict[str, Any]:
         """A JSON object from the run folder, or one line naming the file and what is wrong."""
         p = self.path / name
+        if not self.path.is_dir():
+            raise EdgeDeployError(f"run folder not found: {self.path}")
         if not p.is_file():
             raise EdgeDeployError(f"{p} not found: is {self.path} a run folder written by train-model?")
         try:

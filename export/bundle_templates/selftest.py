@@ -9,8 +9,8 @@ import json
 import sys
 from pathlib import Path
 
-from edgedeploy.runtime import ImageClassifier
 from edgedeploy.core.errors import EdgeDeployError
+from edgedeploy.runtime import ImageClassifier
 
 root = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent)
 info = json.loads((root / "bundle.json").read_text())

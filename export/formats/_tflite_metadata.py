@@ -5,7 +5,7 @@ TFLite Support library read a ``.tflite`` classifier directly when it carries
 this metadata: how to normalize the input image, and the labels as an
 associated file. It is the same metadata MediaPipe's own
 ``metadata_writers.image_classifier`` writes (same tensor names, descriptions,
-stats and minimum parser version, 1.0.0); tests/test_tflite_metadata.py reads
+stats and minimum parser version, 1.0.0); tests/export/test_tflite_metadata.py reads
 it back with MediaPipe and classifies with it.
 
 Why built here: the kept writers cannot be installed beside TensorFlow 2.21

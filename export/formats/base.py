@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from edgedeploy.core.errors import EdgeDeployError, ModelError
-from edgedeploy.runtime.formats import get_format
 from edgedeploy.core.registry import Registry
+from edgedeploy.runtime.formats import get_format
 
 if TYPE_CHECKING:
     from edgedeploy.runtime.formats import ModelFormat

@@ -72,11 +72,19 @@ class TFLiteFormat(ExportFormat):
         return add(data, manifest), []
 
     def diagnose(self, ctx: ConvertContext, mode: str) -> list[dict[str, Any]] | None:
-        from ..debug import worst_layers
+        from ._tflite_debug import worst_layers
 
         return worst_layers(ctx, self) if mode in self.diagnosed_modes else None
 
     # -- conversion -------------------------------------------------------------
+    @staticmethod
+    def new_converter(ctx: ConvertContext) -> tuple[Any, Any]:
+        """A TFLiteConverter of ``ctx.model``: ``from_keras_model``, else via a SavedModel; (converter, temp folder or None)."""
+        try:
+            return from_keras_model(ctx.model), None
+        except Exception:  # Keras 3 models the direct path cannot take
+            return from_saved_model(ctx.model, ctx.workdir)
+
     def configure(self, converter: Any, ctx: ConvertContext, mode: str) -> None:
         """Set ``converter`` up for ``mode`` (optimizations, representative data, I/O types)."""
         import tensorflow as tf

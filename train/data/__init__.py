@@ -15,20 +15,18 @@ asked for, decoded exactly as the device decodes them.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from edgedeploy.runtime.datasets import ImageSet, choose_indices  # noqa: F401  (re-exported)
 from edgedeploy.core.errors import EdgeDeployError
 from edgedeploy.core.registry import Registry
+from edgedeploy.core.runfolder import RunFolder
+from edgedeploy.runtime.datasets import ImageSet, choose_indices  # noqa: F401  (re-exported)
 
 SPLITS = ("train", "validation", "test")
-SPLITS_FILENAME = "splits.json"
-CONFIG_FILENAME = "config.json"
 
 
 @dataclass
@@ -69,21 +67,6 @@ class DataSpec:
 DATASETS: Registry[DataSpec] = Registry("dataset", package=__package__)  # every public module here registers itself: one new file adds one
 
 
-def read_run_json(run_dir: str | Path, name: str) -> dict[str, Any]:
-    p = Path(run_dir) / name
-    if not Path(run_dir).is_dir():
-        raise EdgeDeployError(f"run folder not found: {run_dir}")
-    if not p.is_file():
-        raise EdgeDeployError(f"{p} not found; is {run_dir} a train-model run folder?")
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise EdgeDeployError(f"{p} is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise EdgeDeployError(f"{p} must hold a JSON object")
-    return data
-
-
 def load_split(
     run_dir: str | Path,
     split: str,
@@ -106,8 +89,10 @@ def load_split(
     """
     if split not in SPLITS:
         raise EdgeDeployError(f"Received split={split!r}, expected one of: {', '.join(SPLITS)}")
-    cfg = read_run_json(run_dir, CONFIG_FILENAME)
-    record = read_run_json(run_dir, SPLITS_FILENAME)
+    folder = RunFolder(run_dir)
+    if not folder.path.is_dir():
+        raise EdgeDeployError(f"run folder not found: {run_dir}")
+    cfg, record = folder.config(), folder.splits()
     name = record.get("dataset") or cfg.get("config", cfg).get("dataset")
     src = DATASETS.get(str(name)).split_source(record, split)
     idx = choose_indices(np.asarray(src.labels), max_samples, balanced, seed, len(src.label_names))

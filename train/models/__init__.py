@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from edgedeploy.core.errors import EdgeDeployError
-from edgedeploy.runtime.manifest import Normalization
 from edgedeploy.core.registry import Registry
+from edgedeploy.runtime.manifest import Normalization
 
 HEAD_PREFIX = "head_"
 

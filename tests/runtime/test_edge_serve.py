@@ -1,0 +1,383 @@
+"""edge-infer --serve (edge_runtime/serve, the `serve` extra): endpoints, limits, deadlines, slow clients.
+
+Every server here listens on 127.0.0.1 with port 0. In-process servers run on a
+background thread (BackgroundServer); the load test runs the real CLI in a
+child process (benchmarks/serve_load.py's helpers) so its RSS can be read.
+"""
+from __future__ import annotations
+
+import http.client
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+for _mod in ("starlette", "uvicorn", "prometheus_client", "python_multipart"):
+    pytest.importorskip(_mod, reason="the serve extra is not installed: pip install 'edgedeploy[serve]'")
+
+from edgedeploy.bench import serve_load  # noqa: E402
+from edgedeploy.runtime import ImageClassifier  # noqa: E402
+from edgedeploy.runtime.serve import ServeOptions  # noqa: E402
+from edgedeploy.runtime.serve.app import DRAIN_AFTER_CAP  # noqa: E402
+from edgedeploy.runtime.serve.server import BackgroundServer  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+
+MAX_BODY = 64 * 1024
+FIELDS = {"path", "label", "score", "top_k", "latency_ms"}
+
+
+@pytest.fixture(scope="module")
+def clf(edge_models):
+    return ImageClassifier(edge_models / "model_float32.tflite", top_k=3)
+
+
+@pytest.fixture(scope="module")
+def server(clf):
+    log = io.StringIO()
+    opts = ServeOptions(port=0, max_body=MAX_BODY, request_timeout=2.0, max_concurrent=4, access_log=True)
+    with BackgroundServer(clf, opts, model_load_s=0.125, log=log) as srv:
+        srv.access_log = log
+        yield srv
+
+
+def _request(port, method, path, body=None, headers=None, refused_midway=False):
+    """One request; ``refused_midway``: the server may answer and close before the body is all sent
+    (an over-cap streamed body), so a reset while sending is expected and the answer is read anyway."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+    try:
+        headers = headers or {}
+        try:
+            conn.request(method, path, body=body, headers=headers, encode_chunked="Transfer-Encoding" in headers)
+        except (ConnectionResetError, BrokenPipeError):
+            if not refused_midway:
+                raise
+        resp = conn.getresponse()
+        raw = resp.read()
+        ctype = resp.getheader("Content-Type") or ""
+        return resp.status, (json.loads(raw) if "json" in ctype else raw.decode()), dict(resp.getheaders())
+    finally:
+        conn.close()
+
+
+def _image(edge_models, name):
+    return (edge_models / "images" / name).read_bytes()
+
+
+def _multipart(files, fields=()):
+    boundary = uuid.uuid4().hex
+    out = b""
+    for name, value in fields:
+        out += f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n".encode()
+    for fname, data in files:
+        out += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{fname}\"\r\n"
+                f"Content-Type: application/octet-stream\r\n\r\n").encode() + data + b"\r\n"
+    return out + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def test_health(server):
+    status, body, _ = _request(server.port, "GET", "/health")
+    assert status == 200 and body["status"] == "ok" and body["backend"] == "litert" and body["labels"] == 10
+    assert body["model"] == "model_float32.tflite"
+
+
+def test_predict_raw_body_is_the_prediction_json(server, clf, edge_models, truth):
+    name = sorted(truth)[0]
+    data = _image(edge_models, name)
+    status, body, _ = _request(server.port, "POST", f"/predict?name={name}", data)
+    assert status == 200 and FIELDS <= set(body)
+    want = clf.predict(data).to_dict()
+    assert body["path"] == name and body["label"] == want["label"] == str(truth[name])
+    assert body["score"] == pytest.approx(want["score"], abs=1e-6)
+    assert [t["label"] for t in body["top_k"]] == [t["label"] for t in want["top_k"]][:3] and len(body["top_k"]) == 3
+    assert body["latency_ms"] > 0
+
+
+@pytest.mark.parametrize("query, n", [("?top_k=1", 1), ("?top_k=7", 7), ("?top_k=10", 10), ("?top_k=99", 10), ("", 3)])
+def test_top_k_query(server, clf, edge_models, truth, query, n):
+    status, body, _ = _request(server.port, "POST", f"/predict{query}", _image(edge_models, sorted(truth)[1]))
+    assert status == 200 and len(body["top_k"]) == n
+    scores = [t["score"] for t in body["top_k"]]
+    assert scores == sorted(scores, reverse=True) and body["top_k"][0]["label"] == body["label"]
+    assert clf.top_k == 3 and len(clf.predict(edge_models / "images" / sorted(truth)[1]).top_k) == 3  # not mutated
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "many"])
+def test_bad_top_k_is_400(server, edge_models, truth, value):
+    status, body, _ = _request(server.port, "POST", f"/predict?top_k={value}", _image(edge_models, sorted(truth)[1]))
+    assert status == 400 and body["error"] == f"Received top_k='{value}', expected an integer >= 1"
+
+
+def test_multipart_with_several_files_answers_a_list_in_order(server, edge_models, truth):
+    names = sorted(truth)[:4]
+    body, ctype = _multipart([(n, _image(edge_models, n)) for n in names], fields=[("note", "hello")])
+    status, out, _ = _request(server.port, "POST", "/predict?top_k=2", body, {"Content-Type": ctype})
+    assert status == 200 and isinstance(out, list) and len(out) == 4
+    assert [o["path"] for o in out] == names
+    assert [o["label"] for o in out] == [str(truth[n]) for n in names]
+    assert all(FIELDS <= set(o) and len(o["top_k"]) == 2 for o in out)
+
+
+def test_multipart_with_a_bad_file_names_it(server, edge_models, truth):
+    name = sorted(truth)[0]
+    body, ctype = _multipart([(name, _image(edge_models, name)), ("broken.png", b"not an image")])
+    status, out, _ = _request(server.port, "POST", "/predict", body, {"Content-Type": ctype})
+    assert status == 400 and out["error"].startswith("broken.png: ") and "\n" not in out["error"]
+    body, ctype = _multipart([("tiny.png", b"x")] * 65)
+    out = _request(server.port, "POST", "/predict", body, {"Content-Type": ctype})[1]
+    assert out["error"] == "Received 65 files in one request, expected at most 64"
+    body, ctype = _multipart([], fields=[("note", "no files")])
+    assert _request(server.port, "POST", "/predict", body, {"Content-Type": ctype})[1]["error"] == "multipart body holds no file part"
+
+
+@pytest.mark.parametrize("body, status, fragment", [
+    (b"definitely not an image", 400, "not a recognised image file"),
+    (b"", 400, "empty"),
+    (b"\x89PNG\r\n\x1a\n" + b"\0" * 40, 400, "image"),
+    (b"x" * (MAX_BODY + 1), 413, f"body of {MAX_BODY + 1} bytes exceeds the limit of {MAX_BODY} bytes"),
+])
+def test_bad_requests_get_one_line_json_errors(server, body, status, fragment):
+    got, out, _ = _request(server.port, "POST", "/predict", body)
+    assert got == status and fragment in out["error"] and out["status"] == status and "\n" not in out["error"]
+
+
+def test_chunked_upload_works_and_its_streamed_size_is_capped(server, edge_models, truth):
+    name = sorted(truth)[2]
+    data = _image(edge_models, name)
+    status, out, _ = _request(server.port, "POST", "/predict", iter([data[:50], data[50:]]),
+                              {"Transfer-Encoding": "chunked"})
+    assert status == 200 and out["label"] == str(truth[name])
+    # No Content-Length: only the streamed size can tell. A little over the cap is read to the end
+    # (DRAIN_AFTER_CAP), so the client sends it all and reads a clean 413, never a reset.
+    big = iter([b"x" * 16384] * (MAX_BODY // 16384 + 2))
+    status, out, headers = _request(server.port, "POST", "/predict", big, {"Transfer-Encoding": "chunked"})
+    assert status == 413 and f"exceeds the limit of {MAX_BODY} bytes" in out["error"]
+    assert headers.get("connection") == "close"
+    # Far over it, the server stops reading after DRAIN_AFTER_CAP: the client may be cut off mid-send,
+    # and the 413 is still there to read.
+    huge = iter([b"x" * 65536] * ((MAX_BODY + DRAIN_AFTER_CAP) // 65536 + 64))
+    status, out, _ = _request(server.port, "POST", "/predict", huge, {"Transfer-Encoding": "chunked"},
+                              refused_midway=True)
+    assert status == 413 and f"exceeds the limit of {MAX_BODY} bytes" in out["error"]
+
+
+def test_huge_declared_length_is_refused_before_reading(server):
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+        s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n")
+        assert s.recv(4096).split(b"\r\n")[0] == b"HTTP/1.1 413 Request Entity Too Large"
+
+
+def test_wrong_routes_and_methods(server):
+    status, out, _ = _request(server.port, "GET", "/nope")
+    assert status == 404 and out["error"].startswith("no route '/nope'")
+    assert _request(server.port, "GET", "/predict")[0] == 405
+    assert _request(server.port, "POST", "/elsewhere", b"x")[0] == 404
+    assert _request(server.port, "DELETE", "/predict")[0] == 405
+
+
+def _rest_of_reply(s: socket.socket, reply: bytes) -> bytes:
+    """The whole reply: a 408 may arrive as the head and then the body, in two reads."""
+    s.settimeout(5)
+    while reply:
+        try:
+            more = s.recv(4096)
+        except (socket.timeout, OSError):
+            break
+        if not more:
+            break
+        reply += more
+    return reply
+
+
+def test_a_trickling_body_gets_408_at_the_one_request_deadline(server, edge_models, truth):
+    """One byte every 0.3 s never trips a per-read timeout; the 2 s request deadline cuts it off."""
+    t0 = time.monotonic()
+    reply = b""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+        s.settimeout(0.3)
+        for _ in range(100):  # at most 30 s; the server must answer long before
+            try:
+                reply = s.recv(4096)
+                break
+            except socket.timeout:
+                try:
+                    s.sendall(b"x")
+                except OSError:
+                    break
+        reply = _rest_of_reply(s, reply)
+    elapsed = time.monotonic() - t0
+    assert reply.split(b"\r\n")[0] == b"HTTP/1.1 408 Request Timeout", reply[:100]
+    assert b"request not received within --request-timeout 2 s" in reply
+    assert elapsed < 10, f"answered after {elapsed:.1f} s"  # 100 reads at 0.3 s would be 30 s
+    assert _request(server.port, "POST", "/predict", _image(edge_models, sorted(truth)[0]))[0] == 200
+
+
+def test_trickled_headers_get_408_at_the_deadline(server):
+    """Before the head is complete the app has not started; the protocol's own head deadline cuts it."""
+    t0 = time.monotonic()
+    reply = b""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.sendall(b"POST /predict HTTP/1.1\r\n")
+        s.settimeout(0.3)
+        for i in range(100):  # at most 30 s
+            try:
+                reply = s.recv(4096)
+                break
+            except socket.timeout:
+                try:
+                    s.sendall(f"X-Slow-{i}: y\r\n".encode())
+                except OSError:
+                    break
+        reply = _rest_of_reply(s, reply)
+    assert reply.split(b"\r\n")[0] == b"HTTP/1.1 408 Request Timeout", reply[:100]
+    assert b"request headers not received within --request-timeout 2 s" in reply
+    assert time.monotonic() - t0 < 10
+
+
+def test_metrics_and_info(server, edge_models, truth):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for _ in range(3):
+        _request(server.port, "POST", "/predict", _image(edge_models, sorted(truth)[0]))
+    _request(server.port, "POST", "/predict", b"garbage")
+    status, text, headers = _request(server.port, "GET", "/metrics")
+    assert status == 200 and headers["content-type"].startswith("text/plain")
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for fam in text_string_to_metric_families(text) for s in fam.samples}
+    ok = samples[("edgeinfer_requests_total", (("code", "200"), ("method", "POST"), ("route", "/predict")))]
+    assert ok >= 3
+    assert samples[("edgeinfer_errors_total", (("code", "400"),))] >= 1
+    assert samples[("edgeinfer_request_duration_seconds_count", (("route", "/predict"),))] >= ok + 1
+    assert samples[("edgeinfer_model_load_seconds", ())] == pytest.approx(0.125)
+    assert samples[("edgeinfer_images_total", ())] >= 3
+    assert ("edgeinfer_model_info", (("backend", "litert"), ("model", "model_float32.tflite"), ("threads", str(server.predictor.clf.backend.threads)))) in samples
+
+    status, info, _ = _request(server.port, "GET", "/info")
+    assert status == 200 and info["manifest"]["labels"] == [str(i) for i in range(10)]
+    assert info["backend"]["backend"] == "litert" and info["threads"] == info["backend"]["threads"] >= 1
+    assert info["limits"] == {"max_body_bytes": MAX_BODY, "request_timeout_s": 2.0, "max_concurrent": 4, "default_top_k": 3}
+    assert info["model_load_s"] == pytest.approx(0.125)
+
+
+def test_access_log_has_one_line_per_request(server):
+    time.sleep(0.2)  # lines of earlier tests' requests are written just after their answers
+    before = server.access_log.getvalue().count("\n")
+    _request(server.port, "GET", "/health")
+    _request(server.port, "GET", "/nope")
+    for _ in range(100):  # the line follows the answer; wait for it (at most 5 s)
+        if server.access_log.getvalue().count("\n") >= before + 2:
+            break
+        time.sleep(0.05)
+    time.sleep(0.1)
+    lines = server.access_log.getvalue().splitlines()[before:]
+    assert len(lines) == 2
+    assert '"GET /health HTTP/1.1" 200 ' in lines[0] and lines[0].startswith("edge-infer: 127.0.0.1:")
+    assert '"GET /nope HTTP/1.1" 404 ' in lines[1]
+
+
+class SlowClassifier:
+    """A real classifier whose runtime call takes ``delay`` seconds (a stand-in for a big model)."""
+
+    def __init__(self, clf, delay: float):
+        self._clf, self.delay = clf, delay
+
+    def __getattr__(self, name):
+        return getattr(self._clf, name)
+
+    def predict_tensor(self, x, batch_size=32):
+        time.sleep(self.delay)
+        return self._clf.predict_tensor(x, batch_size)
+
+
+def test_over_the_limit_is_503_with_retry_after(edge_models, truth):
+    clf = SlowClassifier(ImageClassifier(edge_models / "model_float32.tflite"), delay=1.5)
+    data = _image(edge_models, sorted(truth)[0])
+    opts = ServeOptions(port=0, request_timeout=10.0, max_concurrent=1, access_log=False)
+    with BackgroundServer(clf, opts) as srv:
+        first: list = []
+        t = threading.Thread(target=lambda: first.append(_request(srv.port, "POST", "/predict", data)))
+        t.start()
+        for _ in range(200):  # wait (at most 10 s) until the first request holds the only slot
+            if srv.metrics.registry.get_sample_value("edgeinfer_inference_in_flight") == 1:
+                break
+            time.sleep(0.05)
+        status, out, headers = _request(srv.port, "POST", "/predict", data)
+        t.join(timeout=30)
+        assert status == 503 and headers.get("retry-after") == "1"
+        assert out["error"] == "all 1 inference slots are busy; retry shortly"
+        assert first and first[0][0] == 200
+        assert srv.metrics.registry.get_sample_value("edgeinfer_busy_rejections_total") == 1
+        assert _request(srv.port, "POST", "/predict", data)[0] == 200  # the slot came back
+
+
+def test_inference_past_the_deadline_is_503(edge_models, truth):
+    clf = SlowClassifier(ImageClassifier(edge_models / "model_float32.tflite"), delay=2.0)
+    opts = ServeOptions(port=0, request_timeout=0.5, max_concurrent=2, access_log=False)
+    with BackgroundServer(clf, opts) as srv:
+        status, out, headers = _request(srv.port, "POST", "/predict", _image(edge_models, sorted(truth)[0]))
+    assert status == 503 and out["error"] == "inference did not finish within --request-timeout 0.5 s"
+    assert headers.get("retry-after") == "1"
+
+
+def test_2000_requests_while_50_slow_clients_trickle(edge_models):
+    """No 5xx for the normal clients, p99 reported, flat RSS, slow clients cut at the deadline."""
+    r = serve_load.run_load(edge_models / "model_float32.tflite", requests=2000, clients=8, slow=50,
+                            slow_interval=3.0, request_timeout=3.0, max_concurrent=8, threads=1)
+    print(f"serve load: p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, {r['throughput_rps']:.0f} req/s, "
+          f"RSS {r['rss_kb']}, slow {r['slow_statuses']}")
+    assert r["statuses"] == {200: 2000} and r["failures_5xx_or_no_answer"] == 0
+    assert r["p99_ms"] > 0
+    assert r["rss_growth_kb"] < 5 * 1024, r["rss_kb"]
+    assert r["slow_statuses"].get(408, 0) >= 50  # every slow client was cut off at its deadline...
+    assert r["slow_longest_open_s"] < 3.0 + 5  # ...not after 100,000 bytes at one per 3 s
+    assert r["server_exit_code"] == 0 and not r["server_traceback"]
+
+
+def test_cli_flags_quiet_and_sigterm(edge_models, truth):
+    data = _image(edge_models, sorted(truth)[0])
+    with serve_load.running_server(edge_models / "model_float32.tflite", "--max-concurrent", "2", "--top-k", "2") as srv:
+        status, out, _ = _request(srv["port"], "POST", "/predict", data)
+        _, info, _ = _request(srv["port"], "GET", "/info")
+    assert status == 200 and len(out["top_k"]) == 2 and info["limits"]["max_concurrent"] == 2
+    assert info["model_load_s"] > 0
+    assert srv["returncode"] == 0 and srv["stderr"].count('"POST /predict HTTP/1.1" 200 ') == 1
+    assert srv["stderr"].rstrip().endswith("edge-infer: stopped after 2 requests")
+    with serve_load.running_server(edge_models / "model_float32.tflite", "--quiet") as srv:
+        assert _request(srv["port"], "POST", "/predict", data)[0] == 200
+    assert srv["returncode"] == 0 and '"POST /predict' not in srv["stderr"] and "Traceback" not in srv["stderr"]
+
+
+def test_serve_refuses_inputs_and_a_busy_port(edge_models, capsys):
+    from edgedeploy.runtime.cli import main
+
+    assert main([str(edge_models / "model_float32.tflite"), "x.png", "--serve"]) == 2
+    assert "--serve takes no INPUT" in capsys.readouterr().err
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        assert main([str(edge_models / "model_float32.tflite"), "--serve", "--port", str(port)]) == 2
+        assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+
+
+def test_missing_serve_extra_is_one_line_naming_the_install(edge_models):
+    code = ("import sys\n"
+            "class Block:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name.split('.')[0] == 'starlette': raise ImportError(name)\n"
+            "sys.meta_path.insert(0, Block())\n"
+            "from edgedeploy.runtime.cli import main\n"
+            f"sys.exit(main([{str(edge_models / 'model_float32.tflite')!r}, '--serve', '--port', '0']))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert "pip install 'edgedeploy[serve]'" in out.stderr and "starlette" in out.stderr
