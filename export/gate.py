@@ -41,6 +41,7 @@ budgets even if the file changed nothing, and how many would do.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from typing import Any, Sequence
 
 import numpy as np
@@ -331,11 +332,14 @@ class EvidenceNeed:
 
 def labelled_needed(accuracy: float, p: GatePolicy) -> int | None:
     """The fewest labelled held-out images whose drop bound, with b = c = 0 at ``accuracy``, is within budget."""
-    acc = min(max(accuracy, 0.0), 1.0)
+    return _labelled_needed(min(max(float(accuracy), 0.0), 1.0), p.max_accuracy_drop / 100.0, p.alpha)
 
+
+@lru_cache(maxsize=256)
+def _labelled_needed(acc: float, budget: float, alpha: float) -> int | None:
     def ok(n: int) -> bool:
         a = int(round(acc * n))
-        return bool(stats.drop_upper(a, 0, 0, n - a, p.alpha) <= p.max_accuracy_drop / 100.0)
+        return bool(stats.drop_upper(a, 0, 0, n - a, alpha) <= budget)
 
     return stats.smallest_count(ok, limit=10**9)
 

@@ -242,7 +242,7 @@ def tango_statistic(b: Any, c: Any, n: Any, delta: Any) -> np.ndarray:
     num = b - c - n * delta
     with np.errstate(divide="ignore", invalid="ignore"):
         t = num / np.sqrt(np.maximum(var, 0.0))
-    return np.where(var > 0, t, np.sign(num) * np.inf)
+    return np.where(var > 0, t, np.where(num > 0, np.inf, np.where(num < 0, -np.inf, 0.0)))
 
 
 def _tango_root(b: np.ndarray, c: np.ndarray, n: np.ndarray, target: float, lo: np.ndarray, hi: np.ndarray,
