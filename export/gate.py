@@ -352,8 +352,13 @@ def agreement_needed(p: GatePolicy) -> int | None:
 def evidence_needed(ev: Evidence, p: GatePolicy) -> EvidenceNeed:
     """Can the held-out evidence prove the budgets at all (the best case, zero changes)? And if not, how many images?"""
     lab = ev.labelled
-    acc = lab.keras_right / lab.n if lab.n else 0.5
-    return EvidenceNeed(lab.n, labelled_needed(acc, p), ev.agreement.n, agreement_needed(p),
+    return evidence_needed_counts(lab.n, lab.keras_right / lab.n if lab.n else 0.5, ev.agreement.n, p)
+
+
+def evidence_needed_counts(labelled: int, accuracy: float, heldout: int, p: GatePolicy) -> EvidenceNeed:
+    """``evidence_needed`` before any file is gated: ``labelled`` held-out images at the reference's
+    ``accuracy`` (a fraction), ``heldout`` held-out images in all (labelled or not)."""
+    return EvidenceNeed(labelled, labelled_needed(accuracy, p), heldout, agreement_needed(p),
                         p.max_accuracy_drop, p.max_disagreement)
 
 

@@ -27,7 +27,7 @@ from scipy.stats import beta, binomtest
 
 from export import stats
 from export.gate import (Agreement, ClassEvidence, Evidence, GatePolicy, PairedCounts, agreement_needed, decide,
-                         decide_counts, evidence_needed, labelled_needed, levels)
+                         decide_counts, evidence_needed, evidence_needed_counts, labelled_needed, levels)
 from export.parity import NO_LABEL, UNLABELLED, Reference, compare, evidence, load_parity_data
 
 
@@ -179,6 +179,7 @@ def test_evidence_needed_says_how_many_images() -> None:
     assert agreement_needed(p) == math.ceil(math.log(0.025) / math.log(0.95))  # 0 of n: 1 - 0.025**(1/n) <= 5%
     msg = need.message()
     assert f"{n:,} labelled held-out images are needed (there are 160)" in msg and "--parity-data DIR" in msg
+    assert evidence_needed_counts(160, acc, 160, p) == need  # the same, before any file is gated
     assert evidence_needed(_ev(0, 0, 1000, 0, 1000, both_wrong=10), p).message() is None
     assert labelled_needed(0.9, GatePolicy(max_accuracy_drop=0.0)) is None
     assert "no number of images" in evidence_needed(_ev(0, 0, 160, 0, 160), GatePolicy(max_accuracy_drop=0.0)).message()
