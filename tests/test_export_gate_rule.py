@@ -312,3 +312,61 @@ def _probs_for(a: int, b: int, c: int, d: int) -> tuple[np.ndarray, Reference]:
     export = np.array([0] * a + [1] * b + [0] * c + [1] * d)
     ref = Reference([None] * n, labels, ["x", "y"], np.eye(2, dtype=np.float32)[keras])
     return np.eye(2, dtype=np.float32)[export], ref
+
+
+# -- the records' own parts ----------------------------------------------------------------------------------
+def test_counts_scale_and_give_their_intervals() -> None:
+    pc = PairedCounts(80, 2, 1, 20, 61)
+    assert pc.table() == (57, 2, 1, 20) and pc.both_right == 57 and pc.drop == pytest.approx(1 / 80)
+    assert pc.scaled(800) == PairedCounts(800, 20, 10, 200, 610)
+    assert PairedCounts(10, 5, 5, 5, 10).scaled(10).table()[0] >= 0  # d is cut so that a stays >= 0
+    assert pc.interval() == stats.drop_interval(57, 2, 1, 20)
+    assert Agreement(80, 3).scaled(400) == Agreement(400, 15)
+    assert Agreement(80, 3).interval() == stats.clopper_pearson(3, 80)
+
+
+def test_settle_counts_the_images_that_would_decide() -> None:
+    ev = _ev(b=1, c=0, n=80, dis=1, n_all=80, both_wrong=20)
+    p = GatePolicy()
+    v = decide(ev, "int8", p)
+    more = int(v.settle.split("about ")[1].split(" more")[0].replace(",", ""))
+    lv = levels(p, 0)
+
+    def decides(m: int) -> bool:  # the drop at the same rates (1.25%), on m images
+        b, d = round(m / 80), round(20 * m / 80)
+        lo = float(stats.drop_lower(m - b - d, b, 0, d, lv.reject))
+        hi = float(stats.drop_upper(m - b - d, b, 0, d, lv.accept))
+        dis_lo, dis_hi = float(stats.cp_lower(b, m, lv.reject)), float(stats.cp_upper(b, m, lv.accept))
+        return lo > 0.01 or (hi <= 0.01 and dis_hi <= 0.05) or dis_lo > 0.05
+
+    assert decides(80 + more) and not decides(80 + more - 1)
+
+
+def test_verdict_dict_holds_the_error_model() -> None:
+    ref = _reference(["test"] * 3 + ["train"], [0, 1, 2, 0], [0, 1, 2, 1])
+    ref.unreadable = 1
+    v = decide(evidence(ref.keras_probs, ref), "int8", GatePolicy())
+    d = v.to_dict()
+    assert d["levels"] == {"upper_bound_confidence": pytest.approx(0.975), "parts": 8,
+                           "lower_bound_confidence": pytest.approx(1 - 0.025 / 8), "multiplicity": levels(GatePolicy(), 3).to_dict()["multiplicity"]}
+    assert "Bonferroni" in d["levels"]["multiplicity"] and "Holm" in d["levels"]["multiplicity"]
+    assert "Newcombe" in d["method"]["accuracy_drop"] and "Clopper-Pearson" in d["method"]["top1_disagreement"]
+    assert d["evidence_need"]["labelled"] == 3 and d["evidence_need"]["enough"] is False and "--parity-data" in d["evidence_need"]["message"]
+    assert d["diagnosis_train"] == {"images": 1, "disagreements": 0} and d["unreadable_parity_images"] == 1
+    assert d["accuracy_drop"] == v.accuracy_drop.to_dict() and d["accuracy_drop"]["hi_confidence"] == pytest.approx(0.975)
+    assert d["verdict"] == "inconclusive" and d["passed"] is True and d["settle"] == v.settle and d["warning"] == v.warning
+    assert "reason" not in d and d["per_class"]["a"]["labelled_samples"] == 1
+    assert v.accuracy_drop.interval_text().startswith("[") and v.disagreement.interval_text(1).endswith("]")
+
+
+def test_evidence_need_boundaries() -> None:
+    p = GatePolicy()
+    n, k = labelled_needed(0.9, p), agreement_needed(p)
+    assert evidence_needed_counts(n, 0.9, k, p).enough and evidence_needed_counts(n, 0.9, k, p).message() is None
+    short = evidence_needed_counts(n - 1, 0.9, k - 1, p)
+    msg = short.message()
+    assert not short.enough and f"{n:,} labelled held-out images are needed (there are {n - 1:,})" in msg
+    assert f"proving a disagreement <= 5%: {k:,} held-out images are needed (there are {k - 1:,})" in msg
+    only_dis = evidence_needed_counts(n, 0.9, k - 1, p).message()
+    assert "accuracy drop" not in only_dis and "disagreement" in only_dis
+    assert short.to_dict()["message"] == msg and short.to_dict()["labelled_needed"] == n

@@ -233,3 +233,39 @@ def test_vectorized_bounds_equal_the_scalar_intervals() -> None:
     for i, row in enumerate(t):
         iv = stats.drop_interval(*(int(x) for x in row))
         assert (iv.lo, iv.hi) == (lo[i], hi[i])
+
+
+# -- edges the mutation run pointed at ---------------------------------------------------------------
+def test_errors_say_what_was_expected() -> None:
+    with pytest.raises(ValueError, match="must contain its estimate"):
+        stats.Interval(0.5, 0.6, 0.9)
+    for k, n in [(-1, 5), (1.0, 5), (True, 5), (2, -1), (6, 5)]:
+        with pytest.raises(ValueError, match="0 <= k <= n"):
+            stats.clopper_pearson(k, n)
+        with pytest.raises(ValueError, match="0 <= k <= n"):
+            stats.wilson(k, n)
+    with pytest.raises(ValueError, match="paired table of integer counts"):
+        stats.tango(0, -1, 0, 0)
+    with pytest.raises(ValueError, match="one-sided level"):
+        stats.z_value(0.5)
+    with pytest.raises(ValueError, match="confidence"):
+        stats.alpha_of(1.0)
+
+
+def test_tables_of_one_image_and_none() -> None:
+    for f in (stats.paired_difference, stats.tango, stats.drop_interval):
+        lost = f(0, 1, 0, 0)  # the one image lost
+        assert lost.estimate == 1.0 and lost.hi == 1.0 and lost.lo < 1.0
+        gained = f(0, 0, 1, 0)
+        assert gained.estimate == -1.0 and gained.lo == -1.0 and gained.hi > -1.0
+        same = f(1, 0, 0, 0)
+        assert same.estimate == 0.0 and same.lo < 0.0 < same.hi
+        assert f(0, 0, 0, 0) == stats.Interval(0.0, -1.0, 1.0)
+    assert stats.wilson(0, 0) == stats.Interval(0.0, 0.0, 1.0)
+    assert stats.wilson(1, 1).hi == 1.0 and stats.wilson(0, 1).lo == 0.0
+
+
+def test_scaled_and_scale_count() -> None:
+    iv = stats.Interval(0.012345, 0.0012345, 0.0156711)
+    assert iv.scaled(100) == {"estimate": 1.234, "lo": 0.123, "hi": 1.568}  # 3 digits by default
+    assert stats.scale_count(3, 10, 100) == 30 and stats.scale_count(1, 3, 10) == 3 and stats.scale_count(2, 0, 50) == 0
