@@ -269,3 +269,11 @@ def test_scaled_and_scale_count() -> None:
     iv = stats.Interval(0.012345, 0.0012345, 0.0156711)
     assert iv.scaled(100) == {"estimate": 1.234, "lo": 0.123, "hi": 1.568}  # 3 digits by default
     assert stats.scale_count(3, 10, 100) == 30 and stats.scale_count(1, 3, 10) == 3 and stats.scale_count(2, 0, 50) == 0
+
+
+def test_outward_rounding_of_exact_decimals_and_settle_starts_after_n() -> None:
+    # 0.12 * 100 is 11.999999999999998 in floating point, 0.29 * 100 is 28.999999999999996
+    assert stats.floor_to(0.12, 2) == 0.12 and stats.ceil_to(0.12, 2) == 0.12
+    assert stats.floor_to(0.29, 2) == 0.29 and stats.ceil_to(0.29, 2) == 0.29
+    assert stats.images_to_settle(lambda m: m >= 81, 80) == 81  # the first count past n
+    assert stats.images_to_settle(lambda m: m >= 2, 1) == 2 and stats.images_to_settle(lambda m: m >= 2, 0) == 2
