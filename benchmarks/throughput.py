@@ -172,7 +172,7 @@ def _configurations(t: int, versions: list[tuple[str, str | None]]) -> list[tupl
 def _command_seconds(model: str, folder: str, threads: int, workers: int | None, src: str | None, repeats: int) -> float:
     """Best wall time of the real command (edge-infer, or an older tree's ``python -m edge_runtime.cli``), start-up included."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (src or "", os.environ.get("PYTHONPATH", "")) if p)}
-    module = "edge_runtime.cli" if src else "edgedeploy.runtime.cli"
+    module = "edgedeploy.runtime.cli" if src else "edgedeploy.runtime.cli"
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()

@@ -15,7 +15,7 @@ import importlib
 import sys
 from typing import Sequence
 
-from . import __version__
+from edgedeploy import __version__
 
 PROG = "edgedeploy"
 # command -> (console script, "module:function", what it does)

@@ -1,47 +1,61 @@
-"""The parity gate's verdict: typed records and the three policies.
+"""The parity gate's verdict: typed records, the decision rule and its error model.
 
 ``Evidence`` holds the counts measured on one exported file (``parity.py``
 measures them); ``decide`` turns them into a ``GateVerdict`` under a
-``GatePolicy``. The statistics are in ``stats.py``; the rules, in words:
+``GatePolicy``. The statistics are in ``stats.py``; ``decide_counts`` is the
+rule itself, on arrays of counts, so that ``coverage.py`` simulates exactly
+what ``decide`` does. The rule, in words:
 
-- the accuracy drop (Keras minus export, in points) gets a 95% interval from
-  the paired counts on the labelled held-out images; its upper end is also
-  capped by the upper end of the top-1 disagreement rate, measured on every
-  evidence image, because a file cannot lose more images than it answers
-  differently;
-- the disagreement rate gets its own exact 95% interval and its own budget
-  (``--max-disagreement``): a faithful quantization disagrees on a few images
-  in a thousand, a damaged one on a large share;
-- each quantity is accepted (interval within budget), rejected (interval
-  beyond budget) or inconclusive; the file is rejected if either is rejected
-  (or if any class is, see below), accepted if both are accepted;
-- per class the same rule runs on the images of that class, with intervals
-  widened for the number of classes (Bonferroni), so that ten classes do not
-  give ten chances of a false rejection. A class proven beyond budget rejects
-  the file; classes have few images each, so a class that is merely
-  inconclusive is listed, not held against the file;
-- float32 and float16 files must also stay within ``--max-prob-diff`` of
-  Keras in every probability: for them a difference is a bug, not noise.
+- **Evidence is held out.** The drop comes from the paired counts on the
+  labelled held-out images (test and validation splits, labelled
+  ``--parity-data``); the disagreement rate from those plus the unlabelled
+  ``--parity-data`` images. Training images are a diagnosis
+  (``Evidence.diagnosis``), never part of a verdict.
+- **Parts.** The accuracy drop (reference minus file, in points; positive is
+  worse) and the top-1 disagreement rate (percent), each against its budget;
+  and per class, the same two on that class's labelled held-out images.
+- **Acceptance** needs the drop and the disagreement *both* proven within
+  budget: each one-sided upper bound at level ``alpha`` (2.5%, the upper end
+  of a 95% interval) at most its budget. That is an intersection-union test
+  (Berger 1982): a file whose true drop (or disagreement) is over budget is
+  accepted only if that part's bound misses, so false acceptance is at most
+  ``alpha`` with no multiplicity correction. Per-class parts do not block
+  acceptance (classes have few images); they can only reject.
+- **Rejection** needs one part proven beyond budget: its one-sided lower
+  bound above the budget. Any of ``2 + 2K`` parts (K classes) can reject, a
+  union, so each lower bound is taken at ``alpha / (2 + 2K)`` (Bonferroni).
+  A faithful file (every part within budget) is then falsely rejected with
+  probability at most ``alpha``, family-wise over the quantities and the
+  classes. For the file's decision ("is any part rejected?") Holm's
+  step-down procedure rejects exactly when Bonferroni does (its first step).
+- **Inconclusive** is neither: the evidence cannot tell. ``evidence``
+  (default) accepts it with a warning, ``strict`` does not, ``point`` is the
+  rule before intervals (the measured drop against the budget).
+- float32 and float16 files must also stay within ``--max-prob-diff`` of the
+  reference in every probability (held-out images): for them a difference
+  is a bug, not noise.
 
-Policies: ``evidence`` (default) rejects only on evidence, and accepts an
-inconclusive file with a warning; ``strict`` accepts only on evidence;
-``point`` is the rule before intervals: drop > budget rejects.
+``evidence_needed`` says when the held-out images are too few to prove the
+budgets even if the file changed nothing, and how many would do.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from functools import lru_cache
+from typing import Any, Sequence
+
+import numpy as np
 
 from edgedeploy.core.errors import EdgeDeployError
 
 from . import stats
-from .stats import ACCEPTED, INCONCLUSIVE, REJECTED, Interval
+from .stats import INCONCLUSIVE, REJECTED, Interval
 
 POLICIES = ("evidence", "strict", "point")
 DEFAULT_POLICY = "evidence"
 DEFAULT_MAX_ACCURACY_DROP = 1.0  # points
 DEFAULT_MAX_PROB_DIFF = 1e-3
-# Percent of evidence images on which the file's top-1 differs from Keras.
+# Percent of held-out images on which the file's top-1 differs from Keras.
 # Measured (reports/gate_photo_run.md, export/README.md): faithful files
 # disagree on 0-1% (digits: 0%; the 160 px cat/dog small CNN: under 1%); int8
 # calibrated on grey images disagrees on 17.5% of the 80 test photos, and its
@@ -50,6 +64,7 @@ DEFAULT_MAX_PROB_DIFF = 1e-3
 # faithful one practically never is.
 DEFAULT_MAX_DISAGREEMENT = 5.0
 FLOAT_MODES = ("none", "float16")
+MULTIPLICITY = "Bonferroni over the 2 + 2K parts (K classes); equal to Holm's first step for the file's decision"
 
 
 @dataclass
@@ -71,17 +86,52 @@ class GatePolicy:
             raise EdgeDeployError(f"Received --max-disagreement {self.max_disagreement!r}, expected a percentage > 0 and <= 100")
         if not self.max_prob_diff > 0:
             raise EdgeDeployError(f"Received --max-prob-diff {self.max_prob_diff!r}, expected a number > 0")
+        if not 0.5 < self.confidence < 1:
+            raise EdgeDeployError(f"Received confidence {self.confidence!r}, expected 0.5 < confidence < 1")
+
+    @property
+    def alpha(self) -> float:
+        """One-sided level: of each acceptance bound, and family-wise of the rejections (0.025 at 95%)."""
+        return stats.alpha_of(self.confidence)
+
+
+@dataclass(frozen=True)
+class Levels:
+    """One-sided levels of the bounds the verdict compares with the budgets."""
+
+    accept: float  # each upper bound (intersection-union test: no correction)
+    reject: float  # each lower bound: alpha / parts (Bonferroni)
+    parts: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"upper_bound_confidence": 1 - self.accept, "lower_bound_confidence": 1 - self.reject,
+                "parts": self.parts, "multiplicity": MULTIPLICITY}
+
+
+def levels(p: GatePolicy, n_classes: int, correct: bool = True) -> Levels:
+    """The levels for a file with ``n_classes`` per-class parts (``correct=False``: no Bonferroni, for contrast only)."""
+    parts = 2 + 2 * n_classes
+    return Levels(p.alpha, p.alpha / parts if correct else p.alpha, parts)
 
 
 @dataclass
 class PairedCounts:
-    """Top-1 correctness of Keras and the export on the same labelled images."""
+    """Top-1 correctness of Keras and the export on the same labelled held-out images."""
 
     n: int = 0
     keras_right_export_wrong: int = 0  # b
     keras_wrong_export_right: int = 0  # c
-    both_wrong: int = 0
+    both_wrong: int = 0  # d
     keras_right: int = 0
+
+    @property
+    def both_right(self) -> int:
+        """a = n - b - c - d."""
+        return self.n - self.keras_right_export_wrong - self.keras_wrong_export_right - self.both_wrong
+
+    def table(self) -> tuple[int, int, int, int]:
+        """(a, b, c, d): both right, Keras right only, export right only, both wrong."""
+        return self.both_right, self.keras_right_export_wrong, self.keras_wrong_export_right, self.both_wrong
 
     @property
     def drop(self) -> float:
@@ -89,13 +139,12 @@ class PairedCounts:
         return (self.keras_right_export_wrong - self.keras_wrong_export_right) / self.n if self.n else 0.0
 
     def interval(self, confidence: float = stats.CONFIDENCE) -> Interval:
-        return stats.drop_interval(self.keras_right_export_wrong, self.keras_wrong_export_right, self.n,
-                                   self.both_wrong, confidence)
+        return stats.drop_interval(*self.table(), confidence)
 
     def scaled(self, m: int) -> "PairedCounts":
         s = lambda k: stats.scale_count(k, self.n, m)  # noqa: E731
-        return PairedCounts(m, s(self.keras_right_export_wrong), s(self.keras_wrong_export_right), s(self.both_wrong),
-                            s(self.keras_right))
+        b, c, d = s(self.keras_right_export_wrong), s(self.keras_wrong_export_right), s(self.both_wrong)
+        return PairedCounts(m, b, c, min(d, m - b - c), s(self.keras_right))
 
 
 @dataclass
@@ -114,6 +163,8 @@ class Agreement:
 
 @dataclass
 class ClassEvidence:
+    """One class's labelled held-out images: paired counts and disagreements."""
+
     name: str
     labelled: PairedCounts
     agreement: Agreement
@@ -121,29 +172,197 @@ class ClassEvidence:
 
 @dataclass
 class Evidence:
-    """What the parity run measured on one file."""
+    """What the parity run measured on one file.
+
+    ``labelled``: paired counts on the labelled held-out images (the drop).
+    ``agreement``: disagreements on every held-out image, labelled or not.
+    ``diagnosis``: disagreements on training images, shown, never weighed.
+    ``unreadable``: ``--parity-data`` files that could not be read (not evidence, but counted).
+    """
 
     labelled: PairedCounts
     agreement: Agreement
     per_class: list[ClassEvidence] = field(default_factory=list)
     max_abs_prob_diff: float = 0.0
     mean_abs_prob_diff: float = 0.0
+    diagnosis: Agreement | None = None
+    unreadable: int = 0
 
 
 @dataclass
 class Part:
-    """One quantity's interval (points or percent) and verdict against its budget."""
+    """One quantity's estimate, the bounds the verdict used (points or percent), and the verdict."""
 
     estimate: float
-    lo: float
-    hi: float
+    lo: float  # one-sided lower bound at confidence lo_confidence (rejects when above the budget)
+    hi: float  # one-sided upper bound at confidence hi_confidence (accepts when within the budget)
     budget: float
     verdict: str
+    lo_confidence: float = 1 - stats.alpha_of(stats.CONFIDENCE)
+    hi_confidence: float = 1 - stats.alpha_of(stats.CONFIDENCE)
+
+    def __post_init__(self) -> None:
+        if not self.lo <= self.estimate <= self.hi:
+            raise ValueError(f"a part's bounds must hold its estimate: {self.estimate!r} in [{self.lo!r}, {self.hi!r}]")
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+        """Unrounded (the report rounds for display, outward: ``interval_text``)."""
+        return asdict(self)
+
+    def interval_text(self, digits: int = 2, signed: bool = False) -> str:
+        """``[lo, hi]`` rounded outward, so the printed interval still holds the printed estimate."""
+        f = "+.{}f".format(digits) if signed else ".{}f".format(digits)
+        return f"[{format(stats.floor_to(self.lo, digits), f)}, {format(stats.ceil_to(self.hi, digits), f)}]"
 
 
+# -- the rule on arrays of counts ----------------------------------------------------------
+@dataclass
+class Bounds:
+    """Estimates, bounds (fractions) and verdict codes of one part, one entry per table."""
+
+    estimate: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    code: np.ndarray
+
+
+def drop_bounds(a: Any, b: Any, c: Any, d: Any, budget_points: float, lv: Levels) -> Bounds:
+    """The drop part: lower bound at ``lv.reject``, upper bound at ``lv.accept``, verdict against the budget."""
+    a, b, c, d = (np.asarray(x, dtype=np.int64) for x in (a, b, c, d))
+    n = a + b + c + d
+    est = np.where(n > 0, (b - c) / np.where(n > 0, n, 1), 0.0)
+    lo = np.minimum(stats.drop_lower(a, b, c, d, lv.reject), est)
+    hi = np.maximum(stats.drop_upper(a, b, c, d, lv.accept), est)
+    return Bounds(est, lo, hi, stats.verdict_codes(lo, hi, budget_points / 100.0))
+
+
+def rate_bounds(k: Any, n: Any, budget_percent: float, lv: Levels) -> Bounds:
+    """The disagreement part: exact (Clopper-Pearson) bounds at the same levels."""
+    k, n = np.asarray(k, dtype=np.int64), np.asarray(n, dtype=np.int64)
+    est = np.where(n > 0, k / np.where(n > 0, n, 1), 0.0)
+    lo = np.minimum(stats.cp_lower(k, n, lv.reject), est)
+    hi = np.maximum(stats.cp_upper(k, n, lv.accept), est)
+    return Bounds(est, lo, hi, stats.verdict_codes(lo, hi, budget_percent / 100.0))
+
+
+@dataclass
+class Decision:
+    """The rule's outcome on arrays of tables (``decide_counts``)."""
+
+    drop: Bounds
+    disagreement: Bounds
+    classes: list[tuple[Bounds, Bounds, np.ndarray]]  # (drop, disagreement, combined code) per class
+    verdict: np.ndarray  # file verdict codes
+    levels: Levels
+
+
+def file_codes(drop: np.ndarray, disagreement: np.ndarray, class_codes: Sequence[np.ndarray] = ()) -> np.ndarray:
+    """Rejected if any part is; accepted if the drop and the disagreement both are; else inconclusive."""
+    overall = stats.combine_codes([drop, disagreement])
+    if not class_codes:
+        return overall
+    class_rejected = (np.stack([np.asarray(c) for c in class_codes]) == -1).any(0)
+    return np.where(class_rejected, -1, overall).astype(np.int8)
+
+
+def decide_counts(table: Sequence[Any], agreement: Sequence[Any], p: GatePolicy,
+                  classes: Sequence[tuple[Sequence[Any], Sequence[Any]]] = (), correct: bool = True) -> Decision:
+    """The gate's rule on arrays: ``table`` = (a, b, c, d), ``agreement`` = (disagreements, n).
+
+    ``classes`` holds one (table, agreement) pair per class. ``decide`` runs
+    this on one file; ``coverage.py`` on many simulated ones.
+    """
+    lv = levels(p, len(classes), correct)
+    drop = drop_bounds(*table, p.max_accuracy_drop, lv)
+    dis = rate_bounds(*agreement, p.max_disagreement, lv)
+    class_lv = Levels(lv.reject, lv.reject, lv.parts)  # per class: simultaneous bounds at the Bonferroni level
+    per_class = []
+    for ctable, cagree in classes:
+        cd = drop_bounds(*ctable, p.max_accuracy_drop, class_lv)
+        cg = rate_bounds(*cagree, p.max_disagreement, class_lv)
+        per_class.append((cd, cg, stats.combine_codes([cd.code, cg.code])))
+    return Decision(drop, dis, per_class, file_codes(drop.code, dis.code, [c for _, _, c in per_class]), lv)
+
+
+def passed_codes(verdict: np.ndarray, drop_estimate: np.ndarray, p: GatePolicy) -> np.ndarray:
+    """Whether the policy keeps each file (before the float files' probability rule)."""
+    if p.policy == "point":
+        return np.asarray(drop_estimate) <= p.max_accuracy_drop / 100.0
+    if p.policy == "strict":
+        return np.asarray(verdict) == 1
+    return np.asarray(verdict) != -1
+
+
+# -- small evidence --------------------------------------------------------------------------
+@dataclass
+class EvidenceNeed:
+    """Whether the held-out images could prove the budgets even if the file changed nothing."""
+
+    labelled: int
+    labelled_needed: int | None  # None: no number of images would (a budget of 0)
+    agreement: int
+    agreement_needed: int | None
+    max_accuracy_drop: float
+    max_disagreement: float
+
+    @property
+    def enough(self) -> bool:
+        return (self.labelled_needed is not None and self.labelled >= self.labelled_needed
+                and self.agreement_needed is not None and self.agreement >= self.agreement_needed)
+
+    def message(self) -> str | None:
+        """One paragraph for the top of the report and the console, or None when the evidence can suffice."""
+        if self.enough:
+            return None
+        parts = []
+        if self.labelled_needed is None or self.labelled < self.labelled_needed:
+            need = "no number of images can" if self.labelled_needed is None else f"{self.labelled_needed:,} labelled held-out images are needed"
+            parts.append(f"proving an accuracy drop <= {self.max_accuracy_drop:g} point(s): {need} (there are {self.labelled:,})")
+        if self.agreement_needed is None or self.agreement < self.agreement_needed:
+            parts.append(f"proving a disagreement <= {self.max_disagreement:g}%: {self.agreement_needed:,} held-out images "
+                         f"are needed (there are {self.agreement:,})")
+        return ("the held-out evidence is too small to prove the budgets even if a file changed nothing; "
+                + "; ".join(parts) + ". Files can be rejected but not proven: give more images from the deployment "
+                "distribution with --parity-data DIR (images in class subfolders count for both; loose, unlabelled "
+                "images count for the disagreement only).")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(asdict(self), enough=self.enough, message=self.message())
+
+
+def labelled_needed(accuracy: float, p: GatePolicy) -> int | None:
+    """The fewest labelled held-out images whose drop bound, with b = c = 0 at ``accuracy``, is within budget."""
+    return _labelled_needed(min(max(float(accuracy), 0.0), 1.0), p.max_accuracy_drop / 100.0, p.alpha)
+
+
+@lru_cache(maxsize=256)
+def _labelled_needed(acc: float, budget: float, alpha: float) -> int | None:
+    def ok(n: int) -> bool:
+        a = int(round(acc * n))
+        return bool(stats.drop_upper(a, 0, 0, n - a, alpha) <= budget)
+
+    return stats.smallest_count(ok, limit=10**9)
+
+
+def agreement_needed(p: GatePolicy) -> int | None:
+    """The fewest held-out images whose exact disagreement bound with 0 disagreements is within budget."""
+    return stats.smallest_count(lambda n: bool(stats.cp_upper(0, n, p.alpha) <= p.max_disagreement / 100.0), limit=10**9)
+
+
+def evidence_needed(ev: Evidence, p: GatePolicy) -> EvidenceNeed:
+    """Can the held-out evidence prove the budgets at all (the best case, zero changes)? And if not, how many images?"""
+    lab = ev.labelled
+    return evidence_needed_counts(lab.n, lab.keras_right / lab.n if lab.n else 0.5, ev.agreement.n, p)
+
+
+def evidence_needed_counts(labelled: int, accuracy: float, heldout: int, p: GatePolicy) -> EvidenceNeed:
+    """``evidence_needed`` before any file is gated: ``labelled`` held-out images at the reference's
+    ``accuracy`` (a fraction), ``heldout`` held-out images in all (labelled or not)."""
+    return EvidenceNeed(labelled, labelled_needed(accuracy, p), heldout, agreement_needed(p),
+                        p.max_accuracy_drop, p.max_disagreement)
+
+
+# -- one file --------------------------------------------------------------------------------
 @dataclass
 class GateVerdict:
     """The gate's decision on one file; ``to_dict()`` is ``metrics["gate"]``."""
@@ -160,6 +379,10 @@ class GateVerdict:
     per_class: dict[str, dict[str, Any]] = field(default_factory=dict)
     settle: str | None = None  # how many more images would decide an inconclusive file
     warning: str | None = None
+    levels: Levels | None = None
+    evidence_need: EvidenceNeed | None = None
+    diagnosis: dict[str, Any] | None = None  # training images: counts shown, never weighed
+    unreadable_parity_images: int = 0
 
     @property
     def inconclusive(self) -> bool:
@@ -169,35 +392,43 @@ class GateVerdict:
         d: dict[str, Any] = {"passed": self.passed, "verdict": self.verdict, "policy": self.policy,
                              "max_accuracy_drop": self.max_accuracy_drop, "max_disagreement": self.max_disagreement,
                              "max_prob_diff": self.max_prob_diff, "accuracy_drop": self.accuracy_drop.to_dict(),
-                             "top1_disagreement": self.disagreement.to_dict(), "per_class": self.per_class}
-        if self.reason:
-            d["reason"] = self.reason
-        if self.settle:
-            d["settle"] = self.settle
-        if self.warning:
-            d["warning"] = self.warning
+                             "top1_disagreement": self.disagreement.to_dict(), "per_class": self.per_class,
+                             "method": {"accuracy_drop": stats.DROP_METHOD, "top1_disagreement": stats.RATE_METHOD},
+                             "unreadable_parity_images": self.unreadable_parity_images}
+        if self.levels is not None:
+            d["levels"] = self.levels.to_dict()
+        if self.evidence_need is not None:
+            d["evidence_need"] = self.evidence_need.to_dict()
+        if self.diagnosis is not None:
+            d["diagnosis_train"] = self.diagnosis
+        for key in ("reason", "settle", "warning"):
+            if getattr(self, key):
+                d[key] = getattr(self, key)
         return d
 
 
-def _parts(labelled: PairedCounts, agreement: Agreement, p: GatePolicy, confidence: float) -> tuple[Part, Part]:
-    """(accuracy drop in points, disagreement in percent), each with its verdict."""
-    drop = labelled.interval(confidence)
-    dis = agreement.interval(confidence)
-    hi = min(drop.hi, dis.hi)  # a file cannot lose more images than it answers differently
-    lo = drop.lo
-    d = Part(drop.estimate * 100, lo * 100, hi * 100, p.max_accuracy_drop,
-             stats.verdict(lo * 100, hi * 100, p.max_accuracy_drop))
-    g = Part(dis.estimate * 100, dis.lo * 100, dis.hi * 100, p.max_disagreement,
-             stats.verdict(dis.lo * 100, dis.hi * 100, p.max_disagreement))
-    return d, g
+def _part(b: Bounds, i: int, scale: float, budget: float, lv_lo: float, lv_hi: float) -> Part:
+    est, lo, hi = float(b.estimate[i]) * scale, float(b.lo[i]) * scale, float(b.hi[i]) * scale
+    return Part(est, min(lo, est), max(hi, est), budget, stats.NAMES[int(b.code[i])], 1 - lv_lo, 1 - lv_hi)
+
+
+def _one(x: Any) -> np.ndarray:
+    return np.asarray([x])
+
+
+def _decide_one(ev: Evidence, p: GatePolicy) -> Decision:
+    classes = [(tuple(_one(v) for v in ce.labelled.table()), (_one(ce.agreement.disagreements), _one(ce.agreement.n)))
+               for ce in ev.per_class]
+    return decide_counts(tuple(_one(v) for v in ev.labelled.table()),
+                         (_one(ev.agreement.disagreements), _one(ev.agreement.n)), p, classes)
 
 
 def _prob_diff_reason(ev: Evidence, mode: str, p: GatePolicy) -> str | None:
-    diff = ev.max_abs_prob_diff
+    diff = ev.max_abs_prob_diff  # unrounded: compared as measured
     if mode == "none" and diff > p.max_prob_diff:
-        return f"max probability difference {diff:.2g} > {p.max_prob_diff:g} for a float32 model (a conversion bug)"
+        return f"max probability difference {diff:.3g} > {p.max_prob_diff:g} for a float32 model (a conversion bug)"
     if mode == "float16" and diff > p.max_prob_diff:
-        return (f"max probability difference {diff:.2g} > {p.max_prob_diff:g} for a float16 model "
+        return (f"max probability difference {diff:.3g} > {p.max_prob_diff:g} for a float16 model "
                 "(float16 weights alone move borderline probabilities by about 1e-3; see --max-prob-diff)")
     return None
 
@@ -206,10 +437,14 @@ def _settle(ev: Evidence, p: GatePolicy) -> str | None:
     """How many more images, at the rates seen so far, would turn inconclusive into a decision."""
     n = max(ev.agreement.n, 1)
 
+    lv = levels(p, len(ev.per_class))
+
     def decides(m: int) -> bool:
-        f = m / n
-        d, g = _parts(ev.labelled.scaled(max(1, round(ev.labelled.n * f))), ev.agreement.scaled(m), p, p.confidence)
-        return stats.combine([d.verdict, g.verdict]) != INCONCLUSIVE
+        lab = ev.labelled.scaled(max(1, round(ev.labelled.n * m / n)))
+        agr = ev.agreement.scaled(m)
+        drop = drop_bounds(*lab.table(), p.max_accuracy_drop, lv)
+        dis = rate_bounds(agr.disagreements, agr.n, p.max_disagreement, lv)
+        return int(file_codes(drop.code, dis.code)) != 0
 
     m = stats.images_to_settle(decides, n, limit=n * 1000)
     if m is None:
@@ -219,41 +454,43 @@ def _settle(ev: Evidence, p: GatePolicy) -> str | None:
 
 def decide(ev: Evidence, mode: str, p: GatePolicy, accuracy: float | None = None, keras_accuracy: float | None = None) -> GateVerdict:
     """The verdict on one file: its evidence, its quantize mode, the policy."""
-    d, g = _parts(ev.labelled, ev.agreement, p, p.confidence)
-    k = max(1, len(ev.per_class))
-    class_conf = 1.0 - (1.0 - p.confidence) / k  # Bonferroni over the classes
+    dec = _decide_one(ev, p)
+    lv = dec.levels
+    d = _part(dec.drop, 0, 100.0, p.max_accuracy_drop, lv.reject, lv.accept)
+    g = _part(dec.disagreement, 0, 100.0, p.max_disagreement, lv.reject, lv.accept)
     per_class: dict[str, dict[str, Any]] = {}
     rejected_classes: list[str] = []
-    for ce in ev.per_class:
-        cd, cg = _parts(ce.labelled, ce.agreement, p, class_conf)
-        v = stats.combine([cd.verdict, cg.verdict])
-        per_class[ce.name] = {"accuracy_drop": cd.to_dict(), "top1_disagreement": cg.to_dict(), "verdict": v,
-                              "labelled_samples": ce.labelled.n, "agreement_samples": ce.agreement.n}
+    for ce, (cd, cg, code) in zip(ev.per_class, dec.classes):
+        v = stats.NAMES[int(code[0])]
+        per_class[ce.name] = {"accuracy_drop": _part(cd, 0, 100.0, p.max_accuracy_drop, lv.reject, lv.reject).to_dict(),
+                              "top1_disagreement": _part(cg, 0, 100.0, p.max_disagreement, lv.reject, lv.reject).to_dict(),
+                              "verdict": v, "labelled_samples": ce.labelled.n, "agreement_samples": ce.agreement.n}
         if v == REJECTED:
             rejected_classes.append(ce.name)
-    verdict = REJECTED if rejected_classes else stats.combine([d.verdict, g.verdict])
+    verdict = stats.NAMES[int(dec.verdict[0])]
+    passed = bool(passed_codes(dec.verdict, dec.drop.estimate, p)[0])
 
     acc = "" if accuracy is None or keras_accuracy is None else f" (accuracy {accuracy:.2f}% vs Keras {keras_accuracy:.2f}%)"
+    levels_text = f"upper bound {100 * (1 - lv.accept):g}%, lower bound {100 * (1 - lv.reject):.4g}% one-sided"
     reason: str | None = None
     if p.policy == "point":
-        passed = d.estimate <= p.max_accuracy_drop
         if not passed:
             reason = f"accuracy drop {d.estimate:.2f} points > {p.max_accuracy_drop:g}{acc}"
-    else:
-        passed = verdict == ACCEPTED or (verdict == INCONCLUSIVE and p.policy == "evidence")
-        if d.verdict == REJECTED:
-            reason = (f"accuracy drop {d.estimate:.2f} points, 95% interval [{d.lo:.2f}, {d.hi:.2f}], "
-                      f"above {p.max_accuracy_drop:g}{acc}")
-        elif g.verdict == REJECTED:
-            reason = (f"top-1 disagreement with Keras {g.estimate:.1f}% of {ev.agreement.n} images, 95% interval "
-                      f"[{g.lo:.1f}, {g.hi:.1f}]%, above {p.max_disagreement:g}%, far more than a faithful quantization changes")
-        elif rejected_classes:
-            c = per_class[rejected_classes[0]]
-            reason = (f"class {rejected_classes[0]!r}: accuracy drop {c['accuracy_drop']['estimate']:.2f} points, "
-                      f"disagreement {c['top1_disagreement']['estimate']:.1f}%, proven above budget")
-        elif not passed:
-            reason = (f"inconclusive under --gate strict: accuracy drop {d.estimate:.2f} points, 95% interval "
-                      f"[{d.lo:.2f}, {d.hi:.2f}], budget {p.max_accuracy_drop:g}")
+    elif d.verdict == REJECTED:
+        reason = (f"accuracy drop {d.estimate:.2f} points, interval {d.interval_text()} ({levels_text}), "
+                  f"above {p.max_accuracy_drop:g}{acc}")
+    elif g.verdict == REJECTED:
+        reason = (f"top-1 disagreement with Keras {g.estimate:.1f}% of {ev.agreement.n} held-out images, interval "
+                  f"{g.interval_text(1)}% ({levels_text}), above {p.max_disagreement:g}%, far more than a faithful "
+                  "quantization changes")
+    elif rejected_classes:
+        c = per_class[rejected_classes[0]]
+        reason = (f"class {rejected_classes[0]!r}: accuracy drop {c['accuracy_drop']['estimate']:.2f} points, "
+                  f"disagreement {c['top1_disagreement']['estimate']:.1f}%, proven above budget")
+    elif not passed:
+        reason = (f"inconclusive under --gate strict: accuracy drop {d.estimate:.2f} points, interval "
+                  f"{d.interval_text()} ({levels_text}), budget {p.max_accuracy_drop:g}; disagreement "
+                  f"{g.estimate:.1f}% {g.interval_text(1)}, budget {p.max_disagreement:g}%")
     prob_reason = _prob_diff_reason(ev, mode, p)
     if prob_reason is not None:
         passed, verdict = False, REJECTED
@@ -261,9 +498,11 @@ def decide(ev: Evidence, mode: str, p: GatePolicy, accuracy: float | None = None
     settle = _settle(ev, p) if verdict == INCONCLUSIVE else None
     warning = None
     if verdict == INCONCLUSIVE and passed and p.policy == "evidence":
-        warning = (f"inconclusive, accepted under --gate evidence: accuracy drop {d.estimate:.2f} points, 95% interval "
-                   f"[{d.lo:.2f}, {d.hi:.2f}], disagreement {g.estimate:.1f}% [{g.lo:.1f}, {g.hi:.1f}]; {settle}")
+        warning = (f"inconclusive, accepted under --gate evidence: accuracy drop {d.estimate:.2f} points, interval "
+                   f"{d.interval_text()}, disagreement {g.estimate:.1f}% {g.interval_text(1)}; {settle}")
+    diag = None if ev.diagnosis is None else {"images": ev.diagnosis.n, "disagreements": ev.diagnosis.disagreements}
     return GateVerdict(policy=p.policy, verdict=verdict, passed=passed, reason=reason, accuracy_drop=d, disagreement=g,
                        max_accuracy_drop=p.max_accuracy_drop, max_disagreement=p.max_disagreement,
                        max_prob_diff=p.max_prob_diff if mode in FLOAT_MODES else None, per_class=per_class,
-                       settle=settle, warning=warning)
+                       settle=settle, warning=warning, levels=lv, evidence_need=evidence_needed(ev, p),
+                       diagnosis=diag, unreadable_parity_images=ev.unreadable)

@@ -64,7 +64,7 @@ def notebook_folder(tmp_path) -> Path:
     """A user's folder: their own train.py, export.py and benchmarks/ package beside the notebook."""
     (tmp_path / "train.py").write_text("raise SystemExit('the user train.py was imported')\n")
     (tmp_path / "export.py").write_text("raise SystemExit('the user export.py was imported')\n")
-    (tmp_path / "edge_runtime.py").write_text("raise SystemExit('the user edge_runtime.py was imported')\n")
+    (tmp_path / "edgedeploy.runtime.py").write_text("raise SystemExit('the user edge_runtime.py was imported')\n")
     (tmp_path / "benchmarks").mkdir()
     (tmp_path / "benchmarks" / "__init__.py").write_text("raise SystemExit('the user benchmarks/ was imported')\n")
     return tmp_path

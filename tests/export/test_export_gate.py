@@ -192,13 +192,24 @@ def test_parity_data_adds_labelled_evidence(run: Path, tmp_path: Path, capsys) -
     for i, (img, lab) in enumerate(zip(ds.images[:50], ds.labels[:50])):
         (extra / str(int(lab))).mkdir(parents=True, exist_ok=True)
         Image.fromarray(img).save(extra / str(int(lab)) / f"{i}.png")
+    for i, img in enumerate(ds.images[50:80]):  # loose images: unlabelled, they count for the disagreement only
+        Image.fromarray(img).save(extra / f"loose_{i}.png")
+    (extra / "broken.png").write_bytes(b"not an image")  # counted, not silently dropped
+    (extra / "0" / "truncated.png").write_bytes(b"\x89PNG\r\n")
     out = tmp_path / "out"
     assert main([str(run), "--output", str(out), "--parity-samples", "400", "--parity-data", str(extra)]) == 0
     report = json.loads((out / "export_report.json").read_text())
-    assert report["parity"]["evidence_images"]["parity-data"] == 50
-    assert report["parity"]["evidence_images"]["test"] == 269
+    ev = report["parity"]["evidence_images"]
+    assert ev["parity-data"] == 50 and ev["parity-data-unlabelled"] == 30
+    assert ev["test"] == 269
     assert report["parity"]["split"] == "test+parity-data+validation"
-    assert report["files"][0]["parity_samples"] == 400 - report["parity"]["evidence_images"].get("train", 0)
+    row = report["files"][0]
+    train = ev.get("train", 0)
+    assert row["parity_samples"] == 400 - train - 30  # labelled held-out only
+    assert row["agreement_samples"] == 400 - train  # every held-out image, labelled or not
+    assert row["unreadable_parity_images"] == 2 and row["gate"]["unreadable_parity_images"] == 2
+    if train:
+        assert row["diagnosis_train"]["images"] == train  # shown, never weighed
     bad = tmp_path / "bad"
     (bad / "cat").mkdir(parents=True)
     rc = main([str(run), "--output", str(tmp_path / "o2"), "--parity-data", str(bad)])
