@@ -44,7 +44,8 @@ from .gate import DEFAULT_MAX_ACCURACY_DROP, DEFAULT_MAX_PROB_DIFF, FLOAT_MODES,
 # disagreements in 1,000 images bound the drop below 0.37 point.
 DEFAULT_PARITY_SAMPLES = 1000
 # Where an evidence image came from; the held-out ones carry the accuracy figures.
-HELDOUT = ("test", "parity-data", "validation")
+# "calibration-data": the labelled part of --calibration-data kept out of calibration (a source without a run folder).
+HELDOUT = ("test", "parity-data", "validation", "calibration-data")
 TRAIN_OUTSIDE_CALIBRATION = "train"
 
 
@@ -81,8 +82,10 @@ class Reference:
         return self.accuracy_on(self.origin == "test")
 
     def counts(self) -> dict[str, int]:
-        """Images per origin, in the order HELDOUT then train."""
-        return {o: int(np.sum(self.origin == o)) for o in (*HELDOUT, TRAIN_OUTSIDE_CALIBRATION) if np.any(self.origin == o)}
+        """Images per origin, in the order HELDOUT then train, then any other origin (e.g. unlabelled images)."""
+        known = (*HELDOUT, TRAIN_OUTSIDE_CALIBRATION)
+        others = sorted(set(self.origin.tolist()) - set(known))
+        return {o: int(np.sum(self.origin == o)) for o in (*known, *others) if np.any(self.origin == o)}
 
     @property
     def heldout_split(self) -> str:
