@@ -36,7 +36,7 @@ from .parity import Reference
 from .plan import plan, precheck_outputs
 from .publish import Publisher
 from .records import FAILED, FileResult, Job
-from .sources import Source, open_source
+from .sources import Source, claiming_kind, open_source
 
 Log = Callable[[str], None]
 
@@ -86,7 +86,9 @@ class _Exporter:
     def prepare(self) -> tuple[list[Job], Path]:
         """Plan, resolve the source, check the outputs: everything before TensorFlow."""
         o = self.opts
-        plan(o)  # every flag checked before the source is opened
+        kind = claiming_kind(Path(o.source)) if Path(o.source).exists() else None
+        if kind is None or kind.registry_formats:
+            plan(o)  # every flag checked before the source is opened (a TensorFlow model takes seconds to load)
         self.source = source = open_source(o)
         self.exports = source.exports()
         pairs = plan(o, self.exports, source.description)

@@ -47,6 +47,9 @@ class Source:
     description: ClassVar[str] = ""  # "a float32 ONNX file", for messages and --help
     runtime: ClassVar[str] = ""  # what runs the float reference ("ONNX Runtime")
     order: ClassVar[int] = 100  # asked in this order; the first that claims a path opens it
+    # True when ``exports()`` are the registered formats (export/formats) as they are: the flags can then be
+    # checked against them before the source is opened (opening a TensorFlow model costs seconds)
+    registry_formats: ClassVar[bool] = True
 
     # -- to implement -----------------------------------------------------------------
     @classmethod

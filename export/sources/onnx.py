@@ -67,6 +67,7 @@ class OnnxSource(ForeignSource):
     description = "a float32 .onnx file (NCHW or NHWC)"
     runtime = "ONNX Runtime"
     order = 40
+    registry_formats = False
 
     @classmethod
     def claims(cls, path: Path) -> bool:

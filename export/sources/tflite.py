@@ -8,8 +8,8 @@ file says of itself: an edgedeploy manifest already embedded, else the standard 
 It converts to TFLite only, with Google's ``ai-edge-quantizer`` working on the flatbuffer itself
 (no TensorFlow, no Keras source needed): ``weight-only`` (int8 weights, float compute),
 ``dynamic`` (int8 weights, activations quantized at run time), ``int8`` (static int8 activations,
-calibrated on ``--calibration-data``) and ``int16x8`` (static int16 activations); inputs and
-outputs stay float32. There is no float16 recipe in ai-edge-quantizer 0.10, and no TFLite -> ONNX
+calibrated on ``--calibration-data``; int8 input and output, which the device quantizes) and
+``int16x8`` (static int16 activations and I/O). There is no float16 recipe in ai-edge-quantizer 0.10, and no TFLite -> ONNX
 converter is kept here.
 """
 from __future__ import annotations
@@ -48,6 +48,24 @@ def _signature(data: bytes) -> tuple[str, str]:
     return key, sigs[key]["inputs"][0]
 
 
+def consistent_operator_codes(data: bytes) -> bytes:
+    """``data`` with each operator code's ``deprecated_builtin_code`` set to min(``builtin_code``, 127), as converters write it.
+
+    ai-edge-quantizer 0.10 leaves the deprecated field at 0 (ADD) for the DEQUANTIZE ops it adds in
+    weight-only mode. LiteRT takes the larger of the two fields and runs it, but a runtime that reads
+    only the deprecated field would run ADD, and the device's verifier refuses codes that disagree
+    (a fuzzed swap of them crashes LiteRT), so they are made to agree as the TFLite converter writes them.
+    """
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(data))
+    changed = False
+    for code in model.operatorCodes or []:
+        if code.deprecatedBuiltinCode != min(code.builtinCode, 127):
+            code.deprecatedBuiltinCode, changed = min(code.builtinCode, 127), True
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model)) if changed else data
+
+
 class QuantizerTFLite(TFLiteFormat):
     """ai-edge-quantizer on the source flatbuffer."""
 
@@ -55,8 +73,8 @@ class QuantizerTFLite(TFLiteFormat):
         "none": "float32: the source itself, with the manifest and standard metadata",
         "weight-only": "ai-edge-quantizer weight_only_wi8_afp32: int8 weights, float compute",
         "dynamic": "ai-edge-quantizer dynamic_wi8_afp32: int8 weights, activations quantized at run time",
-        "int8": "ai-edge-quantizer static_wi8_ai8: int8 weights and activations, calibrated; float32 I/O",
-        "int16x8": "ai-edge-quantizer static_wi8_ai16: int16 activations, int8 weights, calibrated; float32 I/O",
+        "int8": "ai-edge-quantizer static_wi8_ai8: int8 weights and activations, calibrated; int8 I/O",
+        "int16x8": "ai-edge-quantizer static_wi8_ai16: int16 activations, int8 weights, calibrated; int16 I/O",
     }
     calibrated = ("int8", "int16x8")
     keep_float_modes = ()
@@ -90,7 +108,8 @@ class QuantizerTFLite(TFLiteFormat):
             calibration = qt.calibrate({key: [{name: x[i:i + 1]} for i in range(len(x))]}, num_threads=1)
         result = qt.quantize(calibration, enable_progress_report=False)
         version = metadata.version("ai-edge-quantizer")
-        return Converted(data=bytes(result.quantized_model), converter=f"ai-edge-quantizer {version} {RECIPES[mode]}")
+        return Converted(data=consistent_operator_codes(bytes(result.quantized_model)),
+                         converter=f"ai-edge-quantizer {version} {RECIPES[mode]}")
 
 
 @SOURCES.register("tflite")
@@ -99,6 +118,7 @@ class TFLiteSource(ForeignSource):
     description = "a float32 .tflite file"
     runtime = "LiteRT"
     order = 50
+    registry_formats = False
 
     @classmethod
     def claims(cls, path: Path) -> bool:
