@@ -36,8 +36,9 @@ class ExportOptions:
 
     source: str = flag("SOURCE", default="", help="a train-model run folder or the .keras inside one; or a float model made "
                                                   "elsewhere: .keras, .h5, SavedModel folder, .onnx (NCHW or NHWC), .tflite")
-    formats: list[str] = flag("--format", default_factory=lambda: ["tflite"], type=comma_list, metavar="FMT[,FMT]",
-                              help="tflite|onnx|all, comma-separated (default tflite)")
+    formats: list[str] | None = flag("--format", type=comma_list, metavar="FMT[,FMT]",
+                                     help="tflite|onnx|all, comma-separated (default tflite; the source's own format for a "
+                                          ".onnx or .tflite source)")
     modes: list[str] | None = flag("--quantize", type=comma_list, metavar="MODE[,MODE]",
                                    help="none|float16|dynamic|int8|int16x8|all, comma-separated (default none; every mode "
                                         "with --format all). int16x8 is EXPERIMENTAL (TFLite only)")
@@ -96,7 +97,7 @@ class ExportOptions:
     def __post_init__(self) -> None:
         if not self.source:
             raise UsageError("the following arguments are required: SOURCE (a run folder or a .keras file)")
-        self.formats = comma_list(self.formats)
+        self.formats = None if self.formats is None else comma_list(self.formats)
         self.modes = None if self.modes is None else comma_list(self.modes)
         self.keep_float = comma_list(self.keep_float)
         ManifestFields.from_options(self)  # --labels, --input-size, --normalize: one line echoing a bad value

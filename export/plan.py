@@ -34,10 +34,10 @@ def plan(opts: ExportOptions, available: dict[str, ExportFormat] | None = None,
     ``available``: the formats the source can produce (its converters, ``export/sources``); None:
     every registered format (a Keras model). ``source`` names the source kind in the errors.
     """
-    names = _split(opts.formats) or ["tflite"]
-    all_formats = "all" in names
     if available is None:
         available = {n: FORMATS.get(n)() for n in format_names()}
+    names = _split(opts.formats) or list(available)[:1]  # default: tflite, or the one format the source has
+    all_formats = "all" in names
     for n in names:
         if n != "all" and n not in available:
             FORMATS.get(n)  # an unknown name: the registry's one line

@@ -127,3 +127,40 @@ def byom_models(photos: Path) -> Path:
         finally:
             shutil.rmtree(work, ignore_errors=True)
     return final
+
+
+def nchw_onnx(src: Path, dst: Path) -> Path:
+    """A copy of an NHWC float ONNX export behind a Transpose, as ``torch.onnx.export`` lays out its input:
+    NCHW, input named ``input``, no metadata (no edgedeploy manifest); the batch dimension is kept."""
+    import onnx
+    from onnx import helper
+
+    m = onnx.load(str(src))
+    del m.metadata_props[:]
+    old = m.graph.input[0]
+    n, h, w, c = old.type.tensor_type.shape.dim
+    new = helper.make_tensor_value_info("input", old.type.tensor_type.elem_type, [n.dim_param or n.dim_value,
+                                        c.dim_value, h.dim_value, w.dim_value])
+    m.graph.node.insert(0, helper.make_node("Transpose", ["input"], [old.name], perm=[0, 2, 3, 1], name="nchw_to_nhwc"))
+    m.graph.input.remove(old)
+    m.graph.input.insert(0, new)
+    onnx.checker.check_model(m)
+    dst.write_bytes(m.SerializeToString())
+    return dst
+
+
+def digit_folder(dst: Path, per_class: int = 12) -> Path:
+    """``dst/<digit>/*.png``: test digits as a labelled image folder (class subfolders named by the labels)."""
+    from PIL import Image
+
+    from edgedeploy.runtime.datasets import load_digits
+
+    ds = load_digits("test")
+    counts: dict[int, int] = {}
+    for i, (img, lab) in enumerate(zip(ds.images, ds.labels)):
+        if counts.get(int(lab), 0) >= per_class:
+            continue
+        counts[int(lab)] = counts.get(int(lab), 0) + 1
+        (dst / str(lab)).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(dst / str(lab) / f"d{i:04d}.png")
+    return dst
