@@ -256,8 +256,12 @@ class ImageClassifier:
     # -- the image path -------------------------------------------------------
     def preprocess(self, image: ImageSource) -> np.ndarray:
         """One image -> the model's float32 input: (H, W, C), or (C, H, W) when the manifest's layout is nchw."""
-        x = preprocess(image, self.manifest, self.max_pixels)
-        return np.ascontiguousarray(x.transpose(2, 0, 1)) if self.manifest.layout == "nchw" else x
+        return self.to_model_layout(preprocess(image, self.manifest, self.max_pixels))
+
+    def to_model_layout(self, x: np.ndarray) -> np.ndarray:
+        """Preprocessed input, channels last ((N, H, W, C) or one (H, W, C)), in the model's axis order:
+        channels first when the manifest's layout is nchw (a PyTorch-style model), else as it is."""
+        return np.ascontiguousarray(np.moveaxis(x, -1, -3)) if self.manifest.layout == "nchw" else x
 
     def prediction(self, probs: np.ndarray, top_k: int | None = None) -> Prediction:
         """Turn one row of probabilities into a ``Prediction`` (label, score, top_k).
