@@ -52,7 +52,7 @@ class FolderSplit:
         return {"folder": str(self.folder), "seed": self.seed, "labelled": self.labelled,
                 "calibration_images": len(self.calibration), "heldout_images": len(self.heldout),
                 "calibration_files_sha256": hashlib.sha256(names.encode()).hexdigest(),
-                "overlap": 0}
+                "overlap": len({p for p, _ in self.calibration} & {p for p, _ in self.heldout})}
 
 
 def labelled_files(folder: Path, labels: Sequence[str], flag: str) -> tuple[bool, list[tuple[Path, int]]]:

@@ -85,6 +85,17 @@ def test_layout_defaults_to_nhwc_and_old_manifests_load(edge_models):
         m.replace(layout="chw")
 
 
+def test_the_calibration_data_split_is_seeded_balanced_and_never_overlaps(digits):
+    from edgedeploy.export.sources._foreign import split_folder
+
+    a, b = split_folder(digits, DIGITS.split(","), 40, seed=0), split_folder(digits, DIGITS.split(","), 40, seed=1)
+    cal, held = {p for p, _ in a.calibration}, {p for p, _ in a.heldout}
+    assert len(cal) == 40 and not cal & held and len(cal | held) == 120 and a.describe()["overlap"] == 0
+    assert sorted(c for _, c in a.calibration) == sorted(list(range(10)) * 4)  # 4 per class
+    assert a.calibration == split_folder(digits, DIGITS.split(","), 40, seed=0).calibration != b.calibration
+    assert all(int(p.parent.name) == c for p, c in a.calibration + a.heldout)  # labelled by their folder
+
+
 # -- the device side -----------------------------------------------------------------
 def test_an_nchw_onnx_without_manifest_is_told_about_its_layout(nchw, capsys):
     assert edge_infer(nchw, "--info") == 2
