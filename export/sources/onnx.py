@@ -71,7 +71,9 @@ class OnnxSource(ForeignSource):
 
     @classmethod
     def claims(cls, path: Path) -> bool:
-        return path.is_file() and path.suffix.lower() == ".onnx"
+        from edgedeploy.runtime.formats import get_format
+
+        return path.is_file() and get_format("onnx").matches(path)
 
     @classmethod
     def open(cls, path: Path, opts: "ExportOptions") -> ForeignSource:

@@ -122,7 +122,9 @@ class TFLiteSource(ForeignSource):
 
     @classmethod
     def claims(cls, path: Path) -> bool:
-        return path.is_file() and (path.suffix.lower() == ".tflite" or read_head(path, 8)[4:8] == b"TFL3")
+        from edgedeploy.runtime.formats import get_format
+
+        return path.is_file() and (get_format("tflite").matches(path) or read_head(path, 8)[4:8] == b"TFL3")
 
     @classmethod
     def open(cls, path: Path, opts: "ExportOptions") -> ForeignSource:
@@ -130,9 +132,9 @@ class TFLiteSource(ForeignSource):
 
         from ..manifest_flags import fields_from_manifest, fields_from_standard_hints
 
-        if path.suffix.lower() != ".tflite":  # the device runtime picks its backend by the suffix
-            raise EdgeDeployError(f"{path} is a TFLite flatbuffer without the .tflite suffix; rename it to {path.stem}.tflite")
         fmt = get_format("tflite")
+        if not fmt.matches(path):  # the device runtime picks its backend by the suffix
+            raise EdgeDeployError(f"{path} is a TFLite flatbuffer without the {fmt.suffix} suffix; rename it to {path.stem}{fmt.suffix}")
         fmt.verify(path)
         embedded = fmt.read_manifest(path, strict=True)
         if embedded is not None:
