@@ -197,11 +197,10 @@ def predict_probs(model: Path, data: EvalSet, threads: int | None = None, backen
     import numpy as np
 
     from edgedeploy.runtime.classifier import ImageClassifier
-    from edgedeploy.runtime.preprocess import preprocess
 
     clf = ImageClassifier(model, threads=threads, backend=backend)
     t0 = time.perf_counter()
-    x = np.stack([preprocess(im, clf.manifest) for im in data.images])
+    x = np.stack([clf.preprocess(im) for im in data.images])
     probs = clf.predict_tensor(x, batch_size=batch_size)
     return probs, list(clf.manifest.labels), time.perf_counter() - t0, clf.backend.name
 

@@ -39,7 +39,7 @@ def measure(model: str, threads: int, sizes: list[int], images: int, repeats: in
 
     def inputs(n: int) -> Any:
         x = np.random.default_rng(0).integers(0, 256, (n, m.input_height, m.input_width, m.input_channels))
-        return normalize(x.astype(np.float32), m)
+        return clf.to_model_layout(normalize(x.astype(np.float32), m))
 
     if not images:  # auto: about AUTO_SECONDS per batch-1 pass, a whole number of the largest batch
         probe = inputs(2)

@@ -85,7 +85,7 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
     m = clf.manifest
     n_batches = max(1, math.ceil(INPUT_POOL / batch))
     pixels = synthetic_pixels(int(job["seed"]), n_batches * batch, m.input_height, m.input_width, m.input_channels)
-    x = normalize(pixels.astype(np.float32), m)
+    x = clf.to_model_layout(normalize(pixels.astype(np.float32), m))
     batches = [np.ascontiguousarray(x[i * batch:(i + 1) * batch]) for i in range(n_batches)]
 
     t0 = time.perf_counter()

@@ -43,9 +43,8 @@ def soak_inputs(mode: str, clf) -> list:
     ds = load_digits("test")
     imgs = ds.images[:N_INPUTS]
     if mode == "tensor":
-        from edgedeploy.runtime.preprocess import preprocess
 
-        return [preprocess(im, clf.manifest)[None] for im in imgs]
+        return [clf.preprocess(im)[None] for im in imgs]
     from PIL import Image
 
     out = []

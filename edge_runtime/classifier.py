@@ -22,7 +22,7 @@ import numpy as np
 from edgedeploy.core.errors import EdgeDeployError, ManifestError, ModelError
 
 from .backends import Backend, backend_for
-from .manifest import Manifest, default_manifest
+from .manifest import Manifest, default_manifest, guess_layout
 from .options import ClassifierOptions
 from .preprocess import ImageSource, preprocess
 
@@ -137,6 +137,12 @@ class ImageClassifier:
     # -- construction helpers -------------------------------------------------
     def _manifest_from_model(self) -> Manifest:
         shape, classes = self.backend.input.shape, self.backend.output.shape[-1]
+        if guess_layout(shape) == "nchw":  # a PyTorch-style export: channels first, normalization unknown
+            dims = "x".join("?" if d < 1 else str(d) for d in shape)
+            raise ManifestError(f"{self.path.name} has no manifest and its input {dims} looks NCHW (channels first, as "
+                                "PyTorch exports): give its labels, layout and normalization once with export-model "
+                                f"{self.path.name} --labels a,b,... --layout nchw --normalize imagenet --quantize none "
+                                "(or a sidecar manifest with \"layout\": \"nchw\")")
         if len(shape) != 4 or min(shape[1:3]) < 1 or classes < 1:
             raise ManifestError(f"{self.path.name} has no manifest and its input shape {shape} does not tell the image size")
         standard = self._manifest_from_standard_metadata(int(classes), int(shape[1]), int(shape[2]), int(shape[3]))
@@ -171,11 +177,15 @@ class ImageClassifier:
     def _check_manifest_matches_model(self) -> None:
         m, shape = self.manifest, self.backend.input.shape
         if len(shape) != 4:
-            raise ModelError(f"expected an image model with input (N, H, W, C), got shape {shape}: {self.path}")
-        want = (m.input_height, m.input_width, m.input_channels)
-        got = tuple(shape[1:])
+            raise ModelError(f"expected an image model with input (N, H, W, C) or (N, C, H, W), got shape {shape}: {self.path}")
+        want, got = m.input_shape, tuple(shape[1:])
         if all(g > 0 for g in got) and got != want:
-            raise ModelError(f"model input is {got[0]}x{got[1]}x{got[2]} but its manifest says {want[0]}x{want[1]}x{want[2]}: {self.path}")
+            order = "CxHxW" if m.layout == "nchw" else "HxWxC"
+            hint = ""
+            if guess_layout(shape) not in (None, m.layout):
+                hint = f"; the model looks {guess_layout(shape).upper()} but the manifest says layout {m.layout}"
+            raise ModelError(f"model input is {'x'.join(map(str, got))} but its manifest says {'x'.join(map(str, want))} "
+                             f"({order}){hint}: {self.path}")
         classes = self.backend.output.shape[-1]
         if classes > 0 and classes != m.num_classes:
             raise ModelError(f"model has {classes} outputs but its manifest lists {m.num_classes} labels: {self.path}")
@@ -208,7 +218,8 @@ class ImageClassifier:
         and the padding dropped from the answer.
 
         Args:
-            x: float32 array (N, H, W, C), or one image (H, W, C).
+            x: float32 array (N, H, W, C), or one image (H, W, C); channels first
+                ((N, C, H, W)) when the manifest's layout is nchw.
             batch_size: largest batch handed to a dynamic-batch model.
 
         Returns:
@@ -244,7 +255,13 @@ class ImageClassifier:
 
     # -- the image path -------------------------------------------------------
     def preprocess(self, image: ImageSource) -> np.ndarray:
-        return preprocess(image, self.manifest, self.max_pixels)
+        """One image -> the model's float32 input: (H, W, C), or (C, H, W) when the manifest's layout is nchw."""
+        return self.to_model_layout(preprocess(image, self.manifest, self.max_pixels))
+
+    def to_model_layout(self, x: np.ndarray) -> np.ndarray:
+        """Preprocessed input, channels last ((N, H, W, C) or one (H, W, C)), in the model's axis order:
+        channels first when the manifest's layout is nchw (a PyTorch-style model), else as it is."""
+        return np.ascontiguousarray(np.moveaxis(x, -1, -3)) if self.manifest.layout == "nchw" else x
 
     def prediction(self, probs: np.ndarray, top_k: int | None = None) -> Prediction:
         """Turn one row of probabilities into a ``Prediction`` (label, score, top_k).

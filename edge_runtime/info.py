@@ -14,6 +14,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from .formats import find_format
+from .manifest import normalization_name
 
 if TYPE_CHECKING:
     from .classifier import ImageClassifier
@@ -40,7 +41,9 @@ def model_info(clf: "ImageClassifier") -> dict[str, Any]:
         "num_classes": m.num_classes,
         "input": f"{m.input_height}x{m.input_width}x{m.input_channels} {m.color_order}",
         "resize_method": m.resize_method,
-        "normalization": {"in_graph": m.normalization.in_graph, "mean": m.normalization.mean, "std": m.normalization.std},
+        "normalization": {"in_graph": m.normalization.in_graph, "mean": m.normalization.mean, "std": m.normalization.std,
+                          "name": normalization_name(m.normalization)},
+        "layout": m.layout,
         "macs": m.macs,
         "source_sha256": m.source_sha256,
         "metrics": m.metrics,
@@ -59,6 +62,15 @@ def _labels(labels: list[str], limit: int = 12) -> str:
     return f"{len(labels)}: {shown}" + (f", ... (+{len(labels) - limit} more)" if len(labels) > limit else "")
 
 
+def _preprocess(m: dict[str, Any]) -> str:
+    """How an image becomes the model's input: size, colour order, normalization, axis order."""
+    n = m["normalization"]
+    how = "raw 0..255 (normalized in the graph)" if n["in_graph"] else f"(pixel - {n['mean']}) / {n['std']}"
+    layout = m.get("layout", "nhwc")
+    axes = "NCHW (channels first)" if layout == "nchw" else "NHWC (channels last)"
+    return f"resize {m['resize_method']} to {m['input']}; normalize {n.get('name', '?')}: {how}; layout {axes}"
+
+
 def format_info(d: dict[str, Any]) -> str:
     """The readable block for ``--info``."""
     m = d["manifest"]
@@ -72,6 +84,7 @@ def format_info(d: dict[str, Any]) -> str:
         ("input", _tensor(d["input"])),
         ("output", _tensor(d["output"])),
         ("labels", _labels(d["labels"])),
+        ("preprocess", _preprocess(m)),
     ]
     if d.get("standard_metadata"):
         rows.append(("interop", d["standard_metadata"]))

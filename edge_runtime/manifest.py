@@ -8,8 +8,12 @@ plain JSON validated against these dataclasses: no pickle, no eval.
 How a device prepares an image, in order (see ``preprocess.py``):
   decode (Pillow, EXIF orientation, RGB) -> resize to (height, width) with
   ``resize_method`` -> reorder channels to ``color_order`` ->
-  ``(x - mean) / std`` unless ``normalization.in_graph`` -> quantize to the
-  input dtype with ``input.quantization`` when the model's input is integer.
+  ``(x - mean) / std`` unless ``normalization.in_graph`` -> channels first when
+  ``layout`` is "nchw" (a PyTorch-style model) -> quantize to the input dtype
+  with ``input.quantization`` when the model's input is integer.
+
+``layout`` came with issue 21 and defaults to "nhwc", so every earlier manifest
+loads unchanged and means what it meant.
 """
 from __future__ import annotations
 
@@ -30,6 +34,7 @@ EMBED_KEY = "edgedeploy.manifest"
 COLOR_ORDERS = ("RGB", "BGR")
 RESIZE_METHODS = ("bilinear", "nearest")
 DTYPES = ("float32", "float16", "uint8", "int8", "int16")
+LAYOUTS = ("nhwc", "nchw")  # channels last (TensorFlow, TFLite) or first (PyTorch exports)
 
 
 @dataclass
@@ -63,6 +68,27 @@ class Normalization:
     std: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
 
 
+# ``--normalize`` presets (export-model) and how ``--info`` names a normalization: pixel units (0..255).
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # torchvision's, on 0..1 pixels
+NORMALIZE_PRESETS: dict[str, tuple[list[float], list[float]] | None] = {
+    "0-255": None,  # raw pixels: the model normalizes in its graph
+    "0-1": ([0.0, 0.0, 0.0], [255.0, 255.0, 255.0]),
+    "-1-1": ([127.5, 127.5, 127.5], [127.5, 127.5, 127.5]),
+    "imagenet": ([round(m * 255, 6) for m in IMAGENET_MEAN], [round(s * 255, 6) for s in IMAGENET_STD]),
+}
+
+
+def normalization_name(n: "Normalization") -> str:
+    """A preset's name ("imagenet", "0-1", ...) or ``mean=R,G,B:std=R,G,B`` on 0..1 pixels (as ``--normalize`` takes it)."""
+    if n.in_graph:
+        return "0-255"
+    for name, preset in NORMALIZE_PRESETS.items():
+        if preset is not None and len(n.mean) == 3 and all(abs(a - b) < 1e-3 for a, b in zip(n.mean + n.std, preset[0] + preset[1])):
+            return name
+    fmt = lambda v: ",".join(f"{x / 255:.6g}" for x in v)  # noqa: E731
+    return f"mean={fmt(n.mean)}:std={fmt(n.std)}"
+
+
 @dataclass
 class Manifest:
     """Everything a device needs to turn an image into a label."""
@@ -74,6 +100,7 @@ class Manifest:
     color_order: str = "RGB"
     resize_method: str = "bilinear"
     normalization: Normalization = field(default_factory=Normalization)
+    layout: str = "nhwc"  # the model input's axis order: "nhwc" or "nchw"
     input: TensorSpec = field(default_factory=TensorSpec)
     output: TensorSpec = field(default_factory=TensorSpec)
     model_name: str = ""
@@ -100,6 +127,8 @@ class Manifest:
             raise ManifestError(f"manifest input_channels must be 1 or 3, got {self.input_channels}")
         if self.color_order not in COLOR_ORDERS:
             raise ManifestError(f"manifest color_order must be one of {COLOR_ORDERS}, got {self.color_order!r}")
+        if self.layout not in LAYOUTS:
+            raise ManifestError(f"manifest layout must be one of {LAYOUTS}, got {self.layout!r}")
         if self.resize_method not in RESIZE_METHODS:
             raise ManifestError(f"manifest resize_method must be one of {RESIZE_METHODS}, got {self.resize_method!r}")
         for spec_name in ("input", "output"):
@@ -115,6 +144,12 @@ class Manifest:
     @property
     def num_classes(self) -> int:
         return len(self.labels)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """The model input of one image in the model's own axis order: (H, W, C), or (C, H, W) for nchw."""
+        h, w, c = self.input_height, self.input_width, self.input_channels
+        return (c, h, w) if self.layout == "nchw" else (h, w, c)
 
     # -- (de)serialisation --------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -184,6 +219,16 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def guess_layout(shape: tuple[int, ...] | list[int]) -> str | None:
+    """"nchw" or "nhwc" when a 4-D image input shape says so unambiguously (1 or 3 channels on one side only), else None."""
+    if len(shape) != 4:
+        return None
+    first, last = shape[1] in (1, 3), shape[3] in (1, 3)
+    if first != last:
+        return "nchw" if first else "nhwc"
+    return None
 
 
 def default_manifest(num_classes: int, height: int, width: int) -> Manifest:

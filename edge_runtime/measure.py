@@ -24,7 +24,7 @@ def measure_file(path: str | os.PathLike, threads: int | None = None, warmup: in
     m = clf.manifest
     n_batches = max(1, -(-INPUT_POOL // batch_size))
     pixels = synthetic_pixels(seed, n_batches * batch_size, m.input_height, m.input_width, m.input_channels)
-    x = normalize(pixels.astype(np.float32), m)
+    x = clf.to_model_layout(normalize(pixels.astype(np.float32), m))
     batches = [np.ascontiguousarray(x[i * batch_size:(i + 1) * batch_size]) for i in range(n_batches)]
     clf.predict_tensor(batches[0], batch_size=batch_size)  # first inference: not timed
     times = time_calls(lambda b: clf.predict_tensor(b, batch_size=batch_size), batches, warmup, runs)

@@ -92,6 +92,7 @@ class BundleOptions:
     model: str
     bundle: str
     run: str | None = None
+    images: str | None = None  # a folder of images for the self-test samples, when there is no run folder (--calibration-data)
     target: str = "pi64"
     wheels: bool = True
     service: str = "watch"
@@ -150,27 +151,44 @@ def read_model(model: Path) -> tuple[Manifest, str]:
     return manifest, _sha256(model)
 
 
-def sample_images(manifest: Manifest, run: str | None, n: int) -> list[tuple[Any, str]]:
-    """(uint8 image, true label) pairs from the test split: the embedded digits, else the run's own split."""
+def folder_samples(folder: str, manifest: Manifest, n: int) -> Any:
+    """``n`` images of a folder (class-balanced when its subfolders are the labels; else true label "?")."""
+    import numpy as np
+
+    from edgedeploy.runtime.datasets import ImageSet
+
+    from .sources._foreign import read_images, split_folder
+
+    split = split_folder(folder, manifest.labels, n, seed=0)
+    images, labels, _ = read_images(split.calibration, manifest.input_channels)
+    names = list(manifest.labels) + ["?"]
+    return ImageSet(images, np.asarray([int(c) if c >= 0 else len(names) - 1 for c in labels], np.int64), names)
+
+
+def sample_images(manifest: Manifest, run: str | None, n: int, images: str | None = None) -> list[tuple[Any, str]]:
+    """(uint8 image, true label) pairs from the test split: the embedded digits, else the run's own split, else ``images``."""
     import numpy as np
 
     from edgedeploy.runtime.datasets import choose_indices, load_digits
 
-    if manifest.dataset == "digits" or (not manifest.dataset and run is None):
+    if manifest.dataset == "digits" or (not manifest.dataset and run is None and images is None):
         data = load_digits("test")
     elif run is not None and RunFolder(run).config_path.is_file():
         from .data import load_split
 
         config = RunFolder(run).config()
         data = load_split(Path(run), "test", max_samples=n, balanced=True, seed=0, config=config)
+    elif images is not None:
+        data = folder_samples(images, manifest, n)
     else:
         raise UsageError(f"no test images for the self-test: dataset {manifest.dataset!r} needs the run folder "
-                         "(export-model RUN --bundle ...)")
+                         "(export-model RUN --bundle ...), or --calibration-data DIR for a model without one")
     idx = choose_indices(data.labels, n, True, 0, len(data.label_names))
     return [(np.asarray(data.images[i]), data.label_names[int(data.labels[i])]) for i in idx[:n]]
 
 
-def write_samples(folder: Path, model: Path, manifest: Manifest, run: str | None, n: int) -> list[dict[str, Any]]:
+def write_samples(folder: Path, model: Path, manifest: Manifest, run: str | None, n: int,
+                  images: str | None = None) -> list[dict[str, Any]]:
     """PNG samples plus the answers edge_runtime gives for them here (the self-test's reference)."""
     from PIL import Image
 
@@ -179,7 +197,7 @@ def write_samples(folder: Path, model: Path, manifest: Manifest, run: str | None
     folder.mkdir()
     rows = []
     clf = ImageClassifier(model, top_k=3)
-    for k, (img, truth) in enumerate(sample_images(manifest, run, n)):
+    for k, (img, truth) in enumerate(sample_images(manifest, run, n, images)):
         name = f"sample_{k:02d}_true_{''.join(c if c.isalnum() else '_' for c in truth)}.png"
         Image.fromarray(img).save(folder / name)
         pred = clf.predict(folder / name)
@@ -315,7 +333,7 @@ def make_bundle(opts: BundleOptions, log: Callable[[str], None] | None = None) -
         shutil.copy(model, work / model.name)
         sidecar = manifest.replace(sha256=digest)
         (work / (model.name + ".json")).write_text(sidecar.to_json() + "\n")
-        samples = write_samples(work / "samples", work / model.name, manifest, opts.run, opts.samples)
+        samples = write_samples(work / "samples", work / model.name, manifest, opts.run, opts.samples, opts.images)
         (work / "wheels").mkdir()
         wheel = project_wheel(work / "wheels", log)
         from importlib import metadata
@@ -388,7 +406,9 @@ def bundle_export(export: "ExportOptions", request: "BundleRequest", log: Callab
         if q.exists() and not export.force:
             raise UsageError(f"refusing to overwrite existing {q}; pass --force to replace it")
     if model is None:
-        out = Path(export.output) if export.output else Path(export.source) / "export"
+        from .sources import default_output
+
+        out = Path(export.output) if export.output else default_output(export.source)
         if export.select:  # export-model --select writes OUTPUT/selected.<ext>
             from .pipeline import run_export
 
@@ -396,7 +416,8 @@ def bundle_export(export: "ExportOptions", request: "BundleRequest", log: Callab
         model = find_selected(out)
         if model is None:
             raise UsageError(f"--bundle needs a model: pass --model FILE, or --select (no selected.* in {out})")
-    opts = BundleOptions(model=str(model), bundle=request.bundle, run=export.source if Path(export.source).is_dir() else None,
-                         target=request.target, wheels=request.wheels, service=request.service, force=export.force,
+    is_run = Path(export.source).is_dir() and RunFolder(export.source).model.is_file()
+    opts = BundleOptions(model=str(model), bundle=request.bundle, run=export.source if is_run else None,
+                         images=export.calibration_data or export.parity_data, target=request.target, wheels=request.wheels, service=request.service, force=export.force,
                          report=report)
     return make_bundle(opts, log)

@@ -29,13 +29,14 @@ DEFAULT_SAMPLES = 200
 
 @dataclass
 class Calibration:
-    """Preprocessed float32 samples (N, H, W, C) and where they came from."""
+    """Preprocessed float32 samples in the model's layout ((N, H, W, C), or (N, C, H, W)) and where they came from."""
 
     x: np.ndarray
     source: str
     per_class: dict[str, int] = field(default_factory=dict)
     skipped: int = 0
     raw_images: list[np.ndarray] = field(default_factory=list, repr=False)  # kept out of the parity evidence
+    split: dict[str, Any] = field(default_factory=dict)  # how a --calibration-data folder was split (no run folder)
 
     def __len__(self) -> int:
         return len(self.x)
@@ -51,6 +52,8 @@ class Calibration:
             d["per_class"] = dict(self.per_class)
         if self.skipped:
             d["skipped_unreadable"] = self.skipped
+        if self.split:
+            d["split"] = dict(self.split)
         return d
 
 

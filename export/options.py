@@ -19,6 +19,7 @@ from edgedeploy.core.flags import comma_list, flag, int_at_least
 
 from .calibration import DEFAULT_SAMPLES
 from .gate import DEFAULT_MAX_ACCURACY_DROP, DEFAULT_MAX_DISAGREEMENT, DEFAULT_MAX_PROB_DIFF, DEFAULT_POLICY, POLICIES, GatePolicy
+from .manifest_flags import COLORS, LAYOUTS, NORMALIZE_HELP, ManifestFields
 from .parity import DEFAULT_PARITY_SAMPLES
 from .select import CRITERIA
 
@@ -33,9 +34,11 @@ SERVICES = ("watch", "serve")
 class ExportOptions:
     """Everything ``export-model`` takes for the conversion, the gate and the selection."""
 
-    source: str = flag("SOURCE", default="", help="a train-model run folder, or the .keras file inside one")
-    formats: list[str] = flag("--format", default_factory=lambda: ["tflite"], type=comma_list, metavar="FMT[,FMT]",
-                              help="tflite|onnx|all, comma-separated (default tflite)")
+    source: str = flag("SOURCE", default="", help="a train-model run folder or the .keras inside one; or a float model made "
+                                                  "elsewhere: .keras, .h5, SavedModel folder, .onnx (NCHW or NHWC), .tflite")
+    formats: list[str] | None = flag("--format", type=comma_list, metavar="FMT[,FMT]",
+                                     help="tflite|onnx|all, comma-separated (default tflite; the source's own format for a "
+                                          ".onnx or .tflite source)")
     modes: list[str] | None = flag("--quantize", type=comma_list, metavar="MODE[,MODE]",
                                    help="none|float16|dynamic|int8|int16x8|all, comma-separated (default none; every mode "
                                         "with --format all). int16x8 is EXPERIMENTAL (TFLite only)")
@@ -43,7 +46,18 @@ class ExportOptions:
     calibration_samples: int = flag("--calibration-samples", default=DEFAULT_SAMPLES, type=int, metavar="N",
                                     help=f"class-balanced images from the run's train split for int8/int16x8 calibration "
                                          f"(default {DEFAULT_SAMPLES})")
-    calibration_data: str | None = flag("--calibration-data", metavar="DIR", help="calibrate on the images in this folder instead")
+    calibration_data: str | None = flag("--calibration-data", metavar="DIR",
+                                        help="calibrate on the images in this folder instead (needed for int8 of a model without a "
+                                             "run folder; class subfolders named by the labels also give held-out evidence)")
+    labels: str | None = flag("--labels", metavar="FILE|a,b,c",
+                              help="the model's labels, one per output (a model without a run folder; overrides its metadata)")
+    input_size: str | None = flag("--input-size", metavar="N|HxW", help="input image size, for a model whose size is dynamic")
+    layout: str | None = flag("--layout", choices=LAYOUTS,
+                              help="input axis order (default: detected from the input shape when it is unambiguous)")
+    normalize: str | None = flag("--normalize", metavar="PRESET",
+                                 help=f"{NORMALIZE_HELP}: how the model expects pixels (mean/std on 0..1 pixels, as "
+                                      "torchvision; 0-255: raw pixels, normalized in the graph)")
+    color: str | None = flag("--color", choices=COLORS, help="channel order the model expects (default rgb)")
     io: str | None = flag("--io", choices=("uint8", "int8", "float32"), help="TFLite int8 input/output type (default uint8)")
     max_accuracy_drop: float = flag("--max-accuracy-drop", default=DEFAULT_MAX_ACCURACY_DROP, type=float,
                                     metavar="PTS", help="parity gate: largest accepted accuracy drop vs Keras, in points "
@@ -83,9 +97,10 @@ class ExportOptions:
     def __post_init__(self) -> None:
         if not self.source:
             raise UsageError("the following arguments are required: SOURCE (a run folder or a .keras file)")
-        self.formats = comma_list(self.formats)
+        self.formats = None if self.formats is None else comma_list(self.formats)
         self.modes = None if self.modes is None else comma_list(self.modes)
         self.keep_float = comma_list(self.keep_float)
+        ManifestFields.from_options(self)  # --labels, --input-size, --normalize: one line echoing a bad value
         self.policy()  # the gate's budgets, checked (one line naming the flag) before anything runs
 
     def policy(self) -> GatePolicy:

@@ -54,7 +54,8 @@ from .gate import DEFAULT_MAX_ACCURACY_DROP, DEFAULT_MAX_PROB_DIFF, FLOAT_MODES,
 DEFAULT_PARITY_SAMPLES = 1000
 # Where an evidence image came from. The labelled held-out ones carry the
 # accuracy figures; every held-out one (labelled or not) the disagreement rate.
-HELDOUT = ("test", "parity-data", "validation")
+# "calibration-data": the labelled part of --calibration-data kept out of calibration (a source without a run folder).
+HELDOUT = ("test", "parity-data", "validation", "calibration-data")
 UNLABELLED = "parity-data-unlabelled"  # loose images of --parity-data DIR (label -1)
 TRAIN_OUTSIDE_CALIBRATION = "train"
 NO_LABEL = -1
@@ -105,9 +106,10 @@ class Reference:
         return self.accuracy_on(self.origin == "test")
 
     def counts(self) -> dict[str, int]:
-        """Images per origin, in the order HELDOUT, unlabelled, then train."""
-        order = (*HELDOUT, UNLABELLED, TRAIN_OUTSIDE_CALIBRATION)
-        return {o: int(np.sum(self.origin == o)) for o in order if np.any(self.origin == o)}
+        """Images per origin, in the order HELDOUT, unlabelled, train, then any other origin."""
+        known = (*HELDOUT, UNLABELLED, TRAIN_OUTSIDE_CALIBRATION)
+        others = sorted(set(self.origin.tolist()) - set(known))
+        return {o: int(np.sum(self.origin == o)) for o in (*known, *others) if np.any(self.origin == o)}
 
     @property
     def heldout_split(self) -> str:

@@ -30,14 +30,13 @@ from edgedeploy.core.errors import EdgeDeployError, GateError
 from . import report as report_mod
 from ._quiet import captured, quiet_loggers, quiet_tensorflow
 from .calibration import Calibration, check_sample_count
-from .formats import FORMATS, ConversionError, ConvertContext, Converted, format_names
-from .formats.base import keras_layer_scopes
+from .formats import ConversionError, ConvertContext, Converted
 from .options import ExportOptions
-from .parity import Reference, keras_reference
+from .parity import Reference
 from .plan import plan, precheck_outputs
 from .publish import Publisher
 from .records import FAILED, FileResult, Job
-from .source import Source, load_keras_model, resolve_source
+from .sources import Source, claiming_kind, open_source
 
 Log = Callable[[str], None]
 
@@ -46,7 +45,8 @@ Log = Callable[[str], None]
 def _versions() -> dict[str, str]:
     from edgedeploy.core.environment import package_versions
 
-    return package_versions(("edgedeploy", "tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert", "numpy"),
+    return package_versions(("edgedeploy", "tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert",
+                             "ai-edge-quantizer", "numpy"),
                             skip_missing=True)
 
 
@@ -72,13 +72,7 @@ class _Exporter:
     # calibration is built once, on first use, and shared by every converter
     def calibration(self) -> Calibration:
         if self._calibration is None:
-            from . import calibration as cal
-
-            o, s = self.opts, self.source
-            if o.calibration_data is not None:
-                self._calibration = cal.from_folder(o.calibration_data, s.manifest, o.calibration_samples, o.seed)
-            else:
-                self._calibration = cal.from_run(s.run_dir, s.manifest, o.calibration_samples, o.seed, s.config)
+            self._calibration = self.source.calibration(self.opts)
             # Called from inside a converter, whose output is being captured: say it afterwards.
             self._pending.append(f"  calibration: {len(self._calibration)} images from the {self._calibration.source}")
         return self._calibration
@@ -92,12 +86,18 @@ class _Exporter:
     def prepare(self) -> tuple[list[Job], Path]:
         """Plan, resolve the source, check the outputs: everything before TensorFlow."""
         o = self.opts
-        pairs = plan(o)
-        self.source = source = resolve_source(o.source)
+        kind = claiming_kind(Path(o.source)) if Path(o.source).exists() else None
+        if kind is None or kind.registry_formats:
+            plan(o)  # every flag checked before the source is opened (a TensorFlow model takes seconds to load)
+        self.source = source = open_source(o)
+        self.exports = source.exports()
+        pairs = plan(o, self.exports, source.description)
         if o.calibration_data is None and any(m in f.calibrated for f, m in pairs):
             check_sample_count(o.calibration_samples, source.manifest.num_classes)
-        out_dir = Path(o.output) if o.output else source.run_dir / "export"
-        jobs = [Job(f(), m, out_dir / f().file_name(m)) for f, m in pairs]
+            if source.run_dir is None:
+                source.calibration(o)  # no run folder to calibrate from: the one line naming --calibration-data
+        out_dir = Path(o.output) if o.output else source.default_output()
+        jobs = [Job(f, m, out_dir / f.file_name(m)) for f, m in pairs]
         precheck_outputs(jobs, out_dir, o.force)
         from .select import precheck_selected
 
@@ -109,13 +109,13 @@ class _Exporter:
         if not o.debug:
             quiet_tensorflow()
         with captured(not o.debug):
-            model = load_keras_model(self.source, unsafe=o.unsafe_load)
+            model = self.source.load(o)
             if not o.debug:
                 quiet_loggers()
         return model
 
     def reference(self, model: Any, jobs: list[Job]) -> Reference:
-        """Calibrate first when a job needs it (its images are kept out of the evidence), then run Keras."""
+        """Calibrate first when a job needs it (its images are kept out of the evidence), then run the float source."""
         o, s = self.opts, self.source
         exclude: list = []
         if any(j.mode in j.fmt.calibrated for j in jobs):  # fail early, before any file is written
@@ -124,10 +124,9 @@ class _Exporter:
             self._flush()
             exclude = list(cal.raw_images)
         with captured(not o.debug):
-            ref = keras_reference(model, s.run_dir, s.manifest, s.config, o.parity_samples, o.seed,
-                                  exclude=exclude, parity_data=o.parity_data)
+            ref = s.reference(model, o, exclude)
         counts = ", ".join(f"{n} {k}" for k, n in ref.counts().items())
-        self.log(f"  evidence: {len(ref)} images ({counts}); Keras accuracy {ref.keras_accuracy:.2f}% "
+        self.log(f"  evidence: {len(ref)} images ({counts}); {s.runtime} accuracy {ref.keras_accuracy:.2f}% "
                  f"on the {int(ref.heldout.sum())} held-out ones ({ref.heldout_split})")
         return ref
 
@@ -178,7 +177,7 @@ class _Exporter:
         applied = [c for j, c, _ in converted if isinstance(c, Converted) and j.mode in j.fmt.keep_float_modes]
         if not self.opts.keep_float or not applied:
             return
-        layers = list(keras_layer_scopes(model))
+        layers = list(self.source.layer_scopes(model))
         for pat in self.opts.keep_float:
             if pat not in layers and all(pat in c.keep_float_unmatched for c in applied):
                 raise EdgeDeployError(f"Received --keep-float {pat!r}, which matches no layer or node of the model; "
@@ -223,7 +222,7 @@ class _Exporter:
         for r in results:
             if r.status == FAILED or r.accepted:
                 continue
-            fmts = [r.job.fmt] + [FORMATS.get(n)() for n in format_names() if n != r.job.fmt.name]
+            fmts = [r.job.fmt] + [f for n, f in self.exports.items() if n != r.job.fmt.name]
             tool = next((f for f in fmts if r.job.mode in f.diagnosed_modes), None)
             if tool is None:
                 continue
@@ -249,17 +248,17 @@ class _Exporter:
         jobs, out_dir = self.prepare()
         t_start = time.perf_counter()
         model = self.load_model()
-        self.log(f"export {self.source.keras_path} -> {out_dir} ({len(jobs)} file{'s' if len(jobs) != 1 else ''}: "
+        self.log(f"export {self.source.path} ({self.source.description}) -> {out_dir} ({len(jobs)} file{'s' if len(jobs) != 1 else ''}: "
                  + ", ".join(j.path.name for j in jobs) + ")")
-        from .data import count_macs
-
-        macs = count_macs(model)
+        for note in self.source.notes if self.source.run_dir is None else []:
+            self.log(f"  manifest: {note}")
+        macs = self.source.macs(model)
         ref = self.reference(model, jobs)
         base = self.source.manifest.replace(source_sha256=self.source.sha256, macs=macs, metrics={})
         with tempfile.TemporaryDirectory(prefix="edgedeploy-export-") as work:
             ctx = ConvertContext(model=model, manifest=self.source.manifest, calibration=self.calibration,
                                  workdir=Path(work), io=o.io or "uint8", opset=o.opset, keep_float=list(o.keep_float),
-                                 debug=o.debug, layer_scopes=keras_layer_scopes(model))
+                                 debug=o.debug, layer_scopes=self.source.layer_scopes(model))
             converted = self.convert_all(jobs, ctx)
             self.check_keep_float(converted, model)
             publisher = Publisher(ctx, ref, base, o.policy(), threads=o.threads, force=o.force, debug=o.debug,
@@ -289,8 +288,7 @@ class _Exporter:
             "tool": "export-model",
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "seconds": round(seconds, 2),
-            "source": {"path": str(source.keras_path), "run_dir": str(source.run_dir), "sha256": source.sha256,
-                       "model_name": source.manifest.model_name, "dataset": source.manifest.dataset},
+            "source": source.describe(),
             "keras": {"test_accuracy": round(ref.test_accuracy, 3), "heldout_accuracy": round(ref.keras_accuracy, 3), "macs": macs},
             "parity": {"split": ref.heldout_split, "samples": int(ref.heldout.sum()), "agreement_samples": len(ref),
                        "evidence_images": ref.counts(), "max_accuracy_drop": o.max_accuracy_drop,

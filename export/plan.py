@@ -15,6 +15,11 @@ if TYPE_CHECKING:
     from .records import Job
 
 
+# Why a format does not exist for a source that lacks it (the combinations table: docs/bring-your-own-model.md).
+_WHY = {"tflite": " (no converter kept here turns ONNX into TFLite: give the Keras/SavedModel original, or its .tflite)",
+        "onnx": " (no converter kept here turns TFLite into ONNX)"}
+
+
 def _split(values: list[str] | None) -> list[str]:
     out: list[str] = []
     for v in values or []:
@@ -22,11 +27,23 @@ def _split(values: list[str] | None) -> list[str]:
     return out
 
 
-def plan(opts: ExportOptions) -> list[tuple[type[ExportFormat], str]]:
-    """The (format, mode) pairs to export, with one-line errors for impossible flags."""
-    names = _split(opts.formats) or ["tflite"]
+def plan(opts: ExportOptions, available: dict[str, ExportFormat] | None = None,
+         source: str = "") -> list[tuple[ExportFormat, str]]:
+    """The (format, mode) pairs to export, with one-line errors for impossible flags.
+
+    ``available``: the formats the source can produce (its converters, ``export/sources``); None:
+    every registered format (a Keras model). ``source`` names the source kind in the errors.
+    """
+    if available is None:
+        available = {n: FORMATS.get(n)() for n in format_names()}
+    names = _split(opts.formats) or list(available)[:1]  # default: tflite, or the one format the source has
     all_formats = "all" in names
-    fmts = [FORMATS.get(n) for n in (format_names() if all_formats else dict.fromkeys(names))]
+    for n in names:
+        if n != "all" and n not in available:
+            FORMATS.get(n)  # an unknown name: the registry's one line
+            raise EdgeDeployError(f"--format {n} does not exist for {source or 'this source'}: it exports to "
+                                  f"{', '.join(available)} only{_WHY.get(n, '')}")
+    fmts = [available[n] for n in (list(available) if all_formats else dict.fromkeys(names))]
     modes = _split(opts.modes) if opts.modes is not None else (["all"] if all_formats else ["none"])
     if not modes:
         raise EdgeDeployError(f"Received an empty --quantize; expected one or more of: {', '.join(MODES)}, or all")
@@ -35,13 +52,13 @@ def plan(opts: ExportOptions) -> list[tuple[type[ExportFormat], str]]:
         if m != "all" and m not in MODES:
             raise EdgeDeployError(f"unknown quantize mode {m!r}; expected one of: {', '.join(MODES)}, or all")
     wanted = list(MODES) if all_modes else list(dict.fromkeys(modes))
-    pairs: list[tuple[type[ExportFormat], str]] = []
+    pairs: list[tuple[ExportFormat, str]] = []
     for m in wanted:
         supporting = [f for f in fmts if m in f.modes]
         if not supporting and not all_modes:
             if len(fmts) == 1:
                 fmts[0].check_mode(m)
-            raise EdgeDeployError(f"no selected format supports --quantize {m}; "
+            raise EdgeDeployError(f"no selected format supports --quantize {m}{' for ' + source if source else ''}; "
                                   + "; ".join(f"{f.name}: {', '.join(f.modes)}" for f in fmts))
         if not all_formats and not all_modes:
             for f in fmts:
@@ -53,12 +70,12 @@ def plan(opts: ExportOptions) -> list[tuple[type[ExportFormat], str]]:
         if opts.io not in IO_TYPES:
             raise EdgeDeployError(f"Received --io {opts.io!r}, expected one of: {', '.join(IO_TYPES)}")
         if not any(m in f.io_modes for f, m in pairs):
-            where = "; ".join(f"{f.model_format().display_name} {', '.join(f.io_modes)}" for f in (FORMATS.get(n) for n in format_names())
-                              if f.io_modes)
+            where = "; ".join(f"{f.model_format().display_name} {', '.join(f.io_modes)}" for f in available.values()
+                              if f.io_modes) or "no file of this source"
             raise EdgeDeployError(f"--io applies to {where} only; the other files keep float32 I/O")
     if opts.keep_float and not any(m in f.keep_float_modes for f, m in pairs):
-        where = ", ".join(f"{f.model_format().display_name} {'/'.join(f.keep_float_modes)}" for f in (FORMATS.get(n) for n in format_names())
-                          if f.keep_float_modes)
+        where = ", ".join(f"{f.model_format().display_name} {'/'.join(f.keep_float_modes)}" for f in available.values()
+                          if f.keep_float_modes) or "none for this source"
         raise EdgeDeployError(f"--keep-float applies to calibrated/quantized modes only ({where})")
     check_sample_count(opts.calibration_samples)  # >= the class count is checked once the manifest is read
     if not (isinstance(opts.opset, int) and MIN_OPSET <= opts.opset <= MAX_OPSET):

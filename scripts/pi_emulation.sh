@@ -492,6 +492,22 @@ make_bundle() { # the device bundle, made on x86 by the project's own command (e
       host_cli edgedeploy.export.cli "$run" --model "$model" --bundle "$WORK/bundle/$BUNDLE_NAME" --target pi64 ) > "$WORK/bundle.log" 2>&1 \
         || { tail -n 15 "$WORK/bundle.log" >&2; echo "export-model --bundle failed" >&2; return 1; }
     log "$(tail -n 1 "$WORK/bundle.log")"
+    make_bundle_nchw
+}
+
+make_bundle_nchw() { # issue 21: a PyTorch-style NCHW ONNX (made from the digits run's float ONNX) -> int8 -> bundle
+    local src=$WORK/models/model_float32.onnx dir=$WORK/nchw
+    [[ -f $src ]] || { log "bundle (NCHW): skipped, no model_float32.onnx"; return 0; }
+    mkdir -p "$dir"
+    PYTHONPATH=$REPO "$PYTHON" "$SCRIPTS/pi_emulation_host.py" nchw "$src" "$dir/model_nchw.onnx" "$dir/digits" 12 > "$dir/nchw.log" 2>&1 \
+        || { tail -n 5 "$dir/nchw.log" >&2; echo "making the NCHW ONNX failed" >&2; return 1; }
+    log "bundle (NCHW): export-model model_nchw.onnx --labels 0..9 --normalize 0-255 --calibration-data digits/ --quantize int8 --select smallest --bundle $BUNDLE_NAME-nchw"
+    ( export EDGEDEPLOY_BUNDLE_WHEEL=$WHEEL PIP_FIND_LINKS="${WHEELDIR[litert]:-}"
+      host_cli edgedeploy.export.cli "$dir/model_nchw.onnx" --labels 0,1,2,3,4,5,6,7,8,9 --normalize 0-255 \
+        --calibration-data "$dir/digits" --calibration-samples 40 --quantize int8 --select smallest --output "$dir/out" \
+        --bundle "$WORK/bundle/$BUNDLE_NAME-nchw" --target pi64 ) > "$WORK/bundle-nchw.log" 2>&1 \
+        || { tail -n 15 "$WORK/bundle-nchw.log" >&2; echo "export-model (NCHW ONNX) --bundle failed" >&2; return 1; }
+    log "$(tail -n 1 "$WORK/bundle-nchw.log")"
 }
 
 # ------------------------------------------------------------------ run in the Pi
@@ -533,6 +549,12 @@ run_bundle_in_pi() {
     pi_run /bin/sh /opt/edgedeploy-src/pi_guest_bundle.sh /mnt/work "$BUNDLE_NAME" 2>&1 | tee "$WORK/arm/guest-bundle.log"
     rc=${PIPESTATUS[0]}
     GUEST_RC+=("bundle=$rc")
+    if [[ -f $WORK/bundle/$BUNDLE_NAME-nchw.tar.gz ]]; then  # issue 21: the NCHW int8 ONNX, same checks
+        log "[bundle-nchw] the NCHW int8 ONNX bundle: the same install, self-test, watch, serve and flipped-byte checks"
+        pi_run /bin/sh /opt/edgedeploy-src/pi_guest_bundle.sh /mnt/work "$BUNDLE_NAME-nchw" bundle-nchw 2>&1 | tee "$WORK/arm/guest-bundle-nchw.log"
+        rc=${PIPESTATUS[0]}
+        GUEST_RC+=("bundle-nchw=$rc")
+    fi
     return 0
 }
 
@@ -546,7 +568,7 @@ summary() {
     local total=$(( $(date +%s) - T_START )) k
     echo
     log "summary"
-    for k in $VARIANTS bundle; do
+    for k in $VARIANTS bundle bundle-nchw; do
         [[ -f $WORK/arm/guest-$k.log ]] || continue
         grep '^PI-CHECK' "$WORK/arm/guest-$k.log" | while read -r _ name st detail; do
             printf '  %-4s [%s] %s: %s\n' "$st" "$k" "$name" "$detail"

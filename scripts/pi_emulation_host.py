@@ -139,6 +139,35 @@ def cmd_images(out: str, n: int) -> int:
     return 0
 
 
+def cmd_nchw(src: str, dst: str, folder: str, per_class: int) -> int:
+    """A PyTorch-style file from the digits run's float ONNX (NCHW behind a Transpose, no manifest: what
+    torch.onnx.export hands over) and a labelled digits folder to calibrate and gate it (issue 21)."""
+    import onnx
+    from onnx import helper
+    from PIL import Image
+
+    from edgedeploy.runtime.datasets import load_digits
+
+    m = onnx.load(src)
+    del m.metadata_props[:]
+    old = m.graph.input[0]
+    n, h, w, c = old.type.tensor_type.shape.dim
+    new = helper.make_tensor_value_info("input", old.type.tensor_type.elem_type,
+                                        [n.dim_param or n.dim_value, c.dim_value, h.dim_value, w.dim_value])
+    m.graph.node.insert(0, helper.make_node("Transpose", ["input"], [old.name], perm=[0, 2, 3, 1]))
+    m.graph.input.remove(old)
+    m.graph.input.insert(0, new)
+    onnx.save(m, dst)
+    test, counts = load_digits("test"), {}
+    for i, (img, lab) in enumerate(zip(test.images, test.labels)):
+        if counts.get(int(lab), 0) < per_class:
+            counts[int(lab)] = counts.get(int(lab), 0) + 1
+            os.makedirs(os.path.join(folder, str(lab)), exist_ok=True)
+            Image.fromarray(img).save(os.path.join(folder, str(lab), f"d{i:04d}.png"))
+    print(f"wrote {dst} (NCHW {c.dim_value}x{h.dim_value}x{w.dim_value}) and {sum(counts.values())} labelled digits in {folder}")
+    return 0
+
+
 # ----------------------------------------------------------------------- compare
 
 
@@ -242,6 +271,8 @@ def main(argv: list[str]) -> int:
         return cmd_compare(args[0], args[1])
     if cmd == "test-fixtures":
         return cmd_test_fixtures(args[0], args[1])
+    if cmd == "nchw":
+        return cmd_nchw(args[0], args[1], args[2], int(args[3]) if len(args) > 3 else 12)
     if cmd == "wheel-requires":
         return cmd_wheel_requires(args[0])
     print(f"unknown sub-command {cmd!r}", file=sys.stderr)

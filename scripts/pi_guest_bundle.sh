@@ -6,9 +6,10 @@
 # the ones recorded on x86, then check that a bundle with one flipped byte in the model is
 # refused by install.sh and that edge-infer refuses the changed file.
 #
-# Usage: pi_guest_bundle.sh WORK NAME   (WORK/bundle/NAME.tar.gz in, WORK/arm/bundle-* out)
-# Prints "PI-CHECK <name> PASS|FAIL|SKIP <detail>"; exit status: the number of failed checks.
-WORK=$1 NAME=$2
+# Usage: pi_guest_bundle.sh WORK NAME [TAG]   (WORK/bundle/NAME.tar.gz in, WORK/arm/TAG-* out; TAG: bundle)
+# Prints "PI-CHECK <TAG>-<name> PASS|FAIL|SKIP <detail>"; exit status: the number of failed checks.
+WORK=$1 NAME=$2 TAG=${3:-bundle}
+export TAG
 PREFIX=/opt/$NAME
 fails=0
 check() { echo "PI-CHECK $1 $2 $3"; [ "$2" = FAIL ] && fails=$((fails + 1)); return 0; }
@@ -26,37 +27,37 @@ if command -v gzip >/dev/null 2>&1; then
     (cd /tmp && tar xzf "$WORK/bundle/$NAME.tar.gz")
 else
     (cd /tmp && python3 -m tarfile -e "$WORK/bundle/$NAME.tar.gz" .)
-fi || { check bundle-unpack FAIL "unpacking $NAME.tar.gz failed"; exit 1; }
+fi || { check "$TAG"-unpack FAIL "unpacking $NAME.tar.gz failed"; exit 1; }
 t0=$(now)
-sh "/tmp/$NAME/install.sh" "$PREFIX" > "$WORK/arm/bundle-install.log" 2>&1
+sh "/tmp/$NAME/install.sh" "$PREFIX" > "$WORK/arm/$TAG-install.log" 2>&1
 rc=$?
-indent < "$WORK/arm/bundle-install.log" | tail -n 14
+indent < "$WORK/arm/$TAG-install.log" | tail -n 14
 if [ $rc = 0 ]; then
-    check bundle-install PASS "install.sh exit 0: offline install + self-test ($(( $(now) - t0 )) s)"
+    check "$TAG"-install PASS "install.sh exit 0: offline install + self-test ($(( $(now) - t0 )) s)"
 else
-    check bundle-install FAIL "install.sh exit $rc"
+    check "$TAG"-install FAIL "install.sh exit $rc"
 fi
 
 echo "==> [pi:bundle] the service: run.sh watch, drop the sample images into $PREFIX/inbox"
 n=0
 for f in "$PREFIX"/samples/*.png; do [ -f "$f" ] && n=$((n + 1)); done
 if [ $rc != 0 ] || [ $n = 0 ]; then
-    check bundle-service SKIP "not installed"
+    check "$TAG"-service SKIP "not installed"
 else
     rm -rf "$PREFIX/inbox" && mkdir -p "$PREFIX/inbox"
-    "$PREFIX/run.sh" watch --max-images "$n" --duration 400 > "$WORK/arm/bundle-watch.out" 2> "$WORK/arm/bundle-watch.err" &
+    "$PREFIX/run.sh" watch --max-images "$n" --duration 400 > "$WORK/arm/$TAG-watch.out" 2> "$WORK/arm/$TAG-watch.err" &
     pid=$!
     i=0
     while [ $i -lt 300 ]; do  # wait for "watching ..." (a process start costs seconds under qemu)
-        if [ -s "$WORK/arm/bundle-watch.err" ]; then break; fi
+        if [ -s "$WORK/arm/$TAG-watch.err" ]; then break; fi
         if ! kill -0 $pid 2>/dev/null; then break; fi
         sleep 1; i=$((i + 1))
     done
     cp "$PREFIX"/samples/*.png "$PREFIX/inbox/"
     wait $pid
     wrc=$?
-    indent < "$WORK/arm/bundle-watch.err" | tail -n 3
-    if "$PREFIX/venv/bin/python" - "$PREFIX/bundle.json" "$WORK/arm/bundle-watch.out" <<'PYEOF'
+    indent < "$WORK/arm/$TAG-watch.err" | tail -n 3
+    if "$PREFIX/venv/bin/python" - "$PREFIX/bundle.json" "$WORK/arm/$TAG-watch.out" <<'PYEOF'
 import json, os, sys
 info = json.load(open(sys.argv[1]))
 got = {}
@@ -71,7 +72,7 @@ for s in info["samples"]:
     bad += not same
     print(f"  {s['file']:<26} x86 {s['label']:>4} ({s['score']:.4f})   aarch64 watch "
           f"{g['label'] if g else '-':>4} ({g['score'] if g else float('nan'):.4f}){'' if same else '   <-- differs'}")
-print(f"PI-CHECK bundle-service {'PASS' if not bad else 'FAIL'} run.sh watch: {len(info['samples']) - bad}/{len(info['samples'])} "
+print(f"PI-CHECK {os.environ.get('TAG', 'bundle')}-service {'PASS' if not bad else 'FAIL'} run.sh watch: {len(info['samples']) - bad}/{len(info['samples'])} "
       f"answers equal x86's recorded ones")
 sys.exit(1 if bad else 0)
 PYEOF
@@ -81,8 +82,8 @@ fi
 
 echo "==> [pi:bundle] the service: run.sh serve, POST each sample image to /predict"
 if [ $rc != 0 ] || [ $n = 0 ]; then
-    check bundle-serve SKIP "not installed"
-elif "$PREFIX/venv/bin/python" - "$PREFIX" "$WORK/arm/bundle-serve.err" <<'PYEOF'
+    check "$TAG"-serve SKIP "not installed"
+elif "$PREFIX/venv/bin/python" - "$PREFIX" "$WORK/arm/$TAG-serve.err" <<'PYEOF'
 import json, os, signal, socket, subprocess, sys, time, urllib.request
 prefix, err_path = sys.argv[1], sys.argv[2]
 info = json.load(open(os.path.join(prefix, "bundle.json")))
@@ -120,26 +121,26 @@ except subprocess.TimeoutExpired:
 ok = up and not bad
 what = (f"{len(info['samples']) - bad}/{len(info['samples'])} answers equal x86's recorded ones; stopped by SIGTERM (exit {code})"
         if up else f"the server did not come up (exit {srv.returncode}): see {err_path}")
-print(f"PI-CHECK bundle-serve {'PASS' if ok else 'FAIL'} run.sh serve: {what}")
+print(f"PI-CHECK {os.environ.get('TAG', 'bundle')}-serve {'PASS' if ok else 'FAIL'} run.sh serve: {what}")
 sys.exit(0 if ok else 1)
 PYEOF
-then :; else fails=$((fails + 1)); indent < "$WORK/arm/bundle-serve.err" | tail -n 5; fi
+then :; else fails=$((fails + 1)); indent < "$WORK/arm/$TAG-serve.err" | tail -n 5; fi
 
 echo "==> [pi:bundle] one flipped byte in the model: install.sh and edge-infer must refuse it"
 rm -rf "/tmp/$NAME-bad" && cp -r "/tmp/$NAME" "/tmp/$NAME-bad"
 model=$("$PREFIX/venv/bin/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["model"]["file"])' "/tmp/$NAME/bundle.json" 2>/dev/null)
 flip='import sys; p = sys.argv[1]; b = bytearray(open(p, "rb").read()); b[len(b) // 2] ^= 0xFF; open(p, "wb").write(b)'
 python3 -c "$flip" "/tmp/$NAME-bad/$model"
-sh "/tmp/$NAME-bad/install.sh" /tmp/prefix-bad > "$WORK/arm/bundle-bad-install.log" 2>&1
+sh "/tmp/$NAME-bad/install.sh" /tmp/prefix-bad > "$WORK/arm/$TAG-bad-install.log" 2>&1
 brc=$?
-msg=$(tail -n 1 "$WORK/arm/bundle-bad-install.log")
-if [ $brc = 3 ]; then check bundle-flipped-install PASS "install.sh exit 3: $msg"; else check bundle-flipped-install FAIL "install.sh exit $brc: $msg"; fi
+msg=$(tail -n 1 "$WORK/arm/$TAG-bad-install.log")
+if [ $brc = 3 ]; then check "$TAG"-flipped-install PASS "install.sh exit 3: $msg"; else check "$TAG"-flipped-install FAIL "install.sh exit $brc: $msg"; fi
 if [ $rc = 0 ]; then
     mkdir -p /tmp/flipped && cp "$PREFIX/$model" "$PREFIX/$model.json" /tmp/flipped/
     python3 -c "$flip" "/tmp/flipped/$model"
-    "$PREFIX/venv/bin/edge-infer" "/tmp/flipped/$model" "$PREFIX"/samples/*.png > /dev/null 2> "$WORK/arm/bundle-flipped-infer.err"
+    "$PREFIX/venv/bin/edge-infer" "/tmp/flipped/$model" "$PREFIX"/samples/*.png > /dev/null 2> "$WORK/arm/$TAG-flipped-infer.err"
     erc=$?
-    msg=$(tail -n 1 "$WORK/arm/bundle-flipped-infer.err")
-    if [ $erc = 2 ]; then check bundle-flipped-edge-infer PASS "exit 2: $msg"; else check bundle-flipped-edge-infer FAIL "exit $erc: $msg"; fi
+    msg=$(tail -n 1 "$WORK/arm/$TAG-flipped-infer.err")
+    if [ $erc = 2 ]; then check "$TAG"-flipped-edge-infer PASS "exit 2: $msg"; else check "$TAG"-flipped-edge-infer FAIL "exit $erc: $msg"; fi
 fi
 exit $fails

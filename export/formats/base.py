@@ -15,8 +15,9 @@ if TYPE_CHECKING:
 
     from ..calibration import Calibration
 
-# The quantize modes, in the order reports list them. "none" is float32.
-MODES = ("none", "float16", "dynamic", "int8", "int16x8")
+# The quantize modes, in the order reports list them. "none" is float32. "weight-only" (int8
+# weights, float compute) exists for a .tflite source only (ai-edge-quantizer: export/sources/tflite.py).
+MODES = ("none", "float16", "weight-only", "dynamic", "int8", "int16x8")
 IO_TYPES = ("uint8", "int8", "float32")
 
 

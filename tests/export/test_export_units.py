@@ -24,9 +24,9 @@ def _plan(**kw) -> list[tuple[str, str]]:
 
 def test_registry_declares_modes_per_format() -> None:
     assert format_names() == ["tflite", "onnx"]
-    assert list(FORMATS.get("tflite").modes) == list(MODES)
+    assert list(FORMATS.get("tflite").modes) == [m for m in MODES if m != "weight-only"]  # weight-only: a .tflite source's
     assert list(FORMATS.get("onnx").modes) == ["none", "float16", "dynamic", "int8"]
-    assert [mode_tag(m) for m in MODES] == ["float32", "float16", "dynamic", "int8", "int16x8"]
+    assert [mode_tag(m) for m in MODES] == ["float32", "float16", "weight-only", "dynamic", "int8", "int16x8"]
     assert FORMATS.get("tflite")().file_name("none") == "model_float32.tflite"
     assert FORMATS.get("onnx")().file_name("int8") == "model_int8.onnx"
 

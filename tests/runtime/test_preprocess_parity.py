@@ -188,3 +188,23 @@ def test_grayscale_models_get_one_channel(photo):
     for img in (photo, photo.convert("L"), photo.convert("RGBA")):
         x = preprocess(_encode(img, "PNG"), m)
         assert x.shape == (20, 30, 1)
+
+
+@pytest.mark.parametrize("normalize", ["imagenet", "0-1"])
+def test_nchw_model_input_is_the_training_side_channels_first(edge_models, tmp_path, normalize):
+    """A PyTorch-style model (layout nchw): the device's input is the training-side array transposed, same values."""
+    from edgedeploy.runtime import ImageClassifier
+    from edgedeploy.runtime.manifest import NORMALIZE_PRESETS
+
+    from byom_fixtures import nchw_onnx
+
+    mean, std = NORMALIZE_PRESETS[normalize]
+    m = _manifest(32, mean=mean, std=std).replace(layout="nchw", labels=[str(i) for i in range(10)])
+    clf = ImageClassifier(nchw_onnx(edge_models / "model_float32.onnx", tmp_path / "nchw.onnx"), manifest=m)
+    sources = [p.read_bytes() for p in _photos(step=40)] if (PHOTOS / "cat").is_dir() else []
+    sources += list(_sklearn_photos().values())
+    for data in sources:
+        device = clf.preprocess(data)
+        train = _tf_side(data, m).transpose(2, 0, 1)
+        assert device.shape == (3, 32, 32) and device.flags.c_contiguous
+        assert (np.abs(device - train) * np.asarray(m.normalization.std)[:, None, None]).max() <= 1.0  # grey levels
