@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
     from .classifier import ImageClassifier, Prediction
 
-__all__ = ["PipelineOptions", "Result", "Pipeline", "iter_predictions", "default_workers"]
+__all__ = ["PipelineOptions", "Result", "Pipeline", "iter_predictions", "default_workers", "default_runtime_threads"]
 
 
 def default_workers() -> int:
@@ -43,6 +43,13 @@ def default_workers() -> int:
     from .backends.base import default_threads
 
     return min(4, default_threads())
+
+
+def default_runtime_threads() -> int:
+    """Runtime threads by default for a folder: all cores."""
+    from .backends.base import default_threads
+
+    return default_threads()
 
 
 @dataclass(frozen=True)
@@ -87,14 +94,11 @@ class Result(NamedTuple):
         return not isinstance(self.outcome, BaseException)
 
 
-def _prepare(clf: "ImageClassifier", item: Any, model_ready: bool) -> tuple["np.ndarray | None", "EdgeDeployError | None", float]:
-    """Preprocess one input on a worker; quantized to the model's input dtype when ``model_ready``."""
+def _prepare(clf: "ImageClassifier", item: Any) -> tuple["np.ndarray | None", "EdgeDeployError | None", float]:
+    """Read, decode and preprocess one input on a worker, as the model takes it (``ImageClassifier.prepare``)."""
     t0 = time.perf_counter()
     try:
-        x = clf.preprocess(item)
-        if model_ready:  # uint8/int8 models: 4x less memory in the queue, less work on the model's thread
-            x = clf.quantize_input(x)
-        return x, None, time.perf_counter() - t0
+        return clf.prepare(item), None, time.perf_counter() - t0
     except EdgeDeployError as exc:
         return None, exc, time.perf_counter() - t0
 
@@ -130,10 +134,6 @@ class Pipeline:
         if self.options.workers:
             self._pool = ThreadPoolExecutor(self.options.workers, thread_name_prefix="edge-preprocess")
         self.max_in_flight = 0
-        # A dynamic-batch model takes any batch in one call: workers hand over model-ready
-        # (quantized) tensors and the batch goes straight to the runtime. A fixed-batch
-        # model goes through predict_tensor, which chunks and pads float input.
-        self._model_ready = bool(clf.backend.dynamic_batch)
 
     def __enter__(self) -> "Pipeline":
         return self
@@ -151,8 +151,8 @@ class Pipeline:
         if self._pool is None:
             if self.options.workers:
                 raise EdgeDeployError("this pipeline is closed")
-            return _Done(_prepare(self.clf, item, self._model_ready))
-        return self._pool.submit(_prepare, self.clf, item, self._model_ready)
+            return _Done(_prepare(self.clf, item))
+        return self._pool.submit(_prepare, self.clf, item)
 
     def run(self, items: Iterable[Any]) -> Iterator[Result]:
         """Classify ``items`` (paths, bytes, PIL images or uint8 arrays); results in input order."""
@@ -194,10 +194,9 @@ class Pipeline:
                 probs = None
                 if xs:
                     t0 = time.perf_counter()
-                    if self._model_ready:
-                        probs = self.clf.dequantize_output(self.clf.backend.run(np.stack(xs)))
-                    else:
-                        probs = self.clf.predict_tensor(np.stack(xs), batch_size=opts.batch_size)
+                    # One runtime call on a dynamic-batch model (the workers handed over quantized
+                    # tensors); a fixed-batch model's float input is chunked and padded.
+                    probs = self.clf.predict_prepared(np.stack(xs))
                     infer_s = (time.perf_counter() - t0) / len(xs)
                 row = 0
                 batch, pending = pending, []
