@@ -3,7 +3,8 @@
     edge-infer MODEL INPUT... [--top-k K] [--json] [--threads N] [--backend B]
                [--batch-size B] [--workers N] [--no-xnnpack] [--max-pixels N]
     edge-infer MODEL --watch DIR [--max-images N] [--duration S]
-    edge-infer MODEL --serve [--host 127.0.0.1] [--port 8080] [--max-concurrent N] [--quiet]
+    edge-infer MODEL --serve [--host 127.0.0.1] [--port 8080] [--max-concurrent N] [--max-queue N]
+               [--max-batch N] [--batch-timeout-ms MS] [--quiet]
     edge-infer MODEL --info [--json]                      (no image needed)
     edge-infer MODEL DIR --labels-from-folders [--json]   (accuracy of DIR/<label>/...)
     edge-infer MODEL --video SOURCE [--every N] [--fps F] (file, camera, URL, picamera)
@@ -76,6 +77,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _nonnegative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"Received {text!r}, expected a number >= 0") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"Received {text}, expected a number >= 0")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (kept import-light so ``--help`` is instant)."""
     p = _Parser(prog=PROG, description="Classify images with an edgedeploy model (.tflite or .onnx), without TensorFlow.",
@@ -124,7 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--request-timeout", type=_positive_float, default=10.0, metavar="S",
                    help="one deadline per request, body upload included (default 10)")
     s.add_argument("--max-concurrent", type=_int_at_least(1), default=8, metavar="N",
-                   help="requests in inference at once; more get 503 + Retry-After (default 8)")
+                   help="inference slots: requests decoding or in inference at once; more wait in the queue (default 8)")
+    s.add_argument("--max-queue", type=_int_at_least(0), default=64, metavar="N",
+                   help="requests that may wait for a slot, each up to its deadline; more get 503 + Retry-After (default 64)")
+    s.add_argument("--max-batch", type=_int_at_least(1), default=8, metavar="N",
+                   help="most images in one runtime call (dynamic-batch models; fixed-batch files use their own) (default 8)")
+    s.add_argument("--batch-timeout-ms", type=_nonnegative_float, default=2.0, metavar="MS",
+                   help="longest wait for a batch to fill, only while other images are decoding (default 2)")
     s.add_argument("--quiet", action="store_true", help="no access-log line per request")
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     from edgedeploy import __version__
@@ -284,7 +301,8 @@ def _serve(args: argparse.Namespace) -> int:
     require_serve_extra()
     options = ServeOptions(host=args.host, port=args.port, max_body=int(args.max_body_mb * 1024 * 1024),
                            request_timeout=args.request_timeout, max_concurrent=args.max_concurrent,
-                           access_log=not args.quiet)
+                           access_log=not args.quiet, max_queue=args.max_queue, max_batch=args.max_batch,
+                           batch_timeout_ms=args.batch_timeout_ms)
     t0 = time.perf_counter()
     clf = _open_classifier(args)
     load_s = time.perf_counter() - t0

@@ -1,8 +1,9 @@
 """``edge-infer MODEL --serve``: an HTTP endpoint for a classifier (the ``serve`` extra).
 
     pip install 'edgedeploy[serve]'
-    edge-infer model_int8.tflite --serve [--host 127.0.0.1] [--port 8080] [--max-concurrent 4]
-               [--max-body-mb 20] [--request-timeout 10] [--quiet]
+    edge-infer model_int8.tflite --serve [--host 127.0.0.1] [--port 8080] [--max-concurrent 8]
+               [--max-queue 64] [--max-batch 8] [--batch-timeout-ms 2] [--max-body-mb 20]
+               [--request-timeout 10] [--quiet]
 
 Endpoints:
   * ``POST /predict``: the image as the raw body (any format Pillow reads) ->
@@ -18,7 +19,8 @@ Endpoints:
 Errors are JSON with one line: ``{"error": "...", "status": N}``: 400 a bad
 image or request, 404/405 a wrong route or method, 408 the request missed its
 deadline while sending, 413 a body over ``--max-body-mb``, 503 +
-``Retry-After`` every inference slot busy, 500 a bug (the server keeps going).
+``Retry-After`` the queue is full, the deadline cannot be met, or it passed
+while queued or in inference, 500 a bug (the server keeps going).
 
 Why this stack (Starlette + uvicorn, h11): measured on top of the edge
 install's imports (numpy, Pillow, edge_runtime.classifier; Python 3.11,
@@ -39,9 +41,11 @@ wheels of aiohttp, multidict, yarl, frozenlist and propcache for the Pi's
 platform. Nothing of it is imported by ``edge-infer --help`` or a
 non-serving run: the modules here import it inside functions.
 
-The design (app.py): async I/O, so a slow client holds a socket, never a
-thread; ONE deadline per request, body upload included; an inference slot is
-taken only after the whole body is in; the runtime call is under a lock.
+The design (app.py, batcher.py): async I/O, so a slow client holds a socket,
+never a thread; ONE deadline per request, body upload included; a slot is
+asked for only after the whole body is in, and a request waits for one in a
+bounded queue; images are decoded in parallel and batched into one runtime
+call by the one thread that calls the runtime.
 """
 from __future__ import annotations
 
@@ -58,6 +62,11 @@ __all__ = ["ServeOptions", "serve", "require_serve_extra", "SERVE_MODULES", "INS
 SERVE_MODULES = ("starlette", "uvicorn", "prometheus_client", "python_multipart")
 INSTALL_HINT = "pip install 'edgedeploy[serve]'"
 DEFAULT_MAX_BODY = 20 * 1024 * 1024
+# Measured (reports/serve_load.md): see the report for why each default is what it is.
+DEFAULT_MAX_CONCURRENT = 8
+DEFAULT_MAX_QUEUE = 64
+DEFAULT_MAX_BATCH = 8
+DEFAULT_BATCH_TIMEOUT_MS = 2.0
 
 
 @dataclass(frozen=True)
@@ -68,24 +77,39 @@ class ServeOptions:
         host, port: where to listen (port 0 picks a free port).
         max_body: largest request body in bytes (413 above).
         request_timeout: seconds from the headers to the answer, body upload included (408/503 after).
-        max_concurrent: inference slots (= worker threads); over the limit is 503 + Retry-After.
+        max_concurrent: inference slots: requests decoding or in inference at once (= decode threads).
         access_log: one stderr line per request.
+        max_queue: requests that may wait for a slot (FIFO, up to their deadline); one more is 503.
+        max_batch: most images in one runtime call (dynamic-batch models; a fixed-batch file uses its own).
+        batch_timeout_ms: longest wait for a batch to fill, only while other images are being decoded.
     """
 
     host: str = "127.0.0.1"
     port: int = 8080
     max_body: int = DEFAULT_MAX_BODY
     request_timeout: float = 10.0
-    max_concurrent: int = 8
+    max_concurrent: int = DEFAULT_MAX_CONCURRENT
     access_log: bool = True
+    max_queue: int = DEFAULT_MAX_QUEUE
+    max_batch: int = DEFAULT_MAX_BATCH
+    batch_timeout_ms: float = DEFAULT_BATCH_TIMEOUT_MS
 
     def __post_init__(self) -> None:
-        checks = (("port", self.port, isinstance(self.port, int) and 0 <= self.port <= 65535, "an integer 0..65535"),
-                  ("max_body", self.max_body, isinstance(self.max_body, int) and self.max_body >= 1, "an integer >= 1"),
-                  ("request_timeout", self.request_timeout,
-                   isinstance(self.request_timeout, (int, float)) and self.request_timeout > 0, "a number > 0"),
-                  ("max_concurrent", self.max_concurrent,
-                   isinstance(self.max_concurrent, int) and self.max_concurrent >= 1, "an integer >= 1"))
+        def whole(v: Any, low: int) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+        def number(v: Any) -> bool:
+            return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+        checks = (("port", self.port, whole(self.port, 0) and self.port <= 65535, "an integer 0..65535"),
+                  ("max_body", self.max_body, whole(self.max_body, 1), "an integer >= 1"),
+                  ("request_timeout", self.request_timeout, number(self.request_timeout) and self.request_timeout > 0,
+                   "a number > 0"),
+                  ("max_concurrent", self.max_concurrent, whole(self.max_concurrent, 1), "an integer >= 1"),
+                  ("max_queue", self.max_queue, whole(self.max_queue, 0), "an integer >= 0"),
+                  ("max_batch", self.max_batch, whole(self.max_batch, 1), "an integer >= 1"),
+                  ("batch_timeout_ms", self.batch_timeout_ms, number(self.batch_timeout_ms) and self.batch_timeout_ms >= 0,
+                   "a number >= 0"))
         for name, value, ok, expected in checks:
             if not ok:
                 raise EdgeDeployError(f"Received {name}={value!r}, expected {expected}")
