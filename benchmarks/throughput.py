@@ -263,10 +263,13 @@ def _rss_rows(model: str, folder: str, n: int) -> list[dict[str, Any]]:
              "images_per_s": round(r["images_per_s"], 1)}]
 
 
-def _defaults() -> dict[str, int]:
-    from edgedeploy.runtime.pipeline import default_runtime_threads, default_workers
+def _defaults(model: str) -> dict[str, Any]:
+    """What ``edge-infer MODEL DIR`` picks here without --threads/--workers (edge_runtime/pipeline.py)."""
+    from edgedeploy.runtime.pipeline import HEAVY_MACS, default_runtime_threads, default_workers, model_macs
 
-    return {"threads": default_runtime_threads(), "workers": default_workers()}
+    threads = default_runtime_threads(model)
+    return {"threads": threads, "workers": default_workers(threads), "model_macs": model_macs(model),
+            "heavy_macs": HEAVY_MACS}
 
 
 def _main(argv: Sequence[str]) -> int:
@@ -298,7 +301,7 @@ def _main(argv: Sequence[str]) -> int:
     report = {"tool": "throughput", "schema": C.REPORT_SCHEMA, "created": C.now_iso(), "environment": C.environment(),
               "cpu": cpu_record(), "settings": {"model": model, "folder": folder, "images": images, "repeats": repeats,
                                                  "grid": grid, "load_average_start": load_start},
-              "commands": timed, "defaults": _defaults(), "decoder": worker["decoder"], "costs": worker["costs"],
+              "commands": timed, "defaults": _defaults(model), "decoder": worker["decoder"], "costs": worker["costs"],
               "parity": worker["parity"], "target_ratio": TARGET_RATIO}
     edge, peer = timed["edge-infer"], timed.get("opencv")
     report["ratio_vs_opencv"] = round(edge["images_per_s"] / peer["images_per_s"], 3) if peer else None

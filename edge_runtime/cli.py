@@ -95,12 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="image files, folders (recursive) or globs")
     p.add_argument("--top-k", type=_int_at_least(1), default=5, metavar="K", help="labels per image (default 5)")
     p.add_argument("--json", action="store_true", help="one JSON object per line: path, label, score, top_k, latency_ms")
-    p.add_argument("--threads", type=_int_at_least(1), default=None, metavar="N", help="runtime threads (default: all cores)")
+    p.add_argument("--threads", type=_int_at_least(1), default=None, metavar="N",
+                   help="runtime threads (default: all cores; half of them for a model under 1 GMAC an image)")
     p.add_argument("--backend", default="auto", metavar="B",
                    help=f"{' | '.join(BACKEND_NAMES)} (default auto: by file type and what is installed)")
     p.add_argument("--batch-size", type=_int_at_least(1), default=8, metavar="B", help="images per runtime call (default 8)")
     p.add_argument("--workers", type=_int_at_least(0), default=None, metavar="N",
-                   help="threads that decode and preprocess while the model runs (default min(4, cores); 0 none)")
+                   help="threads that decode and preprocess while the model runs (default: the cores the runtime "
+                        "threads leave, plus one; 0 none)")
     p.add_argument("--no-xnnpack", dest="xnnpack", action="store_false", help="do not apply the XNNPACK delegate (TFLite)")
     p.add_argument("--max-pixels", type=_int_at_least(1), default=None, metavar="N",
                    help="refuse images with more pixels (default 50,000,000)")
@@ -274,9 +276,11 @@ class Runner:
 def classifier_options(args: argparse.Namespace) -> "ClassifierOptions":
     """The validated ClassifierOptions for edge-infer's flags (serve and the API build the same object)."""
     from .options import ClassifierOptions
+    from .pipeline import default_runtime_threads
     from .preprocess import DEFAULT_MAX_PIXELS
 
-    return ClassifierOptions(threads=args.threads, backend=args.backend, xnnpack=args.xnnpack,
+    threads = args.threads if args.threads is not None else default_runtime_threads(args.model)
+    return ClassifierOptions(threads=threads, backend=args.backend, xnnpack=args.xnnpack,
                              max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS, top_k=args.top_k,
                              verify_hash=args.verify_hash)
 
