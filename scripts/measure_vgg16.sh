@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # VGG16 at 160x160: float32 vs int8, TFLite and ONNX, latency on this machine.
-#   bash scripts/measure_vgg16.sh WORKDIR REPORT.json
+#   bash scripts/measure_vgg16.sh WORKDIR REPORT.json     (REPORT "-": build the models only)
 # The weights do not change the latency, so VGG16 is built with --weights none
 # (ImageNet weights cannot be downloaded offline) and trained one epoch on 64 of
 # the shared photos; the parity gate is loosened because an untrained model's
@@ -26,4 +26,5 @@ if [ "${FRESH:-0}" = 1 ] || [ "$have" = 0 ]; then
   "$bin/export-model" "$work/run" --format tflite,onnx --quantize none,int8 --calibration-samples 32 \
     --gate point --max-accuracy-drop 100 --max-prob-diff 1 --output "$models" --force
 fi
+[ "$report" = "-" ] && exit 0
 "$py" "$root/benchmarks/latency.py" "${files[@]}" --threads 1,2 --warmup 3 --runs 30 --json "$report" --force
