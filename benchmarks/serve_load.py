@@ -130,6 +130,17 @@ def run_load(model: str | Path, requests: int = 2000, clients: int = 32, slow: i
     return result
 
 
+def _label(model: str | Path) -> str:
+    """'vgg16 model_int8.tflite': the manifest's model name, then the file."""
+    from edgedeploy.runtime.classifier import load_manifest_for
+
+    try:
+        name = getattr(load_manifest_for(model), "model_name", None)
+    except EdgeDeployError:
+        name = None
+    return f"{name or Path(model).parent.name} {Path(model).name}"
+
+
 def run_burst(model: str | Path, bodies: Sequence[bytes], requests: int, clients: int, request_timeout: float,
               max_concurrent: int, threads: int | None, max_queue: int | None = None,
               max_batch: int | None = None) -> dict[str, Any]:
@@ -140,7 +151,7 @@ def run_burst(model: str | Path, bodies: Sequence[bytes], requests: int, clients
         calls0, imgs0 = _metric(port, "edgeinfer_batch_size_count"), _metric(port, "edgeinfer_batch_size_sum")
         out = _measured(port, pid, bodies, requests, clients)
         calls, imgs = _metric(port, "edgeinfer_batch_size_count") - calls0, _metric(port, "edgeinfer_batch_size_sum") - imgs0
-    out.update(model=f"{Path(model).parent.name}/{Path(model).name}", max_batch=max_batch, max_queue=max_queue, requests=requests, clients=clients,
+    out.update(model=_label(model), max_batch=max_batch, max_queue=max_queue, requests=requests, clients=clients,
                runtime_calls=int(calls), mean_batch=round(imgs / calls, 2) if calls else None)
     return out
 

@@ -47,14 +47,14 @@ def load_table(report: dict[str, Any]) -> str:
 def batching_table(report: dict[str, Any]) -> list[str]:
     rows, base = [], {}
     for b in report["batching"]:
-        base.setdefault(b["model"], b["throughput_rps"])
+        base.setdefault(b["model"], b["throughput_rps"])  # the first --max-batch of each model
         rows.append([b["model"], b["max_batch"], b["mean_batch"], C.fmt(b["throughput_rps"], 1),
                      C.fmt(b["throughput_rps"] / base[b["model"]]) if base[b["model"]] else "n/a",
                      f"{b['p50_ms']:.1f} / {b['p99_ms']:.1f}", b["non_2xx"], _share(b["generator_cpu_share"])])
     if not rows:
         return []
     return ["## Batching: --max-batch compared, same run", "",
-            C.table(["model", "--max-batch", "mean images per call", "requests/s", "x first row", "p50 / p99 ms", "non-2xx",
+            C.table(["model", "--max-batch", "mean images per call", "requests/s", "x its first row", "p50 / p99 ms", "non-2xx",
                      "generator CPU share"], rows, markdown=True), ""]
 
 
