@@ -28,8 +28,8 @@ Then, in a worker process, over every photo of FOLDER:
   tests/test_preprocess_parity.py), and how far each peer's pixels are from it.
 
 ``--rss-files N`` runs edge-infer's pipeline over N hard links to the photos
-and samples RSS every 20 ms (before, peak, growth). Writes OUT.json and
-OUT.md. TF-free.
+and samples RSS every 20 ms (before, peak, growth). Writes OUT.json,
+OUT.md and OUT.csv (one row per command). TF-free.
 """
 from __future__ import annotations
 
@@ -283,7 +283,7 @@ def _main(argv: Sequence[str]) -> int:
         raise EdgeDeployError(f"Received model file {args.model!r}, expected an existing .tflite file")
     if not Path(args.folder).is_dir():
         raise EdgeDeployError(f"Received folder {args.folder!r}, expected an existing folder of photos")
-    outs = [f"{args.out}.json", f"{args.out}.md"]
+    outs = [f"{args.out}.json", f"{args.out}.md", f"{args.out}.csv"]
     C.check_outputs(outs, args.force)
     model, folder = str(Path(args.model).resolve()), str(Path(args.folder).resolve())
     from edgedeploy.runtime.classifier import load_manifest_for
@@ -311,6 +311,8 @@ def _main(argv: Sequence[str]) -> int:
     report["cpu"]["load_average_end"] = load_average()
     C.write_json(outs[0], report, args.force)
     C.write_text(outs[1], markdown(report), args.force)
+    cols = ["command", "images", "seconds", "median_seconds", "images_per_s", "cpu_seconds", "cpu_ms_per_image"]
+    C.write_csv(outs[2], cols, [[name, images] + [row[c] for c in cols[2:]] for name, row in timed.items()], args.force)
     print(f"wrote {', '.join(outs)}")
     return 0
 

@@ -59,6 +59,7 @@ def test_throughput_compares_edge_infer_with_the_loops_and_the_ceiling(tmp_path,
     assert rss["files"] == 30 and rss["rss_peak_mb"] >= rss["rss_before_mb"] > 0
     md = (tmp_path / "tp.md").read_text()
     assert "2-core ceiling" in md and "## The grid" in md and md.index("| x OpenCV loop |") < md.index("## One image")
+    assert (tmp_path / "tp.csv").read_text().splitlines()[0].startswith("command,images,seconds")
     again = run_script("throughput", model, jpeg_folder, "--quick", "--out", out)  # no --force: refused before work
     assert_one_line_error(again, "tp.json")
 
