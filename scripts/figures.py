@@ -186,7 +186,11 @@ def _vgg16() -> str:
                 name = f"{'TFLite' if fmt_ == 'tflite' else 'ONNX'} {'float32' if q == 'none' else 'int8'}"
                 rows.append(f"| {_cpu_name(rep)} | {name} | {size:.1f} | "
                             + " | ".join(fmt(r and r["p50_ms"], 1) for r in rs) + f" | {ratio} |")
-    return "\n".join(rows) + "\n\n" + source(VGG16_REPORTS, "make figures ONLY=vgg16_160", reps[-1].get("environment"))
+    runs = "; ".join(f"{(rep.get('cpu') or {}).get('model') or rep['environment'].get('cpu_model')} on {rep['created'][:10]}"
+                     + (f", load average {rep['cpu']['load_average'][0]:.1f}" if (rep.get("cpu") or {}).get("load_average") else "")
+                     for rep in reps)
+    return "\n".join(rows) + "\n\n" + source(VGG16_REPORTS, "make figures ONLY=vgg16_160", {"text": runs}).replace(
+        "one run on one machine", f"{len(reps)} runs on {len(reps)} machines")
 
 
 @figure("runtime_overhead", ["runtime_overhead.json"],
