@@ -140,8 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="inference slots: requests decoding or in inference at once; more wait in the queue (default 8)")
     s.add_argument("--max-queue", type=_int_at_least(0), default=64, metavar="N",
                    help="requests that may wait for a slot, each up to its deadline; more get 503 + Retry-After (default 64)")
-    s.add_argument("--max-batch", type=_int_at_least(1), default=8, metavar="N",
-                   help="most images in one runtime call (dynamic-batch models; fixed-batch files use their own) (default 8)")
+    s.add_argument("--max-batch", type=_int_at_least(1), default=4, metavar="N",
+                   help="most images in one runtime call (dynamic-batch models; fixed-batch files use their own) (default 4)")
     s.add_argument("--batch-timeout-ms", type=_nonnegative_float, default=2.0, metavar="MS",
                    help="longest wait for a batch to fill, only while other images are decoding (default 2)")
     s.add_argument("--quiet", action="store_true", help="no access-log line per request")

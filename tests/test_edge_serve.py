@@ -267,7 +267,7 @@ def test_metrics_and_info(server, edge_models, truth):
     assert status == 200 and info["manifest"]["labels"] == [str(i) for i in range(10)]
     assert info["backend"]["backend"] == "litert" and info["threads"] == info["backend"]["threads"] >= 1
     assert info["limits"] == {"max_body_bytes": MAX_BODY, "request_timeout_s": 2.0, "max_concurrent": 4, "max_queue": 64,
-                              "max_batch": 8, "batch_timeout_ms": 2.0, "default_top_k": 3}
+                              "max_batch": 4, "batch_timeout_ms": 2.0, "default_top_k": 3}
     for name in ("edgeinfer_queue_depth", "edgeinfer_queue_wait_seconds_count", "edgeinfer_batch_size_count"):
         assert any(key[0] == name for key in samples), name
     assert samples[("edgeinfer_batch_size_sum", ())] >= 3 and samples[("edgeinfer_queue_wait_seconds_count", ())] >= 3
@@ -490,7 +490,7 @@ def test_serve_options_validate_the_queue_flags():
         with pytest.raises(EdgeDeployError, match="Received"):
             ServeOptions(**bad)
     opts = ServeOptions()
-    assert (opts.max_concurrent, opts.max_queue, opts.max_batch, opts.batch_timeout_ms) == (8, 64, 8, 2.0)
+    assert (opts.max_concurrent, opts.max_queue, opts.max_batch, opts.batch_timeout_ms) == (8, 64, 4, 2.0)
 
 
 def test_2000_requests_while_50_slow_clients_trickle(edge_models):
