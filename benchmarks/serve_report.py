@@ -23,7 +23,7 @@ def load_table(report: dict[str, Any]) -> str:
         return r[key] if r.get(key) is not None else f"{d[key]} (default)"
 
     rss = r["rss_kb"]
-    rows = [["normal clients (keep-alive)", f"{r['clients']} concurrent, {r['requests']} requests after {min(200, r['requests'])} warm-up"],
+    rows = [["normal clients (keep-alive)", f"{r['clients']} concurrent, {r['requests']} requests after {sum(r['warmup_statuses'].values())} warm-up"],
             ["slow-body clients", f"{r['slow_clients']} (1 byte every {r['slow_interval_s']:g} s)"],
             ["--max-concurrent / --max-queue / --max-batch",
              f"{r['max_concurrent']} / {server('max_queue')} / {server('max_batch')}"],
