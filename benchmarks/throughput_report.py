@@ -38,8 +38,8 @@ def markdown(report: dict[str, Any]) -> str:
     s, cpu, env = report["settings"], report["cpu"], report["environment"]
     ratio = report["ratio_vs_opencv"]
     verdict = ("n/a (OpenCV is not installed)" if ratio is None else
-               f"**{ratio:.2f}x** (target {report['target_ratio']}x: {'met' if ratio >= report['target_ratio'] else 'NOT met'}); "
-               f"from the median times {report['ratio_vs_opencv_median']:.2f}x")
+               f"**{ratio:.3f}x** (target {report['target_ratio']}x: {'met' if ratio >= report['target_ratio'] else 'NOT met'}); "
+               f"from the median times {report['ratio_vs_opencv_median']:.3f}x")
     lines = [f"# Throughput: edge-infer against the loops a user writes ({Path(s['model']).name}, {s['images']} photos)", "",
              f"One run on one machine: {cpu['model']} ({env['cpu_cores_usable']} usable cores; {flags_text(cpu['flags'])}), "
              f"Python {env['python']}, {report['created']}. Load average (1/5/15 min) at the start "
