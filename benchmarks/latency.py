@@ -294,7 +294,10 @@ def _main(argv: Sequence[str]) -> int:
                        failures=failures)
     if not rows:
         raise EdgeDeployError(failures[0]["error"])
+    from edgedeploy.bench.cpu import cpu_record
+
     report = {"tool": "latency", "schema": C.REPORT_SCHEMA, "created": C.now_iso(), "environment": C.environment(args.device_name),
+              "cpu": cpu_record(),  # the model and the int8 flags (avx512_vnni, amx_int8, asimddp...) the figures depend on
               "settings": settings(args, threads, backends, warmup, runs), "results": rows, "failures": failures}
     header, body = table_rows(rows)
     print(C.table(header, body))

@@ -33,7 +33,7 @@ from edgedeploy.core.command import ArgumentParser, run_command
 from edgedeploy.core.errors import EdgeDeployError
 
 PROG = "serve_stack.py"
-EDGE_CORE = "import numpy, PIL.Image, edge_runtime.classifier"
+EDGE_CORE = "import numpy, PIL.Image, edgedeploy.runtime.classifier"
 STACKS = {
     "starlette+uvicorn": {
         "imports": "import uvicorn, starlette.applications, starlette.routing, starlette.requests, "

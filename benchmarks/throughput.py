@@ -1,37 +1,41 @@
-"""End-to-end images/s of edge-infer's pipeline on a folder vs the model-only rate, per thread count.
+"""``edge-infer DIR --json`` against the loops a user writes, each timed as a whole process, in one run.
 
-    python benchmarks/throughput.py MODEL FOLDER [--threads 1,2] [--batch-size 8]
-        [--repeats 3] [--baseline-src DIR] [--rss-files 10000] [--out reports/throughput] [--force]
+    python benchmarks/throughput.py MODEL FOLDER [--grid-threads 1,2] [--grid-workers 1,2,3]
+        [--repeats 3] [--rss-files 10000] [--out reports/throughput] [--force] [--quick]
 
-For every thread count T, in a fresh process (runtime threads = T,
-preprocessing workers = T):
+Timed as whole processes (start-up, imports and the model load included),
+interleaved ``--repeats`` times in a rotating order, the best of each kept
+(a shared machine is noisy; the CPU seconds each used, user + system from
+wait4, are recorded too):
 
-- **end-to-end**: edge-infer's own run path (``edge_runtime.cli.Runner``:
-  decode, EXIF, RGB, resize, normalize, quantize, invoke, the JSON line) over
-  every image of FOLDER, lines written to /dev/null; images/s;
-- **model-only**: the same model on already-preprocessed tensors of the same
-  photos, ``predict_tensor`` in batches of 1 and of ``--batch-size``; images/s;
-- their ratio (end-to-end / model-only, at batch 1 and at the same batch);
-- **command**: wall time of ``edge-infer MODEL FOLDER --json --threads T`` as a
-  user runs it (start-up and model load included).
+- the peers (benchmarks/peer_loops.py): the plain OpenCV loop (``cv2.imread``
+  -> ``cvtColor`` -> ``resize`` INTER_LINEAR -> quantize -> ``invoke``, LiteRT
+  with 2 threads, one Python thread) and the same loop with Pillow;
+- ``edge-infer MODEL FOLDER --json``, the command a user runs, with its defaults;
+- the grid: the same command with ``--threads T --workers W`` for every pair
+  (this is how the defaults were chosen: edge_runtime/pipeline.py).
 
-The measurements alternate ``--repeats`` times and the best of each is kept,
-which filters out other load on a shared machine. ``--baseline-src DIR``
-(a folder holding an older ``edge_runtime`` package, e.g. from ``git archive``)
-times that code's Runner and command the same way, in the same run.
+Then, in a worker process, over every photo of FOLDER:
 
-``--rss-files N`` builds a folder of N hard links to FOLDER's photos in a
-temporary directory (deleted afterwards), runs the end-to-end path over it
-and samples RSS every 20 ms: the report gives the RSS before the run (model
-loaded, paths listed), the peak during it, and the growth.
+- one image's serial CPU cost (thread CPU time, best of 3 passes, 1 thread):
+  decode (``load_image`` from the file), resize to the model's input,
+  inference with 1 runtime thread at batch 1; the 2-core ceiling is
+  ``2 / (decode + resize + inference)`` images/s, and edge-infer's rate is
+  given as a fraction of it;
+- parity: how many photos took the fast JPEG path, whether edge-infer's
+  pixels equal Pillow's decode and the reference resize (then it is 0/255
+  from training: TensorFlow's side is compared in
+  tests/test_preprocess_parity.py), and how far each peer's pixels are from it.
 
-Writes OUT.json, OUT.md and OUT.csv. TF-free: imports only edge_runtime.
+``--rss-files N`` runs edge-infer's pipeline over N hard links to the photos
+and samples RSS every 20 ms (before, peak, growth). Writes OUT.json,
+OUT.md and OUT.csv (one row per command). TF-free.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -40,182 +44,197 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from edgedeploy.bench import _common as C
+from edgedeploy.bench import peer_loops
+from edgedeploy.bench.cpu import cpu_record, load_average
+from edgedeploy.bench.throughput_report import markdown
 from edgedeploy.core.errors import EdgeDeployError
 
 PROG = "throughput.py"
 WORKER_FLAG = "--_worker"
+TARGET_RATIO = 1.2
 
 
-# -- the worker: one code version, one thread count, in its own process ----------------
-def _worker(spec_json: str) -> int:
-    spec = json.loads(spec_json)
-    import importlib
-    import inspect
-    import threading
+# -- the worker: serial costs and parity, or RSS over many files, in its own process ----
+def _best_ms(fn: Any, items: Sequence[Any], passes: int) -> float:
+    """Mean thread CPU milliseconds per item, best of ``passes``."""
+    best = float("inf")
+    for _ in range(passes):
+        t0 = time.thread_time()
+        for it in items:
+            fn(it)
+        best = min(best, (time.thread_time() - t0) / len(items) * 1000)
+    return best
 
+
+def _costs(spec: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
 
-    # The code under test: this install's runtime, or an older one (a folder holding `edge_runtime/`),
-    # imported under that folder's own top-level name.
-    pkg = _runtime_package(spec.get("src"))
-    ImageClassifier = importlib.import_module(f"{pkg}.classifier").ImageClassifier  # noqa: N806
-    cli = importlib.import_module(f"{pkg}.cli")
-    if hasattr(cli, "Runner"):  # an older tree: everything lived in its cli module
-        Runner, expand_inputs = cli.Runner, cli.expand_inputs  # noqa: N806
-    else:
-        expand_inputs = importlib.import_module(f"{pkg}.inputs").expand_inputs
-        PipelineOptions = importlib.import_module(f"{pkg}.pipeline").PipelineOptions  # noqa: N806
-        _Runner = importlib.import_module(f"{pkg}.runner").Runner  # noqa: N806
+    from edgedeploy.runtime import ImageClassifier, jpeg
+    from edgedeploy.runtime.inputs import expand_inputs
+    from edgedeploy.runtime.preprocess import load_image, normalize, resize
 
-        def Runner(clf, as_json, batch, out=None, err=None, workers=None):  # noqa: N802  (the old signature)
-            return _Runner(clf, as_json, PipelineOptions(workers=workers, batch_size=batch), out=out, err=err)
-
-    threads, batch = spec["threads"], spec["batch_size"]
-    clf = ImageClassifier(spec["model"], threads=threads)
+    clf = ImageClassifier(spec["model"], threads=1)
+    m = clf.manifest
+    size, ch, method = (m.input_height, m.input_width), m.input_channels, m.resize_method
     paths, _ = expand_inputs([spec["folder"]])
-    kwargs = {"workers": spec["workers"]} if "workers" in inspect.signature(Runner).parameters else {}
-    out: dict[str, Any] = {"edge_runtime": str(Path(importlib.import_module(pkg).__file__).parent), "images": len(paths),
-                           "pipelined": bool(kwargs)}
-    devnull = open(os.devnull, "w")
+    decoded = [load_image(p, ch) for p in paths]
+    resized = [resize(d, *size, method) for d in decoded]
+    tensors = [clf.prepare(p)[None] for p in paths]
+    passes = spec["passes"]
+    costs = {"decode_ms": _best_ms(lambda p: load_image(p, ch), paths, passes),
+             "resize_ms": _best_ms(lambda d: resize(d, *size, method), decoded, passes),
+             "normalize_quantize_ms": _best_ms(lambda x: clf.quantize_input(normalize(x, m)), resized, passes),
+             "inference_ms": _best_ms(clf.predict_prepared, tensors, passes)}
+    serial = costs["decode_ms"] + costs["resize_ms"] + costs["inference_ms"]
+    costs.update(serial_ms=serial, ceiling_images_per_s=2000.0 / serial, images=len(paths))
+    return {"costs": costs, "parity": _parity(paths, decoded, resized, size, ch, method, jpeg, np),
+            "decoder": jpeg.decoder_name()}
 
-    def e2e() -> float:
-        runner = Runner(clf, True, batch, out=devnull, err=devnull, **kwargs)
-        t0 = time.perf_counter()
-        runner.run(paths)
-        dt = time.perf_counter() - t0
-        if hasattr(runner, "close"):
-            runner.close()
-        if runner.ok != len(paths):
-            raise SystemExit(f"{runner.failed} of {len(paths)} images failed")
-        return len(paths) / dt
 
-    if spec["mode"] == "rss":
-        from edgedeploy.bench._common import current_rss_bytes, peak_rss_bytes
+def _parity(paths: list[Path], decoded: list, resized: list, size: tuple[int, int], ch: int, method: str, jpeg: Any,
+            np: Any) -> dict[str, Any]:
+    """edge-infer's pixels against Pillow's decode and the reference resize; the peers' distance from them."""
+    from PIL import Image, ImageOps
 
-        e2e_small = Runner(clf, True, batch, out=devnull, err=devnull, **kwargs)
-        e2e_small.run(paths[:batch])  # runtime buffers allocated before the baseline is read
-        if hasattr(e2e_small, "close"):
-            e2e_small.close()
-        before = current_rss_bytes()
-        samples = [before]
-        stop = threading.Event()
+    from edgedeploy.runtime.preprocess import resize_reference
 
-        def sample():
+    fast = same_decode = same_resize = 0
+    reference = []
+    for p, d, r in zip(paths, decoded, resized):
+        data = p.read_bytes()
+        fast += jpeg.fast_decoder() is not None and jpeg.plain_jpeg_shape(data) is not None
+        img = ImageOps.exif_transpose(Image.open(p))
+        pil = np.asarray(img.convert("RGB" if ch == 3 else "L")).reshape(d.shape)
+        same_decode += bool(np.array_equal(pil, d))
+        ref = resize_reference(pil, *size) if method == "bilinear" else r
+        same_resize += bool(np.array_equal(ref, r))
+        reference.append(ref)
+    out: dict[str, Any] = {"photos": len(paths), "fast_jpeg_path": int(fast), "decode_equal_to_pillow": same_decode,
+                           "resize_equal_to_reference": same_resize,
+                           "edge_infer_max_diff_255": 0.0 if same_decode == same_resize == len(paths) else None,
+                           "peers": {}}
+    for kind in peer_loops.DECODE:
+        if not peer_loops.available(kind) or ch != 3:
+            continue
+        diffs = [np.abs(peer_loops.peer_pixels(kind, p, *size) - ref) for p, ref in zip(paths, reference)]
+        out["peers"][kind] = {"max_diff_255": round(float(max(d.max() for d in diffs)), 4),
+                              "mean_diff_255": round(float(np.mean([d.mean() for d in diffs])), 4)}
+    return out
+
+
+def _rss(spec: dict[str, Any]) -> dict[str, Any]:
+    import threading
+
+    from edgedeploy.bench._common import current_rss_bytes, peak_rss_bytes
+    from edgedeploy.runtime import ImageClassifier
+    from edgedeploy.runtime.inputs import expand_inputs
+    from edgedeploy.runtime.pipeline import PipelineOptions
+    from edgedeploy.runtime.runner import Runner
+
+    clf = ImageClassifier(spec["model"])
+    paths, _ = expand_inputs([spec["folder"]])
+    with open(os.devnull, "w") as devnull:
+        runner = Runner(clf, True, PipelineOptions(batch_size=8), out=devnull, err=devnull)
+        runner.run(paths[:16])  # runtime buffers and the pool exist before the baseline is read
+        before, samples, stop = current_rss_bytes(), [], threading.Event()
+
+        def sample() -> None:
             while not stop.wait(0.02):
                 samples.append(current_rss_bytes())
 
         t = threading.Thread(target=sample, daemon=True)
         t.start()
-        rate = e2e()
+        t0 = time.perf_counter()
+        runner.run(paths)
+        rate = len(paths) / (time.perf_counter() - t0)
         stop.set()
         t.join()
-        samples.append(current_rss_bytes())
-        out.update(rss_before=before, rss_peak_sampled=max(samples), rss_after=samples[-1],
-                   ru_maxrss=peak_rss_bytes(), images_per_s=rate, samples=len(samples))
-    else:
-        n_distinct = min(64, len(paths))
-        xs = np.stack([clf.preprocess(p) for p in paths[:n_distinct]])
-        n_model = max(len(paths), 256)
+        runner.close()
+    return {"rss_before": before, "rss_peak_sampled": max(samples + [before]), "ru_maxrss": peak_rss_bytes(),
+            "images": len(paths), "images_per_s": rate}
 
-        def model_only(bs: int) -> float:
-            reps = -(-n_model // n_distinct)
-            pool = np.concatenate([xs] * reps)[:n_model]
-            clf.predict_tensor(pool[:bs], batch_size=bs)  # warm: the runtime resized for this batch
-            t0 = time.perf_counter()
-            for i in range(0, n_model, bs):
-                clf.predict_tensor(pool[i:i + bs], batch_size=bs)
-            return n_model / (time.perf_counter() - t0)
 
-        e2e_rates, m1, mb = [], [], []
-        e2e()  # warm-up: page cache, thread pool start, runtime resize
-        for _ in range(spec["repeats"]):
-            e2e_rates.append(e2e())
-            m1.append(model_only(1))
-            mb.append(model_only(batch))
-        out.update(e2e=e2e_rates, model_b1=m1, model_batch=mb)
-    print(json.dumps(out))
+def _worker(spec_json: str) -> int:
+    spec = json.loads(spec_json)
+    print(json.dumps(_costs(spec) if spec["mode"] == "costs" else _rss(spec)))
     return 0
 
 
-def _runtime_package(src: str | None) -> str:
-    """The runtime package to time: ``edgedeploy.runtime``, or ``edge_runtime`` from an older tree at ``src``."""
-    if not src:
-        return "edgedeploy.runtime"
-    sys.path.insert(0, src)
-    return "edge_runtime"
-
-
 def _spawn(spec: dict[str, Any]) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, "-m", "edgedeploy.bench.throughput", WORKER_FLAG, json.dumps(spec)], capture_output=True, text=True,
-                          cwd=tempfile.gettempdir())
+    proc = subprocess.run([sys.executable, "-m", "edgedeploy.bench.throughput", WORKER_FLAG, json.dumps(spec)],
+                          capture_output=True, text=True, cwd=tempfile.gettempdir(), env=_child_env())
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise EdgeDeployError(f"worker for {spec['mode']} threads={spec['threads']} failed: {tail}")
+        raise EdgeDeployError(f"the {spec['mode']} worker failed: {tail}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def _configurations(t: int, versions: list[tuple[str, str | None]]) -> list[tuple[str, str | None, int, int]]:
-    """(code, src, runtime threads, workers) timed for the thread count T.
+# -- whole processes ----------------------------------------------------------------
+def _child_env() -> dict[str, str]:
+    # An installed package has its bytecode compiled (pip does it); a checkout run with
+    # PYTHONDONTWRITEBYTECODE would recompile every module at every start-up instead.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env.pop("EDGEDEPLOY_JPEG", None)
+    return env
 
-    Each code version runs with T runtime threads and T preprocessing workers
-    (the baseline has no workers). For T >= 2 the pipeline also runs split: T
-    threads in all, runtime ``T // 2`` and workers the rest, which is the fair
-    match for the baseline's T busy threads (its main thread preprocesses,
-    then joins the runtime's T threads).
-    """
-    out = [(code, src, t, t) for code, src in versions]
-    if t >= 2:
-        out.insert(1, ("split", None, t // 2, t - t // 2))
+
+def _run_timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds user + system) of one whole process; a failure is one line."""
+    with tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL, env=env,
+                                cwd=tempfile.gettempdir())
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            err.seek(0)
+            tail = (err.read().decode("utf-8", "replace").strip().splitlines() or ["no output"])[-1]
+            raise EdgeDeployError(f"{' '.join(cmd[:3])} ... failed ({proc.returncode}): {tail}")
+    return wall, usage.ru_utime + usage.ru_stime
+
+
+def _edge_infer(model: str, folder: str, flags: Sequence[str] = ()) -> list[str]:
+    script = Path(sys.executable).with_name("edge-infer")
+    head = [str(script)] if script.is_file() else [sys.executable, "-m", "edgedeploy.runtime.cli"]
+    return [*head, model, folder, "--json", *flags]
+
+
+def _commands(model: str, folder: str, loops: dict[str, Path], grid: list[tuple[int, int]]) -> dict[str, list[str]]:
+    cmds = {kind: [sys.executable, str(path), model, folder] for kind, path in loops.items()}
+    cmds["edge-infer"] = _edge_infer(model, folder)
+    for t, w in grid:
+        cmds[f"grid {t} {w}"] = _edge_infer(model, folder, ["--threads", str(t), "--workers", str(w)])
+    return cmds
+
+
+def time_commands(cmds: dict[str, list[str]], repeats: int) -> dict[str, dict[str, Any]]:
+    """Each command once untimed (bytecode, page cache), then ``repeats`` interleaved rounds, rotating the order."""
+    env = _child_env()
+    names = list(cmds)
+    for name in names:
+        _run_timed(cmds[name], env)
+    runs: dict[str, list[tuple[float, float]]] = {n: [] for n in names}
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            runs[name].append(_run_timed(cmds[name], env))
+            print(f"  {name:14s} {runs[name][-1][0]:6.2f} s wall, {runs[name][-1][1]:5.2f} s CPU", file=sys.stderr)
+    out = {}
+    for name, rs in runs.items():
+        walls = sorted(w for w, _ in rs)
+        out[name] = {"seconds": round(walls[0], 3), "median_seconds": round(walls[len(walls) // 2], 3),
+                     "cpu_seconds": round(min(c for _, c in rs), 3), "all_seconds": [round(w, 3) for w, _ in rs]}
     return out
 
 
-def _command_seconds(model: str, folder: str, threads: int, workers: int | None, src: str | None, repeats: int) -> float:
-    """Best wall time of the real command (edge-infer, or an older tree's ``python -m edge_runtime.cli``), start-up included."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (src or "", os.environ.get("PYTHONPATH", "")) if p)}
-    module = "edgedeploy.runtime.cli" if src else "edgedeploy.runtime.cli"
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        # cwd: a neutral folder, since "python -m" puts the working directory first on sys.path
-        extra = ["--workers", str(workers)] if workers is not None else []
-        proc = subprocess.run([sys.executable, "-m", module, model, folder, "--json", "--threads", str(threads),
-                               "--no-progress", *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
-                              cwd=tempfile.gettempdir())
-        dt = time.perf_counter() - t0
-        if proc.returncode != 0:
-            raise EdgeDeployError(f"edge-infer failed on {folder}: {(proc.stderr.strip().splitlines() or ['?'])[-1]}")
-        best = min(best, dt)
-    return best
-
-
-def _link_folder(src_folder: str, n: int, dest: Path) -> Path:
-    from edgedeploy.runtime.inputs import expand_inputs
-
-    photos, _ = expand_inputs([src_folder])
-    if not photos:
-        raise EdgeDeployError(f"no images in {src_folder}")
-    dest.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        src = photos[i % len(photos)]
-        sub = dest / f"d{i // 1000:03d}"
-        sub.mkdir(exist_ok=True)
-        target = sub / f"img{i:06d}{src.suffix.lower()}"
-        try:
-            os.link(src, target)
-        except OSError:  # another filesystem: copy
-            shutil.copyfile(src, target)
-    return dest
-
-
-# -- the report ----------------------------------------------------------------------
+# -- the run --------------------------------------------------------------------------
 def build_parser() -> C.ArgumentParser:
-    p = C.ArgumentParser(prog=PROG, description="End-to-end images/s of edge-infer on a folder vs the model-only rate.")
-    p.add_argument("model", help="a .tflite or .onnx model file")
-    p.add_argument("folder", help="a folder of photos (searched recursively, as edge-infer does)")
-    p.add_argument("--threads", default="1,2", help="thread counts: runtime threads = preprocessing workers (default 1,2)")
-    p.add_argument("--batch-size", type=C.positive_int("--batch-size"), default=8, help="images per runtime call (default 8)")
-    p.add_argument("--repeats", type=C.positive_int("--repeats"), default=3, help="alternating repeats; the best is kept (default 3)")
-    p.add_argument("--baseline-src", metavar="DIR", help="a folder with an older edge_runtime package to time the same way")
+    p = C.ArgumentParser(prog=PROG, description="edge-infer over a folder against the OpenCV and Pillow loops, whole processes.")
+    p.add_argument("model", help="a .tflite model file (the loops use LiteRT)")
+    p.add_argument("folder", help="a folder of JPEG photos (searched recursively, as edge-infer does)")
+    p.add_argument("--grid-threads", default="1,2", help="runtime threads tried in the grid (default 1,2)")
+    p.add_argument("--grid-workers", default="1,2,3", help="preprocessing workers tried in the grid (default 1,2,3)")
+    p.add_argument("--repeats", type=C.positive_int("--repeats"), default=3, help="interleaved rounds; the best is kept (default 3)")
     p.add_argument("--rss-files", type=C.positive_int("--rss-files", 0), default=10000, metavar="N",
                    help="hard-linked files for the RSS check (default 10000; 0 skips it)")
     p.add_argument("--out", default="reports/throughput", help="report path without suffix (default reports/throughput)")
@@ -223,101 +242,81 @@ def build_parser() -> C.ArgumentParser:
     return p
 
 
+def _rss_rows(model: str, folder: str, n: int) -> list[dict[str, Any]]:
+    import shutil
+
+    from edgedeploy.runtime.inputs import expand_inputs
+
+    photos, _ = expand_inputs([folder])
+    tmp = Path(tempfile.mkdtemp(prefix="throughput_rss_"))
+    try:
+        for i in range(n):
+            src, sub = photos[i % len(photos)], tmp / f"d{i // 1000:03d}"
+            sub.mkdir(exist_ok=True)
+            try:
+                os.link(src, sub / f"img{i:06d}{src.suffix.lower()}")
+            except OSError:  # another filesystem: copy
+                shutil.copyfile(src, sub / f"img{i:06d}{src.suffix.lower()}")
+        r = _spawn({"mode": "rss", "model": model, "folder": str(tmp)})
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return [{"files": r["images"], "rss_before_mb": C.mb(r["rss_before"]), "rss_peak_mb": C.mb(r["rss_peak_sampled"]),
+             "growth_mb": C.mb(r["rss_peak_sampled"] - r["rss_before"]), "ru_maxrss_mb": C.mb(r["ru_maxrss"]),
+             "images_per_s": round(r["images_per_s"], 1)}]
+
+
+def _defaults(model: str) -> dict[str, Any]:
+    """What ``edge-infer MODEL DIR`` picks here without --threads/--workers (edge_runtime/pipeline.py)."""
+    from edgedeploy.runtime.pipeline import HEAVY_MACS, default_runtime_threads, default_workers, model_macs
+
+    threads = default_runtime_threads(model)
+    return {"threads": threads, "workers": default_workers(threads), "model_macs": model_macs(model),
+            "heavy_macs": HEAVY_MACS}
+
+
 def _main(argv: Sequence[str]) -> int:
     if argv and argv[0] == WORKER_FLAG:
         return _worker(argv[1])
     args = build_parser().parse_args(argv)
-    threads = C.parse_int_list(args.threads, "--threads")
-    repeats = 1 if args.quick else args.repeats
-    for path, kind in ((args.model, "model file"), (args.folder, "folder")):
-        if not (Path(path).is_file() if kind == "model file" else Path(path).is_dir()):
-            raise EdgeDeployError(f"Received {kind} {path!r}, expected an existing {kind}")
-    if args.baseline_src and not (Path(args.baseline_src) / "edge_runtime").is_dir():
-        raise EdgeDeployError(f"Received --baseline-src {args.baseline_src!r}, expected a folder holding edge_runtime/")
-    outs = [f"{args.out}.{ext}" for ext in ("json", "md", "csv")]
+    grid = list(itertools.product(C.parse_int_list(args.grid_threads, "--grid-threads"),
+                                  C.parse_int_list(args.grid_workers, "--grid-workers", 0)))
+    repeats, passes = (1, 1) if args.quick else (args.repeats, 3)
+    if not Path(args.model).is_file():
+        raise EdgeDeployError(f"Received model file {args.model!r}, expected an existing .tflite file")
+    if not Path(args.folder).is_dir():
+        raise EdgeDeployError(f"Received folder {args.folder!r}, expected an existing folder of photos")
+    outs = [f"{args.out}.json", f"{args.out}.md", f"{args.out}.csv"]
     C.check_outputs(outs, args.force)
     model, folder = str(Path(args.model).resolve()), str(Path(args.folder).resolve())
-    versions = [("pipelined", None)] + ([("baseline", str(Path(args.baseline_src).resolve()))] if args.baseline_src else [])
-    rows: list[dict[str, Any]] = []
-    for t in threads:
-        for code, src, runtime, workers in _configurations(t, versions):
-            spec = {"mode": "rate", "model": model, "folder": folder, "threads": runtime, "workers": workers,
-                    "batch_size": args.batch_size, "repeats": repeats, "src": src}
-            r = _spawn(spec)
-            e2e, m1, mbat = max(r["e2e"]), max(r["model_b1"]), max(r["model_batch"])
-            cmd_s = _command_seconds(model, folder, runtime, workers if r["pipelined"] else None, src, repeats)
-            rows.append({"code": code, "budget": t, "threads": runtime, "workers": workers if r["pipelined"] else 0,
-                         "batch_size": args.batch_size,
-                         "images": r["images"], "e2e_images_per_s": round(e2e, 1),
-                         "model_only_b1_images_per_s": round(m1, 1), "model_only_batch_images_per_s": round(mbat, 1),
-                         "ratio_vs_b1": round(e2e / m1, 3), "ratio_vs_batch": round(e2e / mbat, 3),
-                         "command_s": round(cmd_s, 3), "command_images_per_s": round(r["images"] / cmd_s, 1),
-                         "e2e_all": [round(v, 1) for v in r["e2e"]], "edge_runtime": r["edge_runtime"]})
-            print(f"{code:9s} T={t} (runtime {runtime}, workers {workers}): end-to-end {e2e:7.1f} img/s, model-only "
-                  f"{m1:7.1f} (batch 1) / {mbat:7.1f} (batch {args.batch_size}) img/s, ratio {e2e / m1:.2f} / "
-                  f"{e2e / mbat:.2f}; command {cmd_s:.2f} s", file=sys.stderr)
-    for row in rows:
-        base = next((b for b in rows if b["code"] == "baseline" and b["budget"] == row["budget"]), None)
-        row["speedup_vs_baseline"] = round(row["e2e_images_per_s"] / base["e2e_images_per_s"], 2) if base else None
-    rss: list[dict[str, Any]] = []
-    if args.rss_files:
-        tmp = Path(tempfile.mkdtemp(prefix="throughput_rss_"))
-        try:
-            big = _link_folder(folder, args.rss_files, tmp / "photos")
-            t = max(threads)
-            for code, src in versions:
-                r = _spawn({"mode": "rss", "model": model, "folder": str(big), "threads": t, "workers": t,
-                            "batch_size": args.batch_size, "repeats": 1, "src": src})
-                rss.append({"code": code, "threads": t, "files": r["images"], "rss_before_mb": C.mb(r["rss_before"]),
-                            "rss_peak_mb": C.mb(r["rss_peak_sampled"]), "rss_after_mb": C.mb(r["rss_after"]),
-                            "growth_mb": C.mb(r["rss_peak_sampled"] - r["rss_before"]),
-                            "ru_maxrss_mb": C.mb(r["ru_maxrss"]), "images_per_s": round(r["images_per_s"], 1)})
-                print(f"{code:9s} RSS over {r['images']} files: {C.mb(r['rss_before'])} -> peak {C.mb(r['rss_peak_sampled'])} MB",
-                      file=sys.stderr)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+    from edgedeploy.runtime.classifier import load_manifest_for
+
+    manifest = load_manifest_for(model)
+    loops = {k: p for k, p in peer_loops.write_loops(peer_loops.scratch_dir(), manifest and manifest.normalization).items()
+             if peer_loops.available(k)}
+    load_start = load_average()
+    timed = time_commands(_commands(model, folder, loops, grid), repeats)
+    worker = _spawn({"mode": "costs", "model": model, "folder": folder, "passes": passes})
+    images = worker["costs"]["images"]
+    for row in timed.values():
+        row["images_per_s"] = round(images / row["seconds"], 1)
+        row["cpu_ms_per_image"] = round(row["cpu_seconds"] / images * 1000, 3)
     report = {"tool": "throughput", "schema": C.REPORT_SCHEMA, "created": C.now_iso(), "environment": C.environment(),
-              "settings": {"model": model, "folder": folder, "threads": threads, "batch_size": args.batch_size,
-                           "repeats": repeats, "baseline_src": args.baseline_src, "rss_files": args.rss_files,
-                           "load_average_1_5_15": list(os.getloadavg())},
-              "results": rows, "rss": rss}
+              "cpu": cpu_record(), "settings": {"model": model, "folder": folder, "images": images, "repeats": repeats,
+                                                 "grid": grid, "load_average_start": load_start},
+              "commands": timed, "defaults": _defaults(model), "decoder": worker["decoder"], "costs": worker["costs"],
+              "parity": worker["parity"], "target_ratio": TARGET_RATIO}
+    edge, peer = timed["edge-infer"], timed.get("opencv")
+    report["ratio_vs_opencv"] = round(edge["images_per_s"] / peer["images_per_s"], 3) if peer else None
+    report["ratio_vs_opencv_median"] = round(peer["median_seconds"] / edge["median_seconds"], 3) if peer else None
+    report["fraction_of_ceiling"] = round(edge["images_per_s"] / worker["costs"]["ceiling_images_per_s"], 3)
+    report["rss"] = _rss_rows(model, folder, args.rss_files) if args.rss_files else []
+    report["cpu"]["load_average_end"] = load_average()
     C.write_json(outs[0], report, args.force)
-    C.write_text(outs[1], _markdown(report), args.force)
-    cols = ["code", "budget", "threads", "workers", "batch_size", "images", "e2e_images_per_s", "model_only_b1_images_per_s",
-            "model_only_batch_images_per_s", "ratio_vs_b1", "ratio_vs_batch", "speedup_vs_baseline", "command_s",
-            "command_images_per_s"]
-    C.write_csv(outs[2], cols, [[r[c] for c in cols] for r in rows], args.force)
+    C.write_text(outs[1], markdown(report), args.force)
+    cols = ["command", "images", "seconds", "median_seconds", "images_per_s", "cpu_seconds", "cpu_ms_per_image"]
+    C.write_csv(outs[2], cols, [[name, images] + [row[c] for c in cols[2:]] for name, row in timed.items()], args.force)
     print(f"wrote {', '.join(outs)}")
     return 0
-
-
-def _markdown(report: dict[str, Any]) -> str:
-    s, env = report["settings"], report["environment"]
-    lines = [f"# Throughput: edge-infer end-to-end vs model-only ({Path(s['model']).name})", "",
-             f"One run on one machine: {env['device']}, {env['cpu_cores_usable']} usable cores, {report['created']}.",
-             f"Folder: {s['folder']}; batch {s['batch_size']}; best of {s['repeats']} alternating repeats.",
-             "T: the thread count compared. pipelined and baseline: T runtime threads (and T preprocessing workers; "
-             "0 workers: the code has no pipeline); split: T threads in all, runtime T // 2, the rest preprocessing "
-             "workers. x baseline: against the baseline at the same T.",
-             f"Load average at the end (1/5/15 min, other jobs on the machine): {', '.join(f'{v:.1f}' for v in s['load_average_1_5_15'])}.", ""]
-    header = ["code", "T", "runtime threads", "workers", "images", "end-to-end img/s", "model-only b1 img/s", f"model-only b{s['batch_size']} img/s",
-              "ratio vs b1", f"ratio vs b{s['batch_size']}", "x baseline", "command s", "command img/s"]
-    body = [[r["code"], r.get("budget", r["threads"]), r["threads"], r["workers"], r["images"], C.fmt(r["e2e_images_per_s"], 1),
-             C.fmt(r["model_only_b1_images_per_s"], 1), C.fmt(r["model_only_batch_images_per_s"], 1),
-             C.fmt(r["ratio_vs_b1"], 3), C.fmt(r["ratio_vs_batch"], 3), C.fmt(r["speedup_vs_baseline"]),
-             C.fmt(r["command_s"], 2), C.fmt(r["command_images_per_s"], 1)] for r in report["results"]]
-    lines += [C.table(header, body, markdown=True), "",
-              "- end-to-end: edge-infer's Runner over the folder (decode, resize, normalize, quantize, invoke, JSON line);",
-              "- model-only: predict_tensor on preprocessed tensors of the same photos;",
-              "- command: wall time of `edge-infer MODEL FOLDER --json --threads R --workers W` (start-up and load included).", ""]
-    if report["rss"]:
-        lines += ["## Memory over a large folder", ""]
-        rh = ["code", "T", "files", "RSS before MB", "peak RSS MB", "growth MB", "ru_maxrss MB", "img/s"]
-        rb = [[r["code"], r["threads"], r["files"], C.fmt(r["rss_before_mb"]), C.fmt(r["rss_peak_mb"]),
-               C.fmt(r["growth_mb"]), C.fmt(r["ru_maxrss_mb"]), C.fmt(r["images_per_s"], 1)] for r in report["rss"]]
-        lines += [C.table(rh, rb, markdown=True), "",
-                  "RSS before: model loaded, paths listed, one batch run; peak: sampled every 20 ms during the run.", ""]
-    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

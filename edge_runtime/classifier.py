@@ -191,13 +191,22 @@ class ImageClassifier:
             raise ModelError(f"model has {classes} outputs but its manifest lists {m.num_classes} labels: {self.path}")
 
     # -- the tensor path ------------------------------------------------------
-    def quantize_input(self, x: np.ndarray) -> np.ndarray:
-        """float32 model input -> the model's input dtype (scale/zero point if integer)."""
+    def quantize_input(self, x: np.ndarray, owned: bool = False) -> np.ndarray:
+        """float32 model input -> the model's input dtype (scale/zero point if integer).
+
+        ``owned``: ``x`` is a scratch array the caller no longer needs (``prepare``),
+        so a scale of 1 and a zero point of 0 (a model that normalizes in its graph)
+        skip the division and the addition; the values are the same.
+        """
         info = self.backend.input
         if info.quantized:
             lim = np.iinfo(info.dtype)
-            q = x / np.float32(info.scale)  # a new array: the rest works in place on it
-            q += info.zero_point
+            if owned and info.scale == 1.0 and x.dtype == np.float32:
+                q = x
+            else:
+                q = x / np.float32(info.scale)  # a new array: the rest works in place on it
+            if info.zero_point:
+                q += info.zero_point
             np.round(q, out=q)
             np.clip(q, lim.min, lim.max, out=q)
             return q.astype(info.dtype)
@@ -262,6 +271,28 @@ class ImageClassifier:
         """Preprocessed input, channels last ((N, H, W, C) or one (H, W, C)), in the model's axis order:
         channels first when the manifest's layout is nchw (a PyTorch-style model), else as it is."""
         return np.ascontiguousarray(np.moveaxis(x, -1, -3)) if self.manifest.layout == "nchw" else x
+
+    @property
+    def batchable(self) -> bool:
+        """True when one runtime call takes any number of images (a dynamic batch dimension)."""
+        return bool(self.backend.dynamic_batch)
+
+    def prepare(self, image: ImageSource) -> np.ndarray:
+        """One image as the model takes it, for ``predict_prepared`` (thread-safe: no runtime call).
+
+        Dynamic-batch models get the model's own dtype (uint8/int8 quantized
+        here: 4x less memory while it waits, less work on the runtime's
+        thread); fixed-batch models get float32, which ``predict_tensor`` pads
+        and quantizes per chunk.
+        """
+        x = preprocess(image, self.manifest, self.max_pixels)  # a fresh float32 array
+        return self.quantize_input(x, owned=True) if self.backend.dynamic_batch else x
+
+    def predict_prepared(self, xs: np.ndarray) -> np.ndarray:
+        """Probabilities (N, classes) for a stack of ``prepare`` outputs: one runtime call on dynamic-batch models."""
+        if self.backend.dynamic_batch:
+            return self.dequantize_output(self._run(xs))
+        return self.predict_tensor(xs, batch_size=len(xs))
 
     def prediction(self, probs: np.ndarray, top_k: int | None = None) -> Prediction:
         """Turn one row of probabilities into a ``Prediction`` (label, score, top_k).

@@ -34,7 +34,7 @@ from edgedeploy.core.flags import add_flags, flag, flag_fields, from_args
 
 from .backends import BACKENDS
 from .options import ClassifierOptions, StopOptions
-from .pipeline import PipelineOptions
+from .pipeline import PipelineOptions, default_runtime_threads
 from .runner import LATENCY_HELP
 from .serve import ServeOptions
 from .video import VideoOptions
@@ -162,7 +162,10 @@ def options_from(args: argparse.Namespace) -> InferOptions:
     _mode_only_flags_without_their_mode(args)
     stop = from_args(StopOptions, args)
     video = from_args(VideoOptions, args, max_frames=stop.max_images, duration=stop.duration) if args.source else None
-    return from_args(InferOptions, args, classifier=from_args(ClassifierOptions, args), pipeline=from_args(PipelineOptions, args),
+    # edge-infer's thread default follows the model's cost (pipeline.default_runtime_threads); the API's is all cores
+    threads = args.threads if args.threads is not None else default_runtime_threads(args.model)
+    classifier = from_args(ClassifierOptions, args, threads=threads)
+    return from_args(InferOptions, args, classifier=classifier, pipeline=from_args(PipelineOptions, args),
                      watch=from_args(WatchOptions, args), video=video, server=from_args(ServeOptions, args), stop=stop)
 
 

@@ -2,7 +2,7 @@
 
     from edgedeploy import ClassifierOptions, ImageClassifier
     opts = ClassifierOptions(threads=2, top_k=3)
-    clf = ImageClassifier("model_int8.tflite", options=opts)
+    clf = ImageClassifier.from_options("model_int8.tflite", opts)
 
 Every field is checked in ``__post_init__``; a bad value raises ``EdgeDeployError`` with one line
 that names it ("Received top_k=0, expected an integer >= 1"). The fields that are also
@@ -44,7 +44,9 @@ class ClassifierOptions:
             when there is one (edge_runtime/integrity.py); False skips it.
     """
 
-    threads: int | None = flag("--threads", type=int_at_least(1), metavar="N", help="runtime threads (default: all cores)")
+    threads: int | None = flag("--threads", type=int_at_least(1), metavar="N",
+                               help="runtime threads (default: all cores for a model of 1 GMAC per image or more, or of "
+                                    "unknown cost; half the cores, at least 1, for a lighter one)")
     backend: str = flag("--backend", default="auto", metavar="B",
                         help="a backend name (edge-infer --help lists them; default auto: by file type and what is installed)")
     xnnpack: bool = flag("--no-xnnpack", default=True, action="store_false", help="do not apply the XNNPACK delegate (TFLite)")

@@ -1,10 +1,12 @@
 """Image preprocessing, defined once for training and for the device.
 
-The device side is numpy + Pillow only. Training (train/) decodes images with
-the same ``load_image`` and resizes with ``tf.image.resize(..., "bilinear")``;
-``resize`` here reproduces that op in numpy (half-pixel centres, no
-antialiasing), which matches TensorFlow to about 0.004/255 per pixel. Tests in
-tests/runtime/test_preprocess_parity.py prove it on real photos.
+The device side is numpy + Pillow, plus simplejpeg for plain JPEGs (jpeg.py).
+Training (train/preprocess_tf.py) decodes with TensorFlow's ``decode_jpeg
+(dct_method="INTEGER_ACCURATE")``, pixel-identical to ``load_image``, and
+resizes with ``tf.image.resize(..., "bilinear")``; ``resize`` here reproduces
+that op in numpy (half-pixel centres, no antialiasing, the same float32
+operations in the same order). Training and the device agree at exactly
+0/255 on all 800 shared photos: tests/runtime/test_preprocess_parity.py.
 
 Why not Pillow's resize: Pillow's BILINEAR antialiases when downscaling and
 differs from tf.image.resize by up to 106/255 on 500 -> 160 px photos, a
@@ -15,13 +17,13 @@ from __future__ import annotations
 import functools
 import io
 import os
-from pathlib import Path
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
 from edgedeploy.core.errors import ImageError
 
+from .jpeg import decode as decode_jpeg
 from .options import DEFAULT_MAX_PIXELS
 
 if TYPE_CHECKING:  # Pillow is imported lazily: a tensor-only caller never pays for it
@@ -54,6 +56,11 @@ def load_image(source: ImageSource, channels: int = 3, max_pixels: int = DEFAULT
     """
     if isinstance(source, np.ndarray):
         return _from_array(source, channels)
+    name, data = _read_source(source)
+    if data is not None:
+        fast = decode_jpeg(data, channels, max_pixels)  # plain JPEGs: libjpeg-turbo straight into numpy
+        if fast is not None:
+            return fast
     from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
     if ImageFile.MAXBLOCK < _PIXEL_COPY_BLOCK:
@@ -64,27 +71,10 @@ def load_image(source: ImageSource, channels: int = 3, max_pixels: int = DEFAULT
         # one piece. Only raised, never lowered; Pillow's save uses it as its
         # minimum buffer size, which is harmless.
         ImageFile.MAXBLOCK = _PIXEL_COPY_BLOCK
-
-    name = "<bytes>"
-    if isinstance(source, (str, os.PathLike)):
-        name = str(source)
-        p = Path(source)
-        if not p.exists():
-            raise ImageError(f"image not found: {name}")
-        if p.is_dir():
-            raise ImageError(f"expected an image file, got a directory: {name}")
-        if p.stat().st_size == 0:
-            raise ImageError(f"image file is empty (0 bytes): {name}")
-        data = p.read_bytes()
-    elif isinstance(source, bytes):
-        if not source:
-            raise ImageError("image data is empty (0 bytes)")
-        data = source
-    elif isinstance(source, Image.Image):
+    if data is None:
+        if not isinstance(source, Image.Image):
+            raise ImageError(f"cannot read an image from {type(source).__name__}; expected a path, bytes, PIL image or uint8 array")
         img = source
-        data = None
-    else:
-        raise ImageError(f"cannot read an image from {type(source).__name__}; expected a path, bytes, PIL image or uint8 array")
 
     try:
         if data is not None:
@@ -107,6 +97,29 @@ def load_image(source: ImageSource, channels: int = 3, max_pixels: int = DEFAULT
     except Exception as exc:  # noqa: BLE001  Pillow's decoders raise many types on damaged files
         # (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError, ...): all mean "bad image".
         raise ImageError(f"corrupt or truncated image {name}: {type(exc).__name__}: {exc}") from None
+
+
+def _read_source(source: Any) -> tuple[str, bytes | None]:
+    """(name for messages, encoded bytes) of a path or bytes; (name, None) for anything else."""
+    if isinstance(source, (str, os.PathLike)):
+        name = str(source)
+        try:  # one open and read; the reasons come from the errors (no stat calls first)
+            with open(source, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            raise ImageError(f"image not found: {name}") from None
+        except IsADirectoryError:
+            raise ImageError(f"expected an image file, got a directory: {name}") from None
+        except OSError as exc:
+            raise ImageError(f"cannot read image {name}: {exc.strerror or exc}") from None
+        if not data:
+            raise ImageError(f"image file is empty (0 bytes): {name}")
+        return name, data
+    if isinstance(source, bytes):
+        if not source:
+            raise ImageError("image data is empty (0 bytes)")
+        return "<bytes>", source
+    return "<bytes>", None
 
 
 def _to_channels(img: "PILImage.Image", channels: int) -> np.ndarray:

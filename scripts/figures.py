@@ -151,29 +151,46 @@ def _export_digits() -> str:
                                                          "make figures ONLY=export_digits", env)
 
 
-@figure("vgg16_160", ["vgg16_160_latency.json"], ['bash scripts/measure_vgg16.sh "$BUILD/vgg16" "$REPORTS/vgg16_160_latency.json"'],
-        "VGG16 at 160x160, float32 vs int8 TFLite latency")
+VGG16_REPORTS = ["vgg16_160_latency.json", "vgg16_160_latency_epyc.json"]  # the committed Xeon (AMX) run, and this CPU's
+VGG16_BUILD = 'bash scripts/measure_vgg16.sh "$BUILD/vgg16" -'
+
+
+def _cpu_name(rep: dict) -> str:
+    cpu = rep.get("cpu") or {}
+    name = cpu.get("model") or (rep.get("environment") or {}).get("cpu_model") or "?"
+    flags = [k for k, v in (cpu.get("flags") or {}).items() if v and k != "avx2"]
+    return f"{name} ({', '.join(flags) or 'no int8 dot product'})" if cpu.get("flags") else f"{name} (flags not recorded)"
+
+
+@figure("vgg16_160", VGG16_REPORTS,
+        ['bash scripts/measure_vgg16.sh "$BUILD/vgg16" "$REPORTS/vgg16_160_latency_epyc.json"'],
+        "VGG16 at 160x160, float32 vs int8, TFLite and ONNX, on two CPUs")
 def _vgg16() -> str:
-    rep = load("vgg16_160_latency.json")
-    by: dict[tuple[str, int], dict] = {}
-    for r in rep["results"]:
-        if "p50_ms" in r:
-            by[(r["quantize"], r["threads"])] = r
-    threads = sorted({t for _, t in by})
-    head = "| TFLite file | size MB | " + " | ".join(f"p50 ms, {t} thread{'s' if t > 1 else ''}" for t in threads) + " | int8 / float32 |"
-    rows = [head, "|---|---:|" + "---:|" * len(threads) + "---:|"]
-    for q in ("none", "int8"):
-        rs = [by.get((q, t)) for t in threads]
-        if not any(rs):
-            continue
-        size = next(r for r in rs if r)["size_bytes"] / 1e6
-        ratio = ""
-        if q == "int8":
-            ratio = ", ".join(f"{by[('int8', t)]['p50_ms'] / by[('none', t)]['p50_ms']:.2f}x ({t}t)"
-                              for t in threads if ("int8", t) in by and ("none", t) in by)
-        rows.append(f"| {'float32' if q == 'none' else 'int8'} | {size:.1f} | "
-                    + " | ".join(fmt(r and r["p50_ms"], 1) for r in rs) + f" | {ratio} |")
-    return "\n".join(rows) + "\n\n" + source("vgg16_160_latency.json", "make figures ONLY=vgg16_160", rep.get("environment"))
+    reps = [load(r) for r in VGG16_REPORTS if (REPORTS / r).is_file()]
+    threads = sorted({r["threads"] for rep in reps for r in rep["results"] if "p50_ms" in r})
+    head = ("| CPU | file | size MB | " + " | ".join(f"p50 ms, {t} thread{'s' if t > 1 else ''}" for t in threads)
+            + " | int8 / float32 |")
+    rows = [head, "|---|---|---:|" + "---:|" * len(threads) + "---:|"]
+    for rep in reps:
+        by = {(r.get("format", "tflite"), r["quantize"], r["threads"]): r for r in rep["results"] if "p50_ms" in r}
+        for fmt_ in ("tflite", "onnx"):
+            for q in ("none", "int8"):
+                rs = [by.get((fmt_, q, t)) for t in threads]
+                if not any(rs):
+                    continue
+                size = next(r for r in rs if r)["size_bytes"] / 1e6
+                ratio = ""
+                if q == "int8":
+                    ratio = ", ".join(f"{by[(fmt_, 'int8', t)]['p50_ms'] / by[(fmt_, 'none', t)]['p50_ms']:.2f}x ({t}t)"
+                                      for t in threads if (fmt_, "int8", t) in by and (fmt_, "none", t) in by)
+                name = f"{'TFLite' if fmt_ == 'tflite' else 'ONNX'} {'float32' if q == 'none' else 'int8'}"
+                rows.append(f"| {_cpu_name(rep)} | {name} | {size:.1f} | "
+                            + " | ".join(fmt(r and r["p50_ms"], 1) for r in rs) + f" | {ratio} |")
+    runs = "; ".join(f"{(rep.get('cpu') or {}).get('model') or rep['environment'].get('cpu_model')} on {rep['created'][:10]}"
+                     + (f", load average {rep['cpu']['load_average'][0]:.1f}" if (rep.get("cpu") or {}).get("load_average") else "")
+                     for rep in reps)
+    return "\n".join(rows) + "\n\n" + source(VGG16_REPORTS, "make figures ONLY=vgg16_160", {"text": runs}).replace(
+        "one run on one machine", f"{len(reps)} runs on {len(reps)} machines")
 
 
 @figure("runtime_overhead", ["runtime_overhead.json"],
@@ -247,15 +264,17 @@ def md_figure(name: str, md: str, measure: list[str], what: str, index: int = 0)
 
 
 md_figure("throughput", "throughput.md", PHOTO_RUN + [
-    'rm -rf "$BUILD/baseline" && mkdir -p "$BUILD/baseline" && git archive dbe0b1d edge_runtime | tar -x -C "$BUILD/baseline"',
-    '"$PY" benchmarks/throughput.py "$BUILD/photo_models/model_int8.tflite" "$PHOTOS" --baseline-src "$BUILD/baseline" '
-    '--out "$REPORTS/throughput" --force'],
-    "edge-infer end to end vs the model alone, before and after the pipeline")
-md_figure("serve_load", "serve_load.md", [
-    'test -d "$BUILD/demo/models" || make demo DEMO="$BUILD/demo"',
-    '"$PY" benchmarks/serve_load.py "$BUILD/demo/models/model_int8.tflite" --requests 2000 --clients 8 --slow 50 '
+    '"$PY" benchmarks/throughput.py "$BUILD/photo_models/model_int8.tflite" "$PHOTOS" --out "$REPORTS/throughput" --force'],
+    "edge-infer DIR --json against the plain OpenCV and Pillow loops, whole processes; the 2-core ceiling")
+md_figure("jpeg_decode", "jpeg_decode.md", [
+    'test -d "$PHOTOS/cat" || { echo "the shared photos are needed: $PHOTOS" >&2; exit 2; }',
+    '"$PY" benchmarks/jpeg_decode.py "$PHOTOS" --wheels --out "$REPORTS/jpeg_decode" --force'],
+    "JPEG decoders: speed, wheel size, import cost, pixel identity")
+md_figure("serve_load", "serve_load.md", PHOTO_RUN + [VGG16_BUILD,
+    '"$PY" benchmarks/serve_load.py "$BUILD/photo_models/model_int8.tflite" --photos "$PHOTOS" --requests 3000 '
+    '--clients 32 --slow 50 --batch-models "$BUILD/photo_models/model_int8.tflite,$BUILD/vgg16/models/model_int8.tflite" '
     '--out "$REPORTS/serve_load" --force'],
-    "2,000 requests while 50 slow clients trickle")
+    "32 keep-alive clients (4x the slots) beside 50 slow ones; --max-batch 1 vs 8 for two models; the queue bound")
 md_figure("serve_stack", "serve_stack.md", ['"$PY" benchmarks/serve_stack.py --out "$REPORTS/serve_stack" --force'],
           "import time and RSS of the two async stacks")
 md_figure("preprocess_speed", "preprocess_speed.md", PHOTO_RUN + [

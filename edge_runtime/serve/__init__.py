@@ -1,8 +1,9 @@
 """``edge-infer MODEL --serve``: an HTTP endpoint for a classifier (the ``serve`` extra).
 
     pip install 'edgedeploy[serve]'
-    edge-infer model_int8.tflite --serve [--host 127.0.0.1] [--port 8080] [--max-concurrent 4]
-               [--max-body-mb 20] [--request-timeout 10] [--quiet]
+    edge-infer model_int8.tflite --serve [--host 127.0.0.1] [--port 8080] [--max-concurrent 8]
+               [--max-queue 64] [--max-batch 4] [--batch-timeout-ms 2] [--max-body-mb 20]
+               [--request-timeout 10] [--quiet]
 
 Endpoints:
   * ``POST /predict``: the image as the raw body (any format Pillow reads) ->
@@ -18,7 +19,8 @@ Endpoints:
 Errors are JSON with one line: ``{"error": "...", "status": N}``: 400 a bad
 image or request, 404/405 a wrong route or method, 408 the request missed its
 deadline while sending, 413 a body over ``--max-body-mb``, 503 +
-``Retry-After`` every inference slot busy, 500 a bug (the server keeps going).
+``Retry-After`` the queue is full, the deadline cannot be met, or it passed
+while queued or in inference, 500 a bug (the server keeps going).
 
 Why this stack (Starlette + uvicorn, h11): measured on top of the edge
 install's imports (numpy, Pillow, edge_runtime.classifier; Python 3.11,
@@ -39,17 +41,19 @@ wheels of aiohttp, multidict, yarl, frozenlist and propcache for the Pi's
 platform. Nothing of it is imported by ``edge-infer --help`` or a
 non-serving run: the modules here import it inside functions.
 
-The design (app.py): async I/O, so a slow client holds a socket, never a
-thread; ONE deadline per request, body upload included; an inference slot is
-taken only after the whole body is in; the runtime call is under a lock.
+The design (app.py, batcher.py): async I/O, so a slow client holds a socket,
+never a thread; ONE deadline per request, body upload included; a slot is
+asked for only after the whole body is in, and a request waits for one in a
+bounded queue; images are decoded in parallel and batched into one runtime
+call by the one thread that calls the runtime.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from edgedeploy.core.errors import EdgeDeployError
-from edgedeploy.core.flags import flag, int_at_least, positive_float
+from edgedeploy.core.flags import flag, int_at_least, non_negative_float, positive_float
 
 if TYPE_CHECKING:
     from ..classifier import ImageClassifier
@@ -59,6 +63,17 @@ __all__ = ["ServeOptions", "serve", "require_serve_extra", "SERVE_MODULES", "INS
 SERVE_MODULES = ("starlette", "uvicorn", "prometheus_client", "python_multipart")
 INSTALL_HINT = "pip install 'edgedeploy[serve]'"
 DEFAULT_MAX_BODY = 20 * 1024 * 1024
+# Chosen by measurement on the shared 2-core EPYC (reports/serve_load.md):
+# - max_queue 64: 32 clients on 8 slots leave 24 waiting; queues of 0 and 16 answered 503s, 64 none (and it
+#   admits up to 72 concurrent clients; the deadline check still refuses a wait that cannot finish in time).
+# - max_batch 4, half the slots: one batch runs while the other half decode the next, so batches arrive full;
+#   the small CNN served 11% more than at batch 1, VGG16-160 int8 was within noise of batch 1 (XNNPACK's cost
+#   per image does not fall with the batch on this CPU), and 8 lost for both (half-full batches, padded).
+# - batch_timeout_ms 2: the batcher waits only while more images are decoding, so a lone request never waits.
+DEFAULT_MAX_CONCURRENT = 8
+DEFAULT_MAX_QUEUE = 64
+DEFAULT_MAX_BATCH = 4
+DEFAULT_BATCH_TIMEOUT_MS = 2.0
 
 
 def megabytes(text: str) -> int:
@@ -74,8 +89,11 @@ class ServeOptions:
         host, port: where to listen (port 0 picks a free port).
         max_body: largest request body in bytes (413 above).
         request_timeout: seconds from the headers to the answer, body upload included (408/503 after).
-        max_concurrent: inference slots (= worker threads); over the limit is 503 + Retry-After.
+        max_concurrent: inference slots: requests decoding or in inference at once (= decode threads).
         access_log: one stderr line per request.
+        max_queue: requests that may wait for a slot (FIFO, up to their deadline); one more is 503.
+        max_batch: most images in one runtime call (dynamic-batch models; a fixed-batch file uses its own).
+        batch_timeout_ms: longest wait for a batch to fill, only while other images are being decoded.
     """
 
     host: str = flag("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
@@ -84,17 +102,35 @@ class ServeOptions:
                          help="largest request body in MB (default 20)")
     request_timeout: float = flag("--request-timeout", default=10.0, type=positive_float, metavar="S",
                                   help="one deadline per request, body upload included (default 10)")
-    max_concurrent: int = flag("--max-concurrent", default=8, type=int_at_least(1), metavar="N",
-                               help="requests in inference at once; more get 503 + Retry-After (default 8)")
+    max_concurrent: int = flag("--max-concurrent", default=DEFAULT_MAX_CONCURRENT, type=int_at_least(1), metavar="N",
+                               help=f"requests decoding or in inference at once; more wait in the queue "
+                                    f"(default {DEFAULT_MAX_CONCURRENT})")
     access_log: bool = flag("--quiet", default=True, action="store_false", help="no access-log line per request")
+    max_queue: int = flag("--max-queue", default=DEFAULT_MAX_QUEUE, type=int_at_least(0), metavar="N",
+                          help=f"requests that may wait for a slot, FIFO, up to their deadline; one more gets 503 + "
+                               f"Retry-After (default {DEFAULT_MAX_QUEUE}; 0: refuse when every slot is busy)")
+    max_batch: int = flag("--max-batch", default=DEFAULT_MAX_BATCH, type=int_at_least(1), metavar="N",
+                          help=f"most queued images in one runtime call, on dynamic-batch models (default {DEFAULT_MAX_BATCH})")
+    batch_timeout_ms: float = flag("--batch-timeout-ms", default=DEFAULT_BATCH_TIMEOUT_MS, type=non_negative_float, metavar="MS",
+                                   help=f"longest wait for a batch to fill, only while other images are decoding "
+                                        f"(default {DEFAULT_BATCH_TIMEOUT_MS:g})")
 
     def __post_init__(self) -> None:
-        checks = (("port", self.port, isinstance(self.port, int) and 0 <= self.port <= 65535, "an integer 0..65535"),
-                  ("max_body", self.max_body, isinstance(self.max_body, int) and self.max_body >= 1, "an integer >= 1"),
-                  ("request_timeout", self.request_timeout,
-                   isinstance(self.request_timeout, (int, float)) and self.request_timeout > 0, "a number > 0"),
-                  ("max_concurrent", self.max_concurrent,
-                   isinstance(self.max_concurrent, int) and self.max_concurrent >= 1, "an integer >= 1"))
+        def whole(v: Any, low: int) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+        def number(v: Any) -> bool:
+            return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+        checks = (("port", self.port, whole(self.port, 0) and self.port <= 65535, "an integer 0..65535"),
+                  ("max_body", self.max_body, whole(self.max_body, 1), "an integer >= 1"),
+                  ("request_timeout", self.request_timeout, number(self.request_timeout) and self.request_timeout > 0,
+                   "a number > 0"),
+                  ("max_concurrent", self.max_concurrent, whole(self.max_concurrent, 1), "an integer >= 1"),
+                  ("max_queue", self.max_queue, whole(self.max_queue, 0), "an integer >= 0"),
+                  ("max_batch", self.max_batch, whole(self.max_batch, 1), "an integer >= 1"),
+                  ("batch_timeout_ms", self.batch_timeout_ms, number(self.batch_timeout_ms) and self.batch_timeout_ms >= 0,
+                   "a number >= 0"))
         for name, value, ok, expected in checks:
             if not ok:
                 raise EdgeDeployError(f"Received {name}={value!r}, expected {expected}")

@@ -1,23 +1,24 @@
-"""The ASGI app behind ``edge-infer --serve`` (Starlette), and its inference pool.
+"""The ASGI app behind ``edge-infer --serve`` (Starlette), and its queue, decode pool and batcher.
 
 Request life, for ``POST /predict``:
 
 1. ``FrontDoor`` (pure ASGI middleware) starts the request's ONE deadline
    (``request_timeout``) when the headers are in; body upload, queueing and
    inference all count. Past it the answer is 408 (still receiving the body)
-   or 503 + Retry-After (inference too slow), with ``Connection: close``. It
+   or 503 + Retry-After (queued or in inference too long), with ``Connection: close``. It
    also writes the access-log line and feeds the metrics.
 2. The body is read asynchronously, so a slow client costs a socket and a
    coroutine, never a thread or a slot. A Content-Length over the cap is 413
    before a byte is read; a chunked body is counted as it streams and is 413
    as soon as it passes the cap.
-3. Only then is an inference slot taken (``max_concurrent``, non-blocking):
-   none free is 503 + ``Retry-After: 1``. Decoding and inference run in a
-   thread pool of ``max_concurrent`` workers; the slot is released in the
-   worker when it finishes, so a request whose deadline passed still holds its
-   slot while the runtime works (the count stays honest).
-4. Decoding runs in parallel; the runtime call is under one lock, because an
-   interpreter is not thread-safe.
+3. Only then does the request ask for an inference slot (``max_concurrent``):
+   it waits in a bounded FIFO queue (``max_queue``) until one frees or its
+   deadline passes; 503 + Retry-After only when the queue is full or the
+   deadline cannot be met (batcher.py: ``Admission``).
+4. In its slot, the request's images are decoded in parallel on a pool of
+   ``max_concurrent`` threads, and the batcher thread, the only one that
+   calls the runtime, runs them with other requests' images in one call of
+   up to ``max_batch`` images (batcher.py: ``Batcher``).
 
 Starlette, uvicorn and prometheus-client are imported inside the functions
 that need them (the ``serve`` extra), never at module import.
@@ -26,12 +27,13 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from edgedeploy.core.errors import EdgeDeployError
+
+from .errors import HTTPError, error_response
 
 if TYPE_CHECKING:
     from ..classifier import ImageClassifier
@@ -41,23 +43,6 @@ if TYPE_CHECKING:
 PHASE_KEY = "edgedeploy.phase"  # scope key: "body" while receiving, "inference" after
 DEADLINE_KEY = "edgedeploy.deadline"  # scope key: time.monotonic() when the request's time is up
 MAX_FILES = 64  # files in one multipart request
-
-
-class HTTPError(Exception):
-    """An answer other than 200: status, one-line message, extra headers."""
-
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None, close: bool = False):
-        super().__init__(message)
-        self.status, self.message, self.headers, self.close = status, " ".join(str(message).split()), headers or {}, close
-
-
-def error_response(err: HTTPError) -> Any:
-    from starlette.responses import JSONResponse
-
-    headers = dict(err.headers)
-    if err.close:
-        headers["Connection"] = "close"
-    return JSONResponse({"error": err.message, "status": err.status}, status_code=err.status, headers=headers)
 
 
 # -- request parts -------------------------------------------------------------------
@@ -164,63 +149,73 @@ def multipart_files(body: bytes, content_type: str) -> list[tuple[str, bytes]]:
 
 # -- inference ------------------------------------------------------------------------
 class Predictor:
-    """Slots, the worker pool and the runtime lock around one classifier.
+    """Admission (slots + the bounded queue), the decode pool and the batcher around one classifier.
 
     Args:
         clf: the opened classifier (left as it is: ``?top_k=`` applies per request).
-        max_concurrent: inference slots = worker threads.
-        metrics: where inference time and image counts go.
+        options: the server's options (slots, queue, batch).
+        metrics: where queue, batch, inference time and image counts go.
     """
 
-    def __init__(self, clf: "ImageClassifier", max_concurrent: int, metrics: "ServeMetrics"):
+    def __init__(self, clf: "ImageClassifier", options: "ServeOptions", metrics: "ServeMetrics"):
+        from .batcher import Admission, Batcher
+
         self.clf = clf
         self.default_top_k = int(getattr(clf, "top_k", 5))
         self.num_classes = clf.manifest.num_classes
-        self.max_concurrent = max_concurrent
-        self.slots = threading.BoundedSemaphore(max_concurrent)
-        self.runtime_lock = threading.Lock()  # interpreters are not thread-safe
-        self.pool = ThreadPoolExecutor(max_workers=max_concurrent, thread_name_prefix="edge-infer-worker")
+        self.max_concurrent = options.max_concurrent
+        self.admission = Admission(options.max_concurrent, options.max_queue, metrics)
+        self.batcher = Batcher(clf, options.max_batch, options.batch_timeout_ms / 1000.0, metrics)
+        self.pool = ThreadPoolExecutor(max_workers=options.max_concurrent, thread_name_prefix="edge-infer-decode")
         self.metrics = metrics
 
-    def try_acquire(self) -> bool:
-        if self.slots.acquire(blocking=False):
-            self.metrics.in_flight.inc()
-            return True
-        return False
-
-    def run(self, items: list[tuple[str, bytes]], top_k: int, deadline: float = float("inf")) -> list[dict]:
-        """Worker thread: decode, infer (under the lock), answer; always releases the slot.
-
-        Work stops between images once ``deadline`` (time.monotonic()) has passed:
-        nobody waits for the answer any more, and the slot is freed sooner.
-        """
-        import numpy as np
+    def _decode(self, name: str, data: bytes, deadline: float) -> Future:
+        """Decode-pool thread: one image -> the batcher; its future gives the row of probabilities."""
+        from .batcher import Job
 
         try:
-            t0 = time.perf_counter()
-            xs = []
-            for name, data in items:
-                if time.monotonic() > deadline:
-                    raise HTTPError(503, "the request's deadline passed during decoding", {"Retry-After": "1"})
-                try:
-                    xs.append(self.clf.preprocess(data))
-                except EdgeDeployError as exc:
-                    raise HTTPError(400, str(exc) if name == "-" else f"{name}: {exc}") from None
-            with self.runtime_lock:
-                probs = self.clf.predict_tensor(np.stack(xs), batch_size=len(xs))
-            ms = (time.perf_counter() - t0) * 1000 / len(items)
-            out = []
-            for (name, _), row in zip(items, probs):
-                out.append(self.clf.prediction(row, top_k=top_k).to_dict(path=name, latency_ms=ms))
-            self.metrics.inference.observe(time.perf_counter() - t0)
-            self.metrics.images.inc(len(items))
-            return out
-        finally:
-            self.metrics.in_flight.dec()
-            self.slots.release()
+            if time.monotonic() > deadline:
+                raise HTTPError(503, "the request's deadline passed before decoding", {"Retry-After": "1"})
+            try:
+                x = self.clf.prepare(data)
+            except EdgeDeployError as exc:
+                raise HTTPError(400, str(exc) if name == "-" else f"{name}: {exc}") from None
+        except BaseException:
+            self.batcher.decoded(None)
+            raise
+        job = Job(x, deadline, Future())
+        self.batcher.decoded(job)
+        return job.future
+
+    async def predict(self, items: list[tuple[str, bytes]], top_k: int, deadline: float) -> list[dict]:
+        """Decode every image on the pool, let the batcher run them, answer in order (the slot is held)."""
+        t0 = time.perf_counter()
+        self.batcher.expect(len(items))
+        decodes = []
+        for name, data in items:
+            cf = self.pool.submit(self._decode, name, data, deadline)
+            cf.add_done_callback(self._never_ran)
+            decodes.append(asyncio.wrap_future(cf))
+        done = await asyncio.gather(*decodes, return_exceptions=True)
+        failed = next((r for r in done if isinstance(r, BaseException)), None)
+        if failed is not None:
+            for r in done:
+                if isinstance(r, Future):
+                    r.cancel()  # the batcher skips the request's other images
+            raise failed
+        rows = await asyncio.gather(*(asyncio.wrap_future(f) for f in done))
+        seconds = time.perf_counter() - t0
+        self.metrics.inference.observe(seconds)
+        ms = seconds * 1000 / len(items)
+        return [self.clf.prediction(row, top_k=top_k).to_dict(path=name, latency_ms=ms) for (name, _), row in zip(items, rows)]
+
+    def _never_ran(self, cf: Future) -> None:
+        if cf.cancelled():  # cancelled in the pool's queue (deadline, shutdown): it will not decode
+            self.batcher.decoded(None)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
+        self.batcher.close()
 
 
 # -- the app -------------------------------------------------------------------------
@@ -234,7 +229,7 @@ def make_app(clf: "ImageClassifier", options: "ServeOptions", metrics: "ServeMet
 
     from edgedeploy import __version__
 
-    predictor = Predictor(clf, options.max_concurrent, metrics)
+    predictor = Predictor(clf, options, metrics)
     started = time.time()
 
     async def predict(request):
@@ -244,19 +239,19 @@ def make_app(clf: "ImageClassifier", options: "ServeOptions", metrics: "ServeMet
             ctype = request.headers.get("content-type", "")
             multi = ctype.lower().startswith("multipart/form-data")
             items = multipart_files(body, ctype) if multi else [(request.query_params.get("name") or "-", body)]
-            if not predictor.try_acquire():
-                metrics.busy.inc()
-                raise HTTPError(503, f"all {options.max_concurrent} inference slots are busy; retry shortly",
-                                headers={"Retry-After": "1"})
+            deadline = request.scope.get(DEADLINE_KEY, float("inf"))
+            request.scope[PHASE_KEY] = "queue"
+            await predictor.admission.acquire(deadline)
             request.scope[PHASE_KEY] = "inference"
+            t0 = time.monotonic()
             try:
-                fut = asyncio.get_running_loop().run_in_executor(predictor.pool, predictor.run, items, top_k,
-                                                                 request.scope.get(DEADLINE_KEY, float("inf")))
-            except RuntimeError:  # the pool is shut down: the server is stopping
-                metrics.in_flight.dec()
-                predictor.slots.release()
+                results = await predictor.predict(items, top_k, deadline)
+            except RuntimeError as exc:  # the pool is shut down: the server is stopping
+                if "shutdown" not in str(exc):
+                    raise
                 raise HTTPError(503, "the server is shutting down", headers={"Retry-After": "1"}, close=True) from None
-            results = await fut
+            finally:
+                predictor.admission.release(time.monotonic() - t0)
             return JSONResponse(results if multi else results[0])
         except HTTPError as err:
             return error_response(err)
@@ -276,7 +271,9 @@ def make_app(clf: "ImageClassifier", options: "ServeOptions", metrics: "ServeMet
             "threads": clf.backend.threads, "version": __version__, "uptime_s": round(time.time() - started, 3),
             "model_load_s": metrics.model_load_s,
             "limits": {"max_body_bytes": options.max_body, "request_timeout_s": options.request_timeout,
-                       "max_concurrent": options.max_concurrent, "default_top_k": predictor.default_top_k}})
+                       "max_concurrent": options.max_concurrent, "max_queue": options.max_queue,
+                       "max_batch": predictor.batcher.max_batch, "batch_timeout_ms": options.batch_timeout_ms,
+                       "default_top_k": predictor.default_top_k}})
 
     async def prometheus(request):
         body, ctype = metrics.render()
@@ -321,7 +318,9 @@ class FrontDoor:
         except asyncio.TimeoutError:
             if state["status"] is None:
                 limit = f"--request-timeout {self.options.request_timeout:g} s"
-                if scope.get(PHASE_KEY) == "inference":
+                if scope.get(PHASE_KEY) == "queue":
+                    err = HTTPError(503, f"no inference slot came free within {limit}", {"Retry-After": "1"}, close=True)
+                elif scope.get(PHASE_KEY) == "inference":
                     err = HTTPError(503, f"inference did not finish within {limit}", {"Retry-After": "1"}, close=True)
                 else:
                     err = HTTPError(408, f"request not received within {limit}", close=True)

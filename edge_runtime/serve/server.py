@@ -129,7 +129,7 @@ def serve_forever(clf: "ImageClassifier", options: "ServeOptions", model_load_s:
     server = _server(app, options)
     host, port = sock.getsockname()[:2]
     print(f"edge-infer: serving {clf.path.name} on http://{host}:{port} (POST /predict; GET /health /info /metrics; "
-          f"max {options.max_concurrent} concurrent; Ctrl-C stops)", file=err, flush=True)
+          f"{options.max_concurrent} slots, queue {options.max_queue}, batches of up to {predictor.batcher.max_batch}; Ctrl-C stops)", file=err, flush=True)
     try:
         asyncio.run(server.serve(sockets=[sock]))
     finally:

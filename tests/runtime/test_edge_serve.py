@@ -264,7 +264,11 @@ def test_metrics_and_info(server, edge_models, truth):
     status, info, _ = _request(server.port, "GET", "/info")
     assert status == 200 and info["manifest"]["labels"] == [str(i) for i in range(10)]
     assert info["backend"]["backend"] == "litert" and info["threads"] == info["backend"]["threads"] >= 1
-    assert info["limits"] == {"max_body_bytes": MAX_BODY, "request_timeout_s": 2.0, "max_concurrent": 4, "default_top_k": 3}
+    assert info["limits"] == {"max_body_bytes": MAX_BODY, "request_timeout_s": 2.0, "max_concurrent": 4, "max_queue": 64,
+                              "max_batch": 4, "batch_timeout_ms": 2.0, "default_top_k": 3}
+    for name in ("edgeinfer_queue_depth", "edgeinfer_queue_wait_seconds_count", "edgeinfer_batch_size_count"):
+        assert any(key[0] == name for key in samples), name
+    assert samples[("edgeinfer_batch_size_sum", ())] >= 3 and samples[("edgeinfer_queue_wait_seconds_count", ())] >= 3
     assert info["model_load_s"] == pytest.approx(0.125)
 
 
@@ -285,38 +289,187 @@ def test_access_log_has_one_line_per_request(server):
 
 
 class SlowClassifier:
-    """A real classifier whose runtime call takes ``delay`` seconds (a stand-in for a big model)."""
+    """A real classifier whose runtime call takes ``delay`` seconds (a stand-in for a big model); counts the calls."""
 
     def __init__(self, clf, delay: float):
-        self._clf, self.delay = clf, delay
+        self._clf, self.delay, self.calls = clf, delay, []
 
     def __getattr__(self, name):
         return getattr(self._clf, name)
 
-    def predict_tensor(self, x, batch_size=32):
+    def predict_prepared(self, xs):
+        self.calls.append(len(xs))
         time.sleep(self.delay)
-        return self._clf.predict_tensor(x, batch_size)
+        return self._clf.predict_prepared(xs)
 
 
-def test_over_the_limit_is_503_with_retry_after(edge_models, truth):
-    clf = SlowClassifier(ImageClassifier(edge_models / "model_float32.tflite"), delay=1.5)
-    data = _image(edge_models, sorted(truth)[0])
-    opts = ServeOptions(port=0, request_timeout=10.0, max_concurrent=1, access_log=False)
+def _sample(srv, name, **labels):
+    return srv.metrics.registry.get_sample_value(name, labels or None) or 0.0
+
+
+def _concurrently(port, n, body, stagger=0.0):
+    """``n`` requests at once (each on its own connection): [(status, body, headers, seconds)] in start order."""
+    out = [None] * n
+
+    def one(i):
+        t0 = time.monotonic()
+        out[i] = (*_request(port, "POST", "/predict", body), time.monotonic() - t0)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+        time.sleep(stagger)
+    for t in threads:
+        t.join(timeout=60)
+    return out
+
+
+def _wait_for(srv, name, value, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while _sample(srv, name) < value and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _sample(srv, name) >= value, f"{name} never reached {value}"
+
+
+def test_four_times_the_slots_wait_in_the_queue_instead_of_503(edge_models, truth):
+    clf = SlowClassifier(ImageClassifier(edge_models / "model_float32.tflite"), delay=0.15)
+    opts = ServeOptions(port=0, request_timeout=20.0, max_concurrent=2, max_queue=16, access_log=False)
     with BackgroundServer(clf, opts) as srv:
+        got = _concurrently(srv.port, 8, _image(edge_models, sorted(truth)[0]))
+        assert [g[0] for g in got] == [200] * 8
+        waits = _sample(srv, "edgeinfer_queue_wait_seconds_count")
+        zero = _sample(srv, "edgeinfer_queue_wait_seconds_bucket", le="0.0")
+        assert waits == 8 and zero < 8  # every request was admitted; some of them after a wait
+        assert _sample(srv, "edgeinfer_busy_rejections_total", reason="queue_full") == 0
+        assert _sample(srv, "edgeinfer_queue_depth") == 0 and _sample(srv, "edgeinfer_inference_in_flight") == 0
+
+
+def test_a_full_queue_is_503_with_retry_after(edge_models, truth):
+    clf = SlowClassifier(ImageClassifier(edge_models / "model_float32.tflite"), delay=1.0)
+    data = _image(edge_models, sorted(truth)[0])
+    opts = ServeOptions(port=0, request_timeout=20.0, max_concurrent=1, max_queue=1, access_log=False)
+    with BackgroundServer(clf, opts) as srv:
+        first: list = []
+        threads = [threading.Thread(target=lambda: first.append(_request(srv.port, "POST", "/predict", data)))
+                   for _ in range(2)]
+        threads[0].start()
+        _wait_for(srv, "edgeinfer_inference_in_flight", 1)  # the first holds the only slot...
+        threads[1].start()
+        _wait_for(srv, "edgeinfer_queue_depth", 1)  # ...the second waits in the queue
+        status, out, headers = _request(srv.port, "POST", "/predict", data)
+        for t in threads:
+            t.join(timeout=30)
+        assert status == 503 and int(headers.get("retry-after")) >= 1
+        assert out["error"] == "the queue is full (1 requests wait for 1 slots); retry shortly"
+        assert [f[0] for f in first] == [200, 200]
+        assert _sample(srv, "edgeinfer_busy_rejections_total", reason="queue_full") == 1
+        assert _request(srv.port, "POST", "/predict", data)[0] == 200  # the slot came back
+
+
+def test_max_queue_0_refuses_when_every_slot_is_busy(edge_models, truth):
+    clf = SlowClassifier(ImageClassifier(edge_models / "model_float32.tflite"), delay=1.0)
+    opts = ServeOptions(port=0, request_timeout=20.0, max_concurrent=1, max_queue=0, access_log=False)
+    with BackgroundServer(clf, opts) as srv:
+        got = _concurrently(srv.port, 2, _image(edge_models, sorted(truth)[0]), stagger=0.3)
+    assert sorted(g[0] for g in got) == [200, 503]
+
+
+def test_a_deadline_that_cannot_be_met_is_refused_at_once(edge_models, truth):
+    clf = SlowClassifier(ImageClassifier(edge_models / "model_float32.tflite"), delay=0.6)
+    data = _image(edge_models, sorted(truth)[0])
+    opts = ServeOptions(port=0, request_timeout=1.0, max_concurrent=1, max_queue=8, access_log=False)
+    with BackgroundServer(clf, opts) as srv:
+        assert _request(srv.port, "POST", "/predict", data)[0] == 200  # the queue learns a slot is held ~0.6 s
         first: list = []
         t = threading.Thread(target=lambda: first.append(_request(srv.port, "POST", "/predict", data)))
         t.start()
-        for _ in range(200):  # wait (at most 10 s) until the first request holds the only slot
-            if srv.metrics.registry.get_sample_value("edgeinfer_inference_in_flight") == 1:
-                break
-            time.sleep(0.05)
+        _wait_for(srv, "edgeinfer_inference_in_flight", 1)
+        t0 = time.monotonic()
         status, out, headers = _request(srv.port, "POST", "/predict", data)
+        elapsed = time.monotonic() - t0
         t.join(timeout=30)
-        assert status == 503 and headers.get("retry-after") == "1"
-        assert out["error"] == "all 1 inference slots are busy; retry shortly"
-        assert first and first[0][0] == 200
-        assert srv.metrics.registry.get_sample_value("edgeinfer_busy_rejections_total") == 1
-        assert _request(srv.port, "POST", "/predict", data)[0] == 200  # the slot came back
+    assert status == 503 and "would pass this request's deadline" in out["error"] and int(headers["retry-after"]) >= 1
+    assert elapsed < 0.5  # at once, not after waiting out the deadline
+    assert first[0][0] == 200
+    assert _sample(srv, "edgeinfer_busy_rejections_total", reason="deadline") == 1
+
+
+def test_deadline_passing_in_the_queue_or_in_inference_is_503(edge_models, truth):
+    """Each request is answered at its own deadline: a slot freed by the first (cut off at its deadline) goes to
+    the second, which is cut off at its own."""
+    clf = SlowClassifier(ImageClassifier(edge_models / "model_float32.tflite"), delay=2.0)
+    opts = ServeOptions(port=0, request_timeout=0.8, max_concurrent=1, max_queue=8, access_log=False)
+    with BackgroundServer(clf, opts) as srv:
+        got = _concurrently(srv.port, 2, _image(edge_models, sorted(truth)[0]), stagger=0.2)
+    assert [g[0] for g in got] == [503, 503] and all(g[2].get("retry-after") == "1" for g in got)
+    assert all(g[1]["error"].endswith("within --request-timeout 0.8 s") for g in got)
+    assert all(g[3] < 0.8 + 1.0 for g in got)  # answered at the deadline, not when the runtime finished
+
+
+def test_admission_hands_slots_over_in_order_and_forgets_a_waiter_that_gave_up():
+    import asyncio
+
+    from edgedeploy.runtime.serve.batcher import Admission
+    from edgedeploy.runtime.serve.metrics import ServeMetrics
+
+    metrics = ServeMetrics("m", "b", 1)
+
+    async def scenario():
+        adm = Admission(slots=1, max_queue=2, metrics=metrics)
+        far = time.monotonic() + 60
+        assert await adm.acquire(far) == 0.0  # the one slot
+        second = asyncio.ensure_future(adm.acquire(far))
+        quitter = asyncio.ensure_future(asyncio.wait_for(adm.acquire(far), 0.05))
+        await asyncio.sleep(0.01)
+        assert len(adm.waiters) == 2 and metrics.queue_depth._value.get() == 2
+        with pytest.raises(asyncio.TimeoutError):
+            await quitter  # its own deadline: it leaves the queue
+        assert len(adm.waiters) == 1
+        adm.release(0.5)  # the slot goes to the second, not back to the pool
+        assert await second > 0 and adm.free == 0 and adm.hold_s == 0.5
+        adm.release(0.5)
+        assert adm.free == 1 and metrics.in_flight._value.get() == 0
+
+    asyncio.run(scenario())
+
+
+def test_the_batcher_groups_queued_images_into_one_runtime_call(edge_models, truth):
+    clf = SlowClassifier(ImageClassifier(edge_models / "model_float32.tflite"), delay=0.3)
+    opts = ServeOptions(port=0, request_timeout=20.0, max_concurrent=8, max_batch=8, access_log=False)
+    with BackgroundServer(clf, opts) as srv:
+        names = sorted(truth)[:8]
+        one = {n: clf._clf.predict(_image(edge_models, n)) for n in names}
+        out: dict = {}
+
+        def ask(n):
+            out[n] = _request(srv.port, "POST", f"/predict?name={n}", _image(edge_models, n))
+
+        threads = [threading.Thread(target=ask, args=(n,)) for n in names]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        calls = _sample(srv, "edgeinfer_batch_size_count")
+        assert _sample(srv, "edgeinfer_batch_size_sum") == 8  # images, padding not counted
+        assert calls == len(clf.calls) < 8 and max(clf.calls) > 1  # the images waiting behind the first call went in one
+        assert set(clf.calls) <= {1, 8}  # the runtime sees two shapes: 1, or padded to --max-batch
+    for n in names:  # batching does not change an answer
+        status, body, _ = out[n]
+        assert status == 200 and body["path"] == n and body["label"] == one[n].label
+        assert body["score"] == pytest.approx(one[n].score, abs=1e-5)
+
+
+def test_a_fixed_batch_file_is_served_one_image_per_call(edge_models, truth):
+    clf = SlowClassifier(ImageClassifier(edge_models / "model_fixed1.tflite"), delay=0.05)
+    assert not clf.batchable
+    opts = ServeOptions(port=0, request_timeout=20.0, max_concurrent=4, max_batch=8, access_log=False)
+    with BackgroundServer(clf, opts) as srv:
+        got = _concurrently(srv.port, 6, _image(edge_models, sorted(truth)[0]))
+        body, ctype = _multipart([(n, _image(edge_models, n)) for n in sorted(truth)[:3]])
+        status, listed, _ = _request(srv.port, "POST", "/predict", body, {"Content-Type": ctype})
+        _, info, _ = _request(srv.port, "GET", "/info")
+    assert [g[0] for g in got] == [200] * 6 and status == 200 and len(listed) == 3
+    assert clf.calls == [1] * 9 and info["limits"]["max_batch"] == 1
 
 
 def test_inference_past_the_deadline_is_503(edge_models, truth):
@@ -326,6 +479,16 @@ def test_inference_past_the_deadline_is_503(edge_models, truth):
         status, out, headers = _request(srv.port, "POST", "/predict", _image(edge_models, sorted(truth)[0]))
     assert status == 503 and out["error"] == "inference did not finish within --request-timeout 0.5 s"
     assert headers.get("retry-after") == "1"
+
+
+def test_serve_options_validate_the_queue_flags():
+    from edgedeploy.core.errors import EdgeDeployError
+
+    for bad in ({"max_queue": -1}, {"max_batch": 0}, {"batch_timeout_ms": -0.5}, {"max_batch": True}):
+        with pytest.raises(EdgeDeployError, match="Received"):
+            ServeOptions(**bad)
+    opts = ServeOptions()
+    assert (opts.max_concurrent, opts.max_queue, opts.max_batch, opts.batch_timeout_ms) == (8, 64, 4, 2.0)
 
 
 def test_2000_requests_while_50_slow_clients_trickle(edge_models):

@@ -118,7 +118,8 @@ def test_pipeline_options_validate_themselves():
         with pytest.raises(EdgeDeployError, match="Received"):
             PipelineOptions(**bad)
     opts = PipelineOptions(workers=3, batch_size=5).resolved()
-    assert opts.queue == 10 and opts.workers == 3
+    assert opts.queue == 15 and opts.workers == 3  # a batch for every worker
+    assert PipelineOptions(workers=1, batch_size=4).resolved().queue == 8
 
 
 def test_predict_batch_matches_predict_and_raises_the_first_bad_image(edge_models, truth):
@@ -158,3 +159,33 @@ def test_predict_batch_runs_one_runtime_call_per_batch(edge_models, truth, model
     assert [p.label for p in got] == [p.label for p in one]
     np.testing.assert_allclose(np.stack([p.probabilities for p in got]), np.stack([p.probabilities for p in one]),
                                atol=1e-5)
+
+
+# -- the thread defaults ----------------------------------------------------------------
+def test_default_threads_and_workers_follow_the_models_cost(tmp_path, edge_models):
+    from edgedeploy.runtime.pipeline import HEAVY_MACS, default_runtime_threads, default_workers, model_macs
+
+    light, heavy, unknown = tmp_path / "light.tflite", tmp_path / "heavy.tflite", tmp_path / "foreign.tflite"
+    for path, macs in ((light, 73_318_656), (heavy, 7_829_914_624)):
+        path.write_bytes(b"")
+        Path(f"{path}.json").write_text(json.dumps({"macs": macs}))
+    unknown.write_bytes(b"not a model")
+    assert model_macs(light) == 73_318_656 and model_macs(heavy) > HEAVY_MACS and model_macs(unknown) is None
+    assert model_macs(edge_models / "model_int8.tflite") > 0  # an exported file's manifest carries it
+    assert [default_runtime_threads(light, cores=c) for c in (1, 2, 4)] == [1, 1, 2]
+    assert [default_runtime_threads(m, cores=4) for m in (heavy, unknown, None)] == [4, 4, 4]
+    assert [default_workers(t, cores=2) for t in (1, 2, None)] == [2, 1, 1]
+    assert [default_workers(t, cores=4) for t in (2, 4)] == [3, 1]
+
+
+def test_edge_infer_picks_the_split_when_no_thread_flag_is_given(edge_models, monkeypatch):
+    from edgedeploy.runtime import cli, pipeline
+
+    monkeypatch.setattr(cli, "default_runtime_threads", lambda model=None, cores=None: 1)
+    args = cli.build_parser().parse_args([str(edge_models / "model_int8.tflite"), "x.jpg"])
+    assert cli.options_from(args).classifier.threads == 1
+    args = cli.build_parser().parse_args([str(edge_models / "model_int8.tflite"), "x.jpg", "--threads", "3"])
+    assert cli.options_from(args).classifier.threads == 3
+    clf = ImageClassifier(edge_models / "model_int8.tflite", threads=1)
+    with Pipeline(clf) as pipe:
+        assert pipe.options.workers == pipeline.default_workers(1)

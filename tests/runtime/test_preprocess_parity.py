@@ -8,8 +8,11 @@ nearest, no antialias) + the manifest's normalization. Device side:
 
 Proof on real photos (the 800 cat/dog JPEGs beside the checkout, skipped
 with a reason when absent) and on scikit-learn's two sample photos (skipped
-when scikit-learn is absent): arrays within 1/255 per pixel, and the exported
-model gives the same top-1 through both. Also the image modes users meet:
+when scikit-learn is absent): the decoded pixels are identical (the device's
+fast libjpeg-turbo path, edge_runtime/jpeg.py, against TensorFlow's
+``decode_jpeg(dct_method="INTEGER_ACCURATE")``), the model inputs agree at
+exactly 0/255 (max diff == 0, no tolerance), and the exported model gives the
+same top-1 through both. Also the image modes users meet:
 EXIF orientation, grayscale, RGBA, palette, 16-bit PNG, CMYK JPEG.
 """
 from __future__ import annotations
@@ -27,7 +30,6 @@ pytestmark = pytest.mark.tf
 tf = pytest.importorskip("tensorflow", reason="the training side of the comparison needs TensorFlow")
 
 PHOTOS = Path(__file__).resolve().parents[3] / "shared/data/cats_vs_dogs_small"
-TOL = 1.0 / 255.0
 
 
 def _manifest(size=160, method="bilinear", in_graph=False, mean=(0.0, 0.0, 0.0), std=(255.0, 255.0, 255.0), order="RGB"):
@@ -79,17 +81,39 @@ def _sklearn_photos() -> dict[str, bytes]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["bilinear", "nearest"])
-def test_real_photos_match_training_within_one_grey_level(method):
+def test_real_photos_match_training_exactly(method):
     m = _manifest(160, method)
-    worst, n = 0.0, 0
+    n = 0
     for path in _photos(step=1 if method == "bilinear" else 8):
         data = path.read_bytes()
         diff = float(np.abs(preprocess(data, m) - _tf_side(data, m)).max())
-        worst = max(worst, diff)
         n += 1
-        assert diff <= TOL, f"{path.name}: device differs from training by {diff * 255:.3f}/255"
-    assert n >= 50
-    print(f"{method}: {n} photos, worst difference {worst * 255:.4f}/255")
+        assert diff == 0.0, f"{path.name}: device differs from training by {diff * 255:.6f}/255"
+    assert n >= 50 if method == "nearest" else n == 800
+
+
+@pytest.mark.slow
+def test_real_photos_decode_to_the_same_pixels_on_the_fast_path(monkeypatch):
+    """Every shared photo takes the fast JPEG path, and its pixels are TensorFlow's, to the bit."""
+    from edgedeploy.runtime import jpeg
+
+    real, calls = jpeg.fast_decoder(), [0]
+    if real is None:
+        pytest.skip("simplejpeg is not installed: the fast path is off (Pillow decodes, as proven above)")
+
+    class Counting:
+        @staticmethod
+        def decode_jpeg(*a, **kw):
+            calls[0] += 1
+            return real.decode_jpeg(*a, **kw)
+
+    monkeypatch.setattr(jpeg, "fast_decoder", lambda: Counting)
+    paths = _photos()
+    for path in paths:
+        data = path.read_bytes()
+        want = tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE").numpy()
+        np.testing.assert_array_equal(load_image(data), want, err_msg=path.name)
+    assert calls[0] == len(paths) == 800
 
 
 def test_sklearn_sample_photos_match_training():
@@ -97,7 +121,7 @@ def test_sklearn_sample_photos_match_training():
         m = _manifest(size, method)
         for name, data in _sklearn_photos().items():
             diff = float(np.abs(preprocess(data, m) - _tf_side(data, m)).max())
-            assert diff <= TOL, f"{name} at {size} {method}: {diff * 255:.3f}/255"
+            assert diff == 0, f"{name} at {size} {method}: {diff * 255:.3f}/255"
 
 
 def test_normalization_math_and_colour_order_match():
@@ -107,7 +131,7 @@ def test_normalization_math_and_colour_order_match():
               _manifest(128, in_graph=True)):
         std = np.asarray(m.normalization.std if not m.normalization.in_graph else [1.0] * 3)
         diff = np.abs(preprocess(data, m) - _tf_side(data, m)) * std  # back to grey levels
-        assert diff.max() <= 1.0, f"{m.color_order} {m.normalization}: {diff.max():.3f} grey levels"
+        assert diff.max() == 0, f"{m.color_order} {m.normalization}: {diff.max():.6f} grey levels"
 
 
 @pytest.mark.slow
@@ -120,10 +144,9 @@ def test_model_gives_the_same_top1_through_both_paths(edge_models):
     sources += list(_sklearn_photos().values())
     edge = np.stack([preprocess(s, m) for s in sources])
     train = np.stack([_tf_side(s, m) for s in sources])
-    assert np.abs(edge - train).max() <= 1.0  # in_graph normalization: 0..255 pixels
+    np.testing.assert_array_equal(edge, train)  # 0/255: the same model input, so the same answers
     pe, pt = clf.predict_tensor(edge), clf.predict_tensor(train)
-    assert np.array_equal(pe.argmax(1), pt.argmax(1))
-    assert np.abs(pe - pt).max() < 1e-2
+    np.testing.assert_array_equal(pe, pt)
 
 
 # -- image modes ------------------------------------------------------------------
@@ -153,7 +176,7 @@ def test_exif_orientation_is_applied_like_training(photo, orientation):
     dev = load_image(data)
     assert dev.shape[:2] == ((90, 60) if orientation in (6, 8) else (60, 90))
     m = _manifest(48)
-    assert np.abs(preprocess(data, m) - _tf_side(data, m)).max() <= TOL
+    assert np.abs(preprocess(data, m) - _tf_side(data, m)).max() == 0
 
 
 @pytest.mark.parametrize("mode", ["L", "RGBA", "P", "I;16", "CMYK", "LA", "1"])
@@ -179,7 +202,7 @@ def test_image_modes_decode_like_training(photo, mode):
         return
     m = _manifest(48)
     diff = np.abs(preprocess(data, m) - _tf_side(data, m)).max()
-    assert diff <= TOL, f"{mode}: {diff * 255:.3f}/255"
+    assert diff == 0, f"{mode}: {diff * 255:.3f}/255"
 
 
 def test_grayscale_models_get_one_channel(photo):
