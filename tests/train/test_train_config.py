@@ -153,3 +153,39 @@ def test_train_state_round_trip_and_early_stopping(tmp_path):
     assert back == state and back.history_columns()["epoch"] == [1, 2, 3]
     back.enter_phase(1, fine_tune=True)
     assert (back.phase_index, back.wait, back.phase_stopped, back.fine_tune_start_epoch) == (1, 0, False, 4)
+
+
+def test_patience_running_out_on_the_last_epoch_is_no_early_stop():
+    """The demo's 15/15 was marked "(early stop)": patience ran out on the phase's planned last epoch."""
+    from edgedeploy.train.checkpoints import TrainState
+
+    last = TrainState()
+    for epoch, loss in enumerate((0.5, 0.6, 0.7), start=1):
+        last.record_epoch({"epoch": epoch}, val_loss=loss, patience=2, phase_epochs=3)
+    assert last.wait == 2 and not last.phase_stopped  # the run ended as planned
+    early = TrainState()
+    for epoch, loss in enumerate((0.5, 0.6, 0.7), start=1):
+        early.record_epoch({"epoch": epoch}, val_loss=loss, patience=2, phase_epochs=5)
+    assert early.phase_stopped  # two epochs were left: a real early stop
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize("epochs, marked", [(3, False), (5, True)])
+def test_the_epoch_line_says_early_stop_only_when_epochs_were_left(tmp_path, capsys, epochs, marked):
+    from types import SimpleNamespace
+
+    from edgedeploy.train.checkpoints import InterruptGuard, TrainState, make_callback
+    from edgedeploy.train.finetune import Phase
+
+    state = TrainState()
+    cb = make_callback(tmp_path, state, Phase("train", "full", epochs, 1e-3), patience=2, total_epochs=epochs,
+                       chief=False, guard=InterruptGuard())
+    model = SimpleNamespace(stop_training=False)
+    cb.set_model(model)
+    for epoch, val_loss in enumerate((0.5, 0.6, 0.7)):
+        cb.on_epoch_begin(epoch)
+        cb.on_epoch_end(epoch, {"loss": 1.0, "val_loss": val_loss})
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1].startswith(f"epoch   3/{epochs}")
+    assert ("(early stop)" in lines[-1]) is marked and model.stop_training is marked
+    assert not any("(early stop)" in line for line in lines[:-1])
