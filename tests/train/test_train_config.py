@@ -124,6 +124,27 @@ def test_cli_user_errors_exit_2_with_one_line(args, needle):
     assert "Traceback" not in r.stderr
 
 
+@pytest.mark.parametrize("layout, needle", [
+    ({"cat/a.jpg": b"x", "cat/b.jpg": b"x"}, "has no class subfolders"),  # --data .../cat: images, no class folders
+    ({"cat/a/a.jpg": b"x"}, "has only one class folder ('a')"),
+    ({}, "is empty"),
+])
+def test_data_without_class_folders_is_refused_before_tensorflow_loads(tmp_path, layout, needle):
+    """It took 10.5 s (TensorFlow's import) to refuse `--data photos/cat`; the folder is now looked at first."""
+    (tmp_path / "cat").mkdir()
+    for rel, data in layout.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(data)
+    code = ("import sys\nfrom edgedeploy.train.cli import main\n"
+            "rc = main(['--data', sys.argv[1], '--output', sys.argv[2]])\n"
+            "print(rc, sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "cat"), str(tmp_path / "run")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "2 []", out.stdout + out.stderr  # exit 2, and neither was imported
+    assert out.stderr.count("\n") == 1 and needle in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "run").exists()
+
+
 def test_interrupt_during_checkpoint_write_is_deferred():
     from edgedeploy.train.checkpoints import InterruptGuard
 
