@@ -49,6 +49,47 @@ def runtime_names() -> list[str]:
 
 
 # -- command line -----------------------------------------------------------------
+class Requires:
+    """What a script needs beyond the ``edge`` extra, declared as ``REQUIRES = Requires("train", "tensorflow")``.
+
+    ``edge-bench list`` lists a script only where its modules are installed (and says in one line
+    which extra the others need); ``edge-bench NAME`` and the script itself refuse with that line
+    (exit 2) instead of a traceback deep inside.
+    """
+
+    def __init__(self, extra: str, *modules: str) -> None:
+        self.extra, self.modules = extra, modules
+
+    def missing(self) -> list[str]:
+        import importlib.util
+
+        out = []
+        for name in self.modules:
+            if name in sys.modules:
+                if sys.modules[name] is None:  # blocked (tests), as on an install without it
+                    out.append(name)
+                continue
+            try:
+                if importlib.util.find_spec(name) is None:
+                    out.append(name)
+            except (ImportError, ValueError):
+                out.append(name)
+        return out
+
+    def message(self, prog: str) -> str | None:
+        """None when everything is installed, else one line naming the extra and how to get it."""
+        gone = self.missing()
+        if not gone:
+            return None
+        return (f"{prog} needs the {self.extra} extra ({', '.join(gone)} is not installed here): "
+                f"pip install 'edgedeploy[{self.extra}]'")
+
+    def check(self, prog: str) -> None:
+        msg = self.message(prog)
+        if msg:
+            raise command.UsageError(msg)
+
+
 class ArgumentParser(command.ArgumentParser):
     """The shared parser (edge_runtime/command.py): a usage mistake is one UsageError line, exit 2."""
 

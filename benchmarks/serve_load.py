@@ -41,6 +41,7 @@ from edgedeploy.core.command import ArgumentParser, run_command
 from edgedeploy.core.errors import EdgeDeployError
 
 PROG = "serve_load.py"
+REQUIRES = C.Requires("serve", "starlette", "uvicorn")  # edge-bench lists it where the serve extra is installed
 HOST = "127.0.0.1"
 WARMUP = 200
 SLOW_DECLARED = 100_000
