@@ -102,15 +102,8 @@ def _markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
-def _run(argv: list[str]) -> int:
-    """Run the campaign and write the reports.
-
-    Args:
-        argv: command-line arguments (see the module docstring).
-
-    Returns:
-        0 if every case was acceptable, 1 if not, 2 on a usage error.
-    """
+def build_parser() -> ArgumentParser:
+    """The script's parser (flags anywhere: the shared ArgumentParser parses intermixed)."""
     p = ArgumentParser(prog="benchmarks/fuzz.py", description=__doc__.split("\n\n")[0])
     p.add_argument("models", nargs="+", help="model files or folders holding them")
     p.add_argument("--cases", type=int, default=2000, help="mutations per model file (default 2000)")
@@ -120,7 +113,19 @@ def _run(argv: list[str]) -> int:
     p.add_argument("--baseline", type=int, default=0, metavar="N",
                    help="also hand N mutated copies of each model straight to the runtime (no checks) and count crashes")
     p.add_argument("--out", default="reports", help="folder for fuzz.json and fuzz.md")
-    args = p.parse_args(argv)
+    return p
+
+
+def _run(argv: list[str]) -> int:
+    """Run the campaign and write the reports.
+
+    Args:
+        argv: command-line arguments (see the module docstring).
+
+    Returns:
+        0 if every case was acceptable, 1 if not, 2 on a usage error.
+    """
+    args = build_parser().parse_args(argv)
     try:
         if args.cases < 1:
             raise EdgeDeployError(f"Received --cases {args.cases}, expected an integer >= 1")

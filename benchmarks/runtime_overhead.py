@@ -222,6 +222,18 @@ def markdown(rep: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def build_parser() -> ArgumentParser:
+    """The script's parser (flags anywhere: the shared ArgumentParser parses intermixed)."""
+    p = ArgumentParser(prog="benchmarks/runtime_overhead.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("model", help="a .tflite model exported by edgedeploy (the small CNN)")
+    p.add_argument("--repeats", type=int, default=5, help="fresh processes per measurement (default 5)")
+    p.add_argument("--iters", type=int, default=4000, help="calls per loop and process in (a) (default 4000)")
+    p.add_argument("--threads", type=int, default=1, help="runtime threads for (a) (default 1)")
+    p.add_argument("--out", default="reports", help="folder for the reports (default reports/)")
+    p.add_argument("--quick", action="store_true", help="3 repeats of 800 calls: a smoke run")
+    return p
+
+
 def _run(argv: list[str]) -> int:
     """Measure and write ``runtime_overhead.json`` and ``.md``.
 
@@ -231,14 +243,7 @@ def _run(argv: list[str]) -> int:
     Returns:
         0 when measured (targets are reported, not enforced), 2 on a usage error.
     """
-    p = ArgumentParser(prog="benchmarks/runtime_overhead.py", description=__doc__.split("\n\n")[0])
-    p.add_argument("model", help="a .tflite model exported by edgedeploy (the small CNN)")
-    p.add_argument("--repeats", type=int, default=5, help="fresh processes per measurement (default 5)")
-    p.add_argument("--iters", type=int, default=4000, help="calls per loop and process in (a) (default 4000)")
-    p.add_argument("--threads", type=int, default=1, help="runtime threads for (a) (default 1)")
-    p.add_argument("--out", default="reports", help="folder for the reports (default reports/)")
-    p.add_argument("--quick", action="store_true", help="3 repeats of 800 calls: a smoke run")
-    args = p.parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         model = Path(args.model)
         litert = BACKENDS.get("litert")  # (a) drives a bare LiteRT interpreter beside ImageClassifier
