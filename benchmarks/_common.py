@@ -177,6 +177,36 @@ def discover_models(items: Iterable[str | os.PathLike]) -> list[Path]:
     return unique
 
 
+def alias_label(alias: str, kept: str) -> str:
+    """How a file that is a byte-for-byte copy of another is shown: ``selected = model_dynamic.tflite``."""
+    stem = Path(alias).name
+    return f"{'selected' if stem.startswith('selected.') else stem} = {Path(kept).name}"
+
+
+def same_files(models: Sequence[Path]) -> tuple[list[Path], list[dict[str, str]]]:
+    """The models with byte-identical copies left out (by SHA-256), and the copies left out.
+
+    ``export-model --select`` writes ``selected.<ext>``, a copy of one of the files beside it: measuring
+    both would time one file twice (and report the two runs' noise as a difference). Of a group of
+    identical files the one kept is the first whose name is not ``selected.*``. Each copy left out is
+    ``{"file", "path", "same_as", "same_as_path", "sha256", "label"}`` (label: ``selected = model_dynamic.tflite``).
+    """
+    groups: dict[str, list[Path]] = {}
+    for m in models:
+        groups.setdefault(sha256_file(m), []).append(m)
+    kept: list[Path] = []
+    copies: list[dict[str, str]] = []
+    for digest, group in groups.items():
+        keep = next((m for m in group if not m.name.startswith("selected.")), group[0])
+        kept.append(keep)
+        for m in group:
+            if m is not keep:
+                copies.append({"file": m.name, "path": str(m), "same_as": keep.name, "same_as_path": str(keep),
+                               "sha256": digest, "label": alias_label(m.name, keep.name)})
+    order = {m: i for i, m in enumerate(models)}
+    return sorted(kept, key=order.__getitem__), copies
+
+
 _REJECTED_VIEWS: list[Any] = []
 
 
