@@ -182,6 +182,12 @@ def per_class_table(accuracy_rows: Sequence[dict], entries: Sequence[VariantEntr
 def env_lines(env: dict) -> list[str]:
     pk = ", ".join(f"{k} {v}" for k, v in env["packages"].items() if v)
     lines = [f"- Device: **{env['device']}**", f"- CPU: {env['cpu_model']}, {env['cpu_cores']} cores ({env['cpu_cores_usable']} usable), {env['arch']}, {env['os']}"]
+    if env.get("cpu_flags") is not None:
+        lines.append(f"- CPU flags that decide int8 speed: {' '.join(env['cpu_flags']) or 'none of them'}")
+    if env.get("load_average"):
+        before = env.get("load_average_before")
+        lines.append(f"- Load average (1/5/15 min): {' / '.join(f'{x:g}' for x in env['load_average'])} after the runs"
+                     + (f", {' / '.join(f'{x:g}' for x in before)} before" if before else ""))
     if env.get("board_model"):
         lines.append(f"- Board: {env['board_model']}")
     freq = env.get("cpu_freq_mhz")
@@ -293,7 +299,8 @@ def _main(argv: Sequence[str]) -> int:
         A.check_labels(list(models) + ([reference] if reference is not None else []), data)
         print(f"{PROG}: scoring accuracy on {data.name}", file=sys.stderr)
 
-    device = C.environment(args.device_name)["device"]
+    env_before = C.environment(args.device_name)
+    device = env_before["device"]
     failures: list = []
     lat_rows = L.run_latency(models, backends, threads, warmup, runs, args.batch_size, args.seed, args.peak_gflops,
                              not args.no_xnnpack, failures=failures)
@@ -305,6 +312,7 @@ def _main(argv: Sequence[str]) -> int:
         acc_models.append(reference)  # scored for the comparison, not timed
     acc_rows = A.evaluate(acc_models, data, reference) if data is not None else []
     env = C.environment(args.device_name)  # after the runs: the temperature and throttling they caused
+    env["load_average_before"] = env_before.get("load_average")  # the other jobs' load, before ours
     entries, summary = summarize(lat_rows, acc_rows, str(reference) if reference else None, device, copies)
     out.mkdir(parents=True, exist_ok=True)
     plots, skipped, axes = write_plots(out, entries, lat_rows, args.force, summary["reference_accuracy"], WITHIN_POINTS)

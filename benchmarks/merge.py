@@ -22,6 +22,7 @@ from edgedeploy.bench import _common as C
 from edgedeploy.bench.plots import legend_outside, log_axis, wide
 from edgedeploy.bench.records import MERGED_FIELDS as FIELDS  # merged.csv's header, merged.json's row fields
 from edgedeploy.bench.records import MergedRow
+from edgedeploy.core.environment import describe_cpu, environment
 from edgedeploy.core.errors import EdgeDeployError
 
 PROG = "merge.py"
@@ -82,7 +83,7 @@ def merge(paths: Sequence[str]) -> dict[str, Any]:
         if len(hashes) > 1:
             warnings.append(f"{v} differs between devices ({len(hashes)} different files): the rows compare different models")
     return {"tool": "merge", "schema": C.REPORT_SCHEMA, "created": C.now_iso(), "devices": devices, "rows": rows,
-            "warnings": warnings}
+            "warnings": warnings, "environment": environment()}  # where the merge ran; each device's is in devices
 
 
 def same_file_rows(rows: Sequence[MergedRow]) -> tuple[list[MergedRow], list[tuple[str, str]]]:
@@ -216,7 +217,7 @@ def _main(argv: Sequence[str]) -> int:
     ph, pr = pivot(merged)
     lh, lr = long_table(merged)
     md = ["# edgedeploy benchmarks across devices", ""]
-    md += [f"- **{d['device']}**: {d['environment'].get('cpu_model', '?')}, {d['environment'].get('arch', '?')}, "
+    md += [f"- **{d['device']}**: {describe_cpu(d['environment'])}, {d['environment'].get('arch', '?')}, "
            f"Python {d['environment'].get('python', '?')} (from `{d['source']}`, {d['created']})" for d in merged["devices"]]
     md += ["", "## p50 latency by device", "", C.table(ph, pr, markdown=True), "", "## All figures", "", C.table(lh, lr, markdown=True), ""]
     md += [f"> warning: {w}" for w in merged["warnings"]]
