@@ -24,8 +24,9 @@ chmod 644 /tmp/pip-noindex.conf
 export PIP_CONFIG_FILE=/tmp/pip-noindex.conf PIP_NO_INDEX=1 PIP_INDEX_URL=http://127.0.0.1:9/no-index-here
 
 # The user `pi` of Raspberry Pi OS (this minimal userland has no adduser: the passwd lines by hand).
-grep -q '^pi:' /etc/passwd || echo "pi:x:$PI_UID:$PI_UID:pi:$HOME_PI:/bin/sh" >> /etc/passwd
-grep -q '^pi:' /etc/group || echo "pi:x:$PI_UID:" >> /etc/group
+has_entry() { while IFS=: read -r name _; do [ "$name" = "$1" ] && return 0; done < "$2"; return 1; }  # no grep here
+has_entry pi /etc/passwd || echo "pi:x:$PI_UID:$PI_UID:pi:$HOME_PI:/bin/sh" >> /etc/passwd
+has_entry pi /etc/group || echo "pi:x:$PI_UID:" >> /etc/group
 rm -rf "$HOME_PI" && mkdir -p "$HOME_PI" && cp "$WORK/bundle/$NAME.tar.gz" "$HOME_PI/" && chown -R "$PI_UID:$PI_UID" "$HOME_PI"
 # as_pi CMD: run CMD with sh as user pi in /home/pi, with a login's environment (no util-linux here:
 # python3 drops root the way su would)
@@ -47,7 +48,9 @@ t0=$(now)
 as_pi "id && tar xzf $NAME.tar.gz && $NAME/install.sh" > "$WORK/arm/bundle-install.log" 2>&1
 rc=$?
 indent < "$WORK/arm/bundle-install.log" | tail -n 14
-if [ $rc = 0 ] && grep -q "installing in place, in $PREFIX" "$WORK/arm/bundle-install.log"; then
+in_place=0
+while IFS= read -r line; do [ "$line" = "install.sh: installing in place, in $PREFIX" ] && in_place=1; done < "$WORK/arm/bundle-install.log"
+if [ $rc = 0 ] && [ $in_place = 1 ]; then
     check bundle-install PASS "as pi, no PREFIX: installed in place in $PREFIX, offline + self-test ($(( $(now) - t0 )) s)"
 else
     check bundle-install FAIL "as pi, no PREFIX: install.sh exit $rc"
