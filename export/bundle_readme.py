@@ -77,7 +77,7 @@ def readme_text(info: dict[str, Any], manifest: Manifest, target: Any) -> str:
         "latency_line": (f"- Latency here: {lat}; measure it on the device: `edge-bench latency`" if lat is not None else
                          "- Latency: not measured for this bundle; measure it on the device: `edge-bench latency`"),
         "machine": target.machine,
-        "python_req": target.python if offline else ">= 3.10",
+        "python_req": target.python if offline else ">= 3.11",
         "install_from": "edgedeploy and its dependencies offline from `wheels/`" if offline
                         else "edgedeploy from `wheels/` and its dependencies from the package index",
         "service": info["service"],

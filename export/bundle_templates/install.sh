@@ -47,7 +47,7 @@ pyv=$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 if [ "$OFFLINE" = 1 ]; then
     [ "$pyv" = "$PYVER" ] || die 2 "this bundle's wheels are for Python $PYVER, but python3 is $pyv (make one with --no-wheels to install from the index)"
 else
-    python3 -c 'import sys; sys.exit(sys.version_info < (3, 10))' || die 2 "edgedeploy needs Python >= 3.10, python3 is $pyv"
+    python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || die 2 "edgedeploy needs Python >= 3.11, python3 is $pyv"
 fi
 
 # 2. every file against SHA256SUMS
