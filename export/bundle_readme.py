@@ -10,7 +10,7 @@ from edgedeploy.runtime.manifest import Manifest
 TEMPLATE = Path(__file__).with_name("bundle_templates") / "README.md.in"
 
 MANIFEST_NOTE = ("This .tflite carries edgedeploy's manifest (labels, input size, normalization) as a TFLite "
-                 "metadata entry named `edgedeploy.manifest`, read by edge_runtime.")
+                 "metadata entry named `edgedeploy.manifest`, read by edgedeploy.runtime.")
 WITH_STANDARD = (" It also carries the standard TFLite metadata that MediaPipe Tasks and Android's TFLite Support "
                  "library read: {what}.")
 WITHOUT_STANDARD = (" It does not carry the standard TFLite metadata (MediaPipe Tasks, Android's TFLite Support "
@@ -74,7 +74,7 @@ def readme_text(info: dict[str, Any], manifest: Manifest, target: Any) -> str:
         "input_desc": f"{manifest.input_height}x{manifest.input_width}x{manifest.input_channels} {manifest.color_order}, "
                       f"{manifest.resize_method} resize, {norm}; tensor {manifest.input.dtype}",
         "runtime": info["runtime"], "gate_lines": _gate_lines(info.get("gate") or {}),
-        "latency_line": (f"- Latency here: {lat}; measure it on the device: `edge-bench latency`" if lat is not None else
+        "latency_line": (f"- Latency at export: {lat}; measure it on the device: `edge-bench latency`" if lat is not None else
                          "- Latency: not measured for this bundle; measure it on the device: `edge-bench latency`"),
         "machine": target.machine,
         "python_req": target.python if offline else ">= 3.11",

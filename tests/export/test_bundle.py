@@ -163,7 +163,7 @@ def test_bundle_takes_selected_from_the_output_folder(tmp_path, edge_models, whe
     assert "['" not in readme and "not measured" not in readme
     assert "- Chosen by `export-model --select fastest`:\n  - model_int8.tflite is the fastest accepted file" in readme
     assert "  - Runner-up: model_dynamic.tflite" in readme
-    assert "- Latency here: p50 0.0632 ms, batch 1 (this machine, litert, 2 thread(s)), measured by `export-model --select`" in readme
+    assert "- Latency at export: p50 0.0632 ms, batch 1 (this machine, litert, 2 thread(s)), measured by `export-model --select`" in readme
     assert info["latency"].startswith("p50 0.0632 ms")
     # a pi64 bundle on this x86_64 machine: install.sh says so in one line, exit 2, before anything is installed
     if os.uname().machine != "aarch64":
