@@ -227,9 +227,12 @@ def test_x86_bundle_installs_offline_runs_and_refuses_a_flipped_byte(tmp_path, e
     here = home / "xb"
     assert (here / "venv/bin/edge-infer").is_file() and (here / "xb.service").is_file() and (here / "service.env").is_file()
     assert f"ExecStart={here.resolve()}/run.sh" in (here / "xb.service").read_text()
-    # run again in place: what the first install added is not mistaken for a foreign file
-    r = subprocess.run(["sh", str(here / "install.sh"), "--no-selftest"], capture_output=True, text=True, env=env, timeout=900)
+    # run again, naming the bundle folder itself as PREFIX (spelled differently): in place again, and what
+    # the first install added (venv/, inbox/, service.env, xb.service) is not mistaken for a foreign file
+    r = subprocess.run(["sh", str(here / "install.sh"), f"{here}/.", "--no-selftest"], capture_output=True, text=True,
+                       env=env, timeout=900)
     assert r.returncode == 0, r.stdout + r.stderr
+    assert f"installing in place, in {here.resolve()}" in r.stdout
     # the service as the README runs it: ~/xb/run.sh watch classifies dropped files as x86 recorded
     proc = subprocess.Popen([str(here / "run.sh"), "watch", "--max-images", "2", "--duration", "120"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
