@@ -38,7 +38,9 @@ def test_resolve_defaults(tmp_path):
     assert (c.image_size, c.augment, c.weights, c.finetune, c.fine_tune_lr) == (160, True, "imagenet", "two-phase", 1e-5)
     c = resolve(TrainConfig(model="vgg16", dataset="digits", finetune="partial", weights="none", output="x"))
     assert c.unfreeze_from == "block5_conv1"
-    c = resolve(TrainConfig(data_dir=str(tmp_path), output="x"))
+    for cls in ("cat", "dog"):
+        (tmp_path / "photos" / cls).mkdir(parents=True)
+    c = resolve(TrainConfig(data_dir=str(tmp_path / "photos"), output="x"))
     assert c.dataset == "folder" and c.image_size == 160
 
 
