@@ -33,7 +33,7 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# Re-measure every README figure (long: trains on the shared photos, VGG16 latency, fuzzing),
+# Re-measure every figure of the README and docs/ (long: trains on the shared photos, VGG16 latency, fuzzing),
 # or one of them with ONLY=NAME (python scripts/figures.py list), then render the tables.
 figures: $(STAMP)
 	$(BIN)/python scripts/figures.py measure $(ONLY)

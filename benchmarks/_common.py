@@ -49,6 +49,47 @@ def runtime_names() -> list[str]:
 
 
 # -- command line -----------------------------------------------------------------
+class Requires:
+    """What a script needs beyond the ``edge`` extra, declared as ``REQUIRES = Requires("train", "tensorflow")``.
+
+    ``edge-bench list`` lists a script only where its modules are installed (and says in one line
+    which extra the others need); ``edge-bench NAME`` and the script itself refuse with that line
+    (exit 2) instead of a traceback deep inside.
+    """
+
+    def __init__(self, extra: str, *modules: str) -> None:
+        self.extra, self.modules = extra, modules
+
+    def missing(self) -> list[str]:
+        import importlib.util
+
+        out = []
+        for name in self.modules:
+            if name in sys.modules:
+                if sys.modules[name] is None:  # blocked (tests), as on an install without it
+                    out.append(name)
+                continue
+            try:
+                if importlib.util.find_spec(name) is None:
+                    out.append(name)
+            except (ImportError, ValueError):
+                out.append(name)
+        return out
+
+    def message(self, prog: str) -> str | None:
+        """None when everything is installed, else one line naming the extra and how to get it."""
+        gone = self.missing()
+        if not gone:
+            return None
+        return (f"{prog} needs the {self.extra} extra ({', '.join(gone)} is not installed here): "
+                f"pip install 'edgedeploy[{self.extra}]'")
+
+    def check(self, prog: str) -> None:
+        msg = self.message(prog)
+        if msg:
+            raise command.UsageError(msg)
+
+
 class ArgumentParser(command.ArgumentParser):
     """The shared parser (edge_runtime/command.py): a usage mistake is one UsageError line, exit 2."""
 
@@ -134,6 +175,36 @@ def discover_models(items: Iterable[str | os.PathLike]) -> list[Path]:
             seen.add(p.resolve())
             unique.append(p)
     return unique
+
+
+def alias_label(alias: str, kept: str) -> str:
+    """How a file that is a byte-for-byte copy of another is shown: ``selected = model_dynamic.tflite``."""
+    stem = Path(alias).name
+    return f"{'selected' if stem.startswith('selected.') else stem} = {Path(kept).name}"
+
+
+def same_files(models: Sequence[Path]) -> tuple[list[Path], list[dict[str, str]]]:
+    """The models with byte-identical copies left out (by SHA-256), and the copies left out.
+
+    ``export-model --select`` writes ``selected.<ext>``, a copy of one of the files beside it: measuring
+    both would time one file twice (and report the two runs' noise as a difference). Of a group of
+    identical files the one kept is the first whose name is not ``selected.*``. Each copy left out is
+    ``{"file", "path", "same_as", "same_as_path", "sha256", "label"}`` (label: ``selected = model_dynamic.tflite``).
+    """
+    groups: dict[str, list[Path]] = {}
+    for m in models:
+        groups.setdefault(sha256_file(m), []).append(m)
+    kept: list[Path] = []
+    copies: list[dict[str, str]] = []
+    for digest, group in groups.items():
+        keep = next((m for m in group if not m.name.startswith("selected.")), group[0])
+        kept.append(keep)
+        for m in group:
+            if m is not keep:
+                copies.append({"file": m.name, "path": str(m), "same_as": keep.name, "same_as_path": str(keep),
+                               "sha256": digest, "label": alias_label(m.name, keep.name)})
+    order = {m: i for i, m in enumerate(models)}
+    return sorted(kept, key=order.__getitem__), copies
 
 
 _REJECTED_VIEWS: list[Any] = []

@@ -8,7 +8,10 @@
 installed package (a dash in NAME stands for an underscore), exactly as
 ``python benchmarks/NAME.py ARGS...`` does from a checkout. Every module in this
 package with a ``main`` and no leading underscore is a command: a new script is
-one new file.
+one new file. A script that needs more than the ``edge`` extra says so with
+``REQUIRES = Requires("train", "tensorflow")`` (``_common.Requires``): ``edge-bench list``
+lists it only where those modules are installed, and names the extra for the others
+in one line each on stderr; ``edge-bench NAME`` refuses it there with that line (exit 2).
 """
 from __future__ import annotations
 
@@ -32,6 +35,16 @@ def command_names() -> list[str]:
                   if not m.name.startswith("_") and m.name not in NOT_COMMANDS and not m.ispkg)
 
 
+def requirement_message(name: str) -> str | None:
+    """None when command ``name`` can run on this install, else one line naming the extra it needs."""
+    try:
+        module = importlib.import_module(f"{__package__}.{name.replace('-', '_')}")
+    except ImportError as exc:  # a script whose own imports are missing here
+        return f"{name} cannot run on this install: {exc}"
+    requires = getattr(module, "REQUIRES", None)
+    return requires.message(name) if requires is not None else None
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog=PROG, description="Run an edgedeploy benchmark script from the installed package.",
                        epilog="commands: " + ", ".join(command_names()) + ". `edge-bench NAME --help` shows a "
@@ -44,11 +57,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     names = command_names()
-    if args.command == "list":
-        print("\n".join(names))
+    if args.command == "list":  # what runs here; one line on stderr for each script that needs another extra
+        for name in names:
+            msg = requirement_message(name)
+            if msg is None:
+                print(name)
+            else:
+                print(f"{PROG}: not on this install: {msg}", file=sys.stderr)
         return 0
     if args.command not in names:
         raise UsageError(f"Received command {args.command!r}, expected one of: {', '.join(names)}")
+    msg = requirement_message(args.command)
+    if msg is not None and not any(a in ("-h", "--help") for a in args.args):
+        raise UsageError(msg)
     module = importlib.import_module(f"{__package__}.{args.command.replace('-', '_')}")
     return int(module.main(list(args.args)) or 0)
 

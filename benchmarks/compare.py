@@ -61,8 +61,12 @@ def pick_reference(infos: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def summarize(latency_rows: Sequence[dict], accuracy_rows: Sequence[dict], reference: str | None,
-              device: str) -> tuple[list[VariantEntry], dict]:
-    """One entry per variant x backend (at its fastest thread count) and the verdicts."""
+              device: str, copies: Sequence[dict[str, str]] = ()) -> tuple[list[VariantEntry], dict]:
+    """One entry per variant x backend (at its fastest thread count) and the verdicts.
+
+    ``copies`` (``_common.same_files``) are files measured as the identical file they copy: their
+    label is added to that entry's name, ``TFLite dynamic (selected = model_dynamic.tflite)``.
+    """
     acc = {r["path"]: r for r in accuracy_rows}
     best: dict[tuple[str, str], dict] = {}
     for r in latency_rows:
@@ -84,13 +88,15 @@ def summarize(latency_rows: Sequence[dict], accuracy_rows: Sequence[dict], refer
     for e in entries:
         base = e.label if labels_unique else e.variant
         multi = len({x.backend for x in entries if x.path == e.path}) > 1
-        e.name = f"{base} ({e.backend})" if multi else base
+        e.same_files = [c["label"] for c in copies if c["same_as_path"] == e.path]
+        tags = ([e.backend] if multi else []) + e.same_files
+        e.name = f"{base} ({', '.join(tags)})" if tags else base
 
     def lat(e: VariantEntry) -> float:
         return e.p50_ms
 
     summary: dict[str, Any] = {"reference": Path(reference).name if reference else None, "reference_accuracy": ref_acc,
-                               "within_points": WITHIN_POINTS}
+                               "within_points": WITHIN_POINTS, "same_files": list(copies)}
     ref_names = [e.name for e in entries if e.path == reference]
     summary["reference_name"] = ref_names[0].split(" (")[0] if ref_names else summary["reference"]
     fastest = min(entries, key=lat)
@@ -176,6 +182,12 @@ def per_class_table(accuracy_rows: Sequence[dict], entries: Sequence[VariantEntr
 def env_lines(env: dict) -> list[str]:
     pk = ", ".join(f"{k} {v}" for k, v in env["packages"].items() if v)
     lines = [f"- Device: **{env['device']}**", f"- CPU: {env['cpu_model']}, {env['cpu_cores']} cores ({env['cpu_cores_usable']} usable), {env['arch']}, {env['os']}"]
+    if env.get("cpu_flags") is not None:
+        lines.append(f"- CPU flags that decide int8 speed: {' '.join(env['cpu_flags']) or 'none of them'}")
+    if env.get("load_average"):
+        before = env.get("load_average_before")
+        lines.append(f"- Load average (1/5/15 min): {' / '.join(f'{x:g}' for x in env['load_average'])} after the runs"
+                     + (f", {' / '.join(f'{x:g}' for x in before)} before" if before else ""))
     if env.get("board_model"):
         lines.append(f"- Board: {env['board_model']}")
     freq = env.get("cpu_freq_mhz")
@@ -192,6 +204,9 @@ def markdown(report: dict, entries, threads) -> str:
     lines += ["## Verdict", ""] + [f"- {v}" for v in report["verdict"]] + [""]
     h, r = main_table(entries)
     lines += ["## Side by side", "", C.table(h, r, markdown=True), ""]
+    for c in report["summary"].get("same_files") or []:
+        lines += [f"{c['file']} is the same file as {c['same_as']} (SHA-256 {c['sha256'][:12]}...): measured once, "
+                  f"shown as \"{c['label']}\".", ""]
     lines += [f"Latency: `predict_tensor` on batch {s['batch_size']}, {s['warmup']} warm-up + {s['runs']} timed runs, "
               f"each variant x thread count in a fresh process, same seeded input (seed {s['seed']}); the row shows the "
               "fastest thread count. Load = model open to ready (runtime import excluded); 1st = first inference. "
@@ -263,10 +278,16 @@ def _main(argv: Sequence[str]) -> int:
     if out.exists() and not out.is_dir():
         raise EdgeDeployError(f"--out must be a folder, got a file: {out}")
     C.check_outputs([out / f for f in REPORT_FILES + PLOTS], args.force)
-    models = C.discover_models(args.models)
+    models, copies = C.same_files(C.discover_models(args.models))  # selected.* = one of the others: measured once
+    for c in copies:
+        print(f"{PROG}: {c['file']} is the same file as {c['same_as']} (SHA-256): measured once, as {c['label']!r}",
+              file=sys.stderr)
     infos = [C.variant_info(m) for m in models]
     ref_info = C.variant_info(C.discover_models([args.reference])[0]) if args.reference else pick_reference(infos)
     reference = Path(ref_info["path"]) if ref_info else None
+    for c in copies:  # --reference selected.tflite: the file measured in its place
+        if reference is not None and reference.resolve() == Path(c["path"]).resolve():
+            reference = Path(c["same_as_path"])
     limit = args.limit if args.limit is not None else (A.QUICK_LIMIT if args.quick else None)
 
     data = None
@@ -278,7 +299,8 @@ def _main(argv: Sequence[str]) -> int:
         A.check_labels(list(models) + ([reference] if reference is not None else []), data)
         print(f"{PROG}: scoring accuracy on {data.name}", file=sys.stderr)
 
-    device = C.environment(args.device_name)["device"]
+    env_before = C.environment(args.device_name)
+    device = env_before["device"]
     failures: list = []
     lat_rows = L.run_latency(models, backends, threads, warmup, runs, args.batch_size, args.seed, args.peak_gflops,
                              not args.no_xnnpack, failures=failures)
@@ -290,7 +312,8 @@ def _main(argv: Sequence[str]) -> int:
         acc_models.append(reference)  # scored for the comparison, not timed
     acc_rows = A.evaluate(acc_models, data, reference) if data is not None else []
     env = C.environment(args.device_name)  # after the runs: the temperature and throttling they caused
-    entries, summary = summarize(lat_rows, acc_rows, str(reference) if reference else None, device)
+    env["load_average_before"] = env_before.get("load_average")  # the other jobs' load, before ours
+    entries, summary = summarize(lat_rows, acc_rows, str(reference) if reference else None, device, copies)
     out.mkdir(parents=True, exist_ok=True)
     plots, skipped, axes = write_plots(out, entries, lat_rows, args.force, summary["reference_accuracy"], WITHIN_POINTS)
     report = {"tool": "compare", "schema": C.REPORT_SCHEMA, "created": C.now_iso(), "environment": env,

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from edgedeploy.bench.fuzzing import FuzzWorker, apply_mutations, random_mutations, seed_images
 from edgedeploy.core.command import ArgumentParser, run_argv
+from edgedeploy.core.environment import describe_cpu, environment
 from edgedeploy.core.errors import EdgeDeployError
 from edgedeploy.core.io import atomic_write_json, atomic_write_text
 from edgedeploy.runtime.formats import describe_suffixes, format_for_path, is_model_path
@@ -85,8 +86,9 @@ def baseline(worker: FuzzWorker, seed: bytes, suffix: str, cases: int, rng: rand
 
 
 def _markdown(report: dict) -> str:
+    machine = report["machine"] + (f" ({describe_cpu(report['environment'])})" if report.get("environment") else "")
     lines = ["# Fuzzing report", "", f"{report['total_cases']} cases, seed {report['seed']}, "
-             f"{report['machine']}, {report['seconds']} s. Unacceptable outcomes: **{report['unacceptable']}**.", "",
+             f"{machine}, {report['seconds']} s. Unacceptable outcomes: **{report['unacceptable']}**.", "",
              "| target | kind | cases | ok | error | unexpected | crash (probe off) | contained by probe | hang |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for name, t in report["targets"].items():
@@ -102,15 +104,8 @@ def _markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
-def _run(argv: list[str]) -> int:
-    """Run the campaign and write the reports.
-
-    Args:
-        argv: command-line arguments (see the module docstring).
-
-    Returns:
-        0 if every case was acceptable, 1 if not, 2 on a usage error.
-    """
+def build_parser() -> ArgumentParser:
+    """The script's parser (flags anywhere: the shared ArgumentParser parses intermixed)."""
     p = ArgumentParser(prog="benchmarks/fuzz.py", description=__doc__.split("\n\n")[0])
     p.add_argument("models", nargs="+", help="model files or folders holding them")
     p.add_argument("--cases", type=int, default=2000, help="mutations per model file (default 2000)")
@@ -120,7 +115,19 @@ def _run(argv: list[str]) -> int:
     p.add_argument("--baseline", type=int, default=0, metavar="N",
                    help="also hand N mutated copies of each model straight to the runtime (no checks) and count crashes")
     p.add_argument("--out", default="reports", help="folder for fuzz.json and fuzz.md")
-    args = p.parse_args(argv)
+    return p
+
+
+def _run(argv: list[str]) -> int:
+    """Run the campaign and write the reports.
+
+    Args:
+        argv: command-line arguments (see the module docstring).
+
+    Returns:
+        0 if every case was acceptable, 1 if not, 2 on a usage error.
+    """
+    args = build_parser().parse_args(argv)
     try:
         if args.cases < 1:
             raise EdgeDeployError(f"Received --cases {args.cases}, expected an integer >= 1")
@@ -146,7 +153,7 @@ def _run(argv: list[str]) -> int:
         report = {"total_cases": sum(t["cases"] for t in targets.values()), "unacceptable": bad, "seed": args.seed,
                   "seconds": round(time.perf_counter() - t0, 1), "worker_restarts": restarts,
                   "machine": f"{platform.machine()} {platform.python_implementation()} {platform.python_version()}",
-                  "targets": targets, "baseline": base, "examples": examples}
+                  "environment": environment(), "targets": targets, "baseline": base, "examples": examples}
         out = Path(args.out)
         atomic_write_json(out / "fuzz.json", report, force=True)
         atomic_write_text(out / "fuzz.md", _markdown(report), force=True)

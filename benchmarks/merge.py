@@ -5,7 +5,10 @@
 The usual workflow: run ``compare.py`` (or ``latency.py --json``) on each
 device, copy the JSON back, merge here. Variants are matched across devices
 by file name and backend; the table says when the same name has different
-file contents (SHA-256) on two devices. Writes ``merged.md``, ``merged.json``,
+file contents (SHA-256) on two devices. A file that is a byte-for-byte copy of
+another (``selected.tflite``, which ``export-model --select`` copies from one of
+its siblings) is one row, named after the file it copies and labelled
+``selected = model_dynamic.tflite``: never the same bytes measured twice. Writes ``merged.md``, ``merged.json``,
 ``merged.csv`` and ``merged_latency.png`` (p50 per variant, one bar per
 device; needs matplotlib) and prints the table.
 """
@@ -19,6 +22,7 @@ from edgedeploy.bench import _common as C
 from edgedeploy.bench.plots import legend_outside, log_axis, wide
 from edgedeploy.bench.records import MERGED_FIELDS as FIELDS  # merged.csv's header, merged.json's row fields
 from edgedeploy.bench.records import MergedRow
+from edgedeploy.core.environment import describe_cpu, environment
 from edgedeploy.core.errors import EdgeDeployError
 
 PROG = "merge.py"
@@ -29,8 +33,10 @@ PLOT = "merged_latency.png"
 def entries_of(report: dict, source: str) -> list[dict[str, Any]]:
     """Per variant x backend, the row at its fastest thread count, from a compare or latency report."""
     tool = report.get("tool")
-    if tool == "compare":
-        rows = [dict(e, threads=e.get("best_threads")) for e in report.get("variants", [])]
+    if tool == "compare":  # a copy compare.py measured as the file it copies keeps its label ("selected = ...")
+        rows = [dict(e, threads=e.get("best_threads"),
+                     label=f"{e.get('label') or e.get('variant')} ({', '.join(e['same_files'])})" if e.get("same_files")
+                     else e.get("label")) for e in report.get("variants", [])]
     elif tool == "latency":
         best: dict[tuple, dict] = {}
         for r in report.get("results", []):
@@ -66,8 +72,9 @@ def merge(paths: Sequence[str]) -> dict[str, Any]:
                         "environment": env, "settings": rep.get("settings", {})})
         for e in entries_of(rep, str(p)):
             rows.append(MergedRow.build(e, name))
+    rows, same = same_file_rows(rows)
     # The same file name with different contents on two devices is worth a warning.
-    warnings = []
+    warnings = [f"{a} is the same file as {b} (SHA-256): one row, labelled \"{C.alias_label(a, b)}\"" for a, b in same]
     by_variant: dict[str, set] = {}
     for r in rows:
         by_variant.setdefault(r.variant, set()).add(r.sha256)
@@ -76,7 +83,44 @@ def merge(paths: Sequence[str]) -> dict[str, Any]:
         if len(hashes) > 1:
             warnings.append(f"{v} differs between devices ({len(hashes)} different files): the rows compare different models")
     return {"tool": "merge", "schema": C.REPORT_SCHEMA, "created": C.now_iso(), "devices": devices, "rows": rows,
-            "warnings": warnings}
+            "warnings": warnings, "environment": environment()}  # where the merge ran; each device's is in devices
+
+
+def same_file_rows(rows: Sequence[MergedRow]) -> tuple[list[MergedRow], list[tuple[str, str]]]:
+    """One row per file contents: a copy (``selected.*``, same SHA-256 as a sibling) joins the file it copies.
+
+    The copy's rows are renamed after the file they copy (on every device, so the columns line up), the
+    label says so (``TFLite dynamic (selected = model_dynamic.tflite)``), and where a device measured
+    both, the copy's row is dropped. Returns the rows, in their order, and the (copy, original) pairs.
+    """
+    names: dict[str, list[str]] = {}
+    for r in rows:
+        if r.sha256 and r.variant not in names.setdefault(r.sha256, []):
+            names[r.sha256].append(r.variant)
+    canonical: dict[str, str] = {}
+    pairs: list[tuple[str, str]] = []
+    for digest, variants in names.items():
+        keep = next((v for v in variants if not v.startswith("selected.")), variants[0])
+        canonical[digest] = keep
+        pairs += [(v, keep) for v in variants if v != keep]
+    if not pairs:
+        return list(rows), []
+    measured = {(r.device, r.variant, r.backend) for r in rows if r.sha256 and r.variant == canonical[r.sha256]}
+    out: list[MergedRow] = []
+    for r in rows:
+        keep = canonical.get(r.sha256) if r.sha256 else None
+        if keep is None:
+            out.append(r)
+            continue
+        if r.variant != keep:
+            if (r.device, keep, r.backend) in measured:
+                continue  # this device measured the original too: one row
+            r = MergedRow(**{**r.to_dict(), "variant": keep})
+        aliases = [C.alias_label(a, b) for a, b in pairs if b == keep]
+        if aliases:
+            r = MergedRow(**{**r.to_dict(), "label": f"{r.label or r.variant} ({', '.join(aliases)})"})
+        out.append(r)
+    return out, pairs
 
 
 def to_json(merged: dict[str, Any]) -> dict[str, Any]:
@@ -173,7 +217,7 @@ def _main(argv: Sequence[str]) -> int:
     ph, pr = pivot(merged)
     lh, lr = long_table(merged)
     md = ["# edgedeploy benchmarks across devices", ""]
-    md += [f"- **{d['device']}**: {d['environment'].get('cpu_model', '?')}, {d['environment'].get('arch', '?')}, "
+    md += [f"- **{d['device']}**: {describe_cpu(d['environment'])}, {d['environment'].get('arch', '?')}, "
            f"Python {d['environment'].get('python', '?')} (from `{d['source']}`, {d['created']})" for d in merged["devices"]]
     md += ["", "## p50 latency by device", "", C.table(ph, pr, markdown=True), "", "## All figures", "", C.table(lh, lr, markdown=True), ""]
     md += [f"> warning: {w}" for w in merged["warnings"]]

@@ -7,6 +7,9 @@
   near-ties made them collide: each variant gets a colour and a marker, and
   its name goes in a legend outside the axes. Tied points are drawn largest
   first, so every marker of a tie stays visible.
+- Points that coincide on the drawing (closer than a marker: a float32 file
+  hidden behind its float16 twin) are also named in a note under the plot,
+  "Same point: A = B (0.05 ms, 99.00%)", so no variant is lost in a ring.
 
 Each ``*_figure`` function builds and returns the figure with a small dict of
 what it chose (the axis scales); ``write_plots`` saves them. matplotlib is
@@ -50,6 +53,40 @@ def log_axis(axis) -> None:
     axis.set_minor_formatter(NullFormatter())
 
 
+COINCIDE_PT = 9.0  # points closer than this (in typographic points, about a marker) count as one spot
+
+
+def coincident(ax, points: Sequence[tuple[str, float, float]]) -> list[list[tuple[str, float, float]]]:
+    """Groups of 2+ ``(name, x, y)`` points that land within ``COINCIDE_PT`` of each other on ``ax``."""
+    import math
+
+    fig = ax.figure
+    fig.canvas.draw()  # the final limits and scales
+    to_pt = 72.0 / fig.dpi
+    xy = [ax.transData.transform((x, y)) for _, x, y in points]
+    groups: list[list[int]] = []
+    for i in range(len(points)):
+        for g in groups:
+            if any(math.dist(xy[i], xy[j]) * to_pt < COINCIDE_PT for j in g):
+                g.append(i)
+                break
+        else:
+            groups.append([i])
+    return [[points[i] for i in g] for g in groups if len(g) > 1]
+
+
+def note_below(ax, lines: Sequence[str]) -> None:
+    """Text under the axes' x label (never over the plot or the legend); bbox_inches='tight' keeps it in the PNG."""
+    if not lines:
+        return
+    fig = ax.figure
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    below = min(ax.xaxis.label.get_window_extent(renderer).y0, ax.get_tightbbox(renderer).y0)
+    x0, y0 = fig.transFigure.inverted().transform((ax.get_window_extent(renderer).x0, below - 6))
+    fig.text(x0, y0, "\n".join(lines), fontsize=8, va="top", ha="left")
+
+
 def legend_outside(ax) -> None:
     leg = ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, frameon=False)
     # The plot's marker sizes only keep ties visible; in the legend they would read as a magnitude.
@@ -83,12 +120,16 @@ def latency_accuracy_figure(plt, entries: Sequence[VariantEntry], reference_accu
     if log_x:
         ax.set_xscale("log")
         log_axis(ax.xaxis)
+    ax.margins(x=0.06)  # no marker half-hidden on the frame
     ax.set_xlabel("latency p50 (ms, best thread count" + (", log scale)" if log_x else ")"))
     ax.set_ylabel("accuracy (%)")
     ax.set_title("Latency vs accuracy (one point per variant)")
     ax.grid(alpha=0.3, which="both" if log_x else "major")
     legend_outside(ax)
-    return fig, {"x": "log" if log_x else "linear", "y": "linear"}
+    same = coincident(ax, [(e.name, e.p50_ms, 100 * e.accuracy) for e in scored])
+    note_below(ax, [f"Same point: {' = '.join(n for n, _, _ in g)} "
+                    f"({' / '.join(f'{x:.3g}' for _, x, _ in g)} ms, {g[0][2]:.2f}%)" for g in same])
+    return fig, {"x": "log" if log_x else "linear", "y": "linear", "coincident": [[n for n, _, _ in g] for g in same]}
 
 
 def size_figure(plt, entries: Sequence[VariantEntry]) -> tuple[Any, dict[str, str]]:
@@ -127,10 +168,19 @@ def threads_figure(plt, entries: Sequence[VariantEntry], latency_rows: Sequence[
     ax.set_xlabel("threads")
     ax.set_ylabel("latency p50 (ms" + (", log scale)" if log_y else ")"))
     ax.set_xticks(sorted({r["threads"] for r in latency_rows}))
+    ax.margins(x=0.08)  # the first and last thread counts' markers clear of the frame
     ax.set_title("Latency vs thread count")
     ax.grid(alpha=0.3, which="both" if log_y else "major")
     legend_outside(ax)
-    return fig, {"x": "linear", "y": "log" if log_y else "linear"}
+    points = [(e.name, r["threads"], r["p50_ms"]) for e in entries for r in latency_rows
+              if r["path"] == e.path and r["backend"] == e.backend]
+    by_names: dict[tuple[str, ...], list[int]] = {}
+    for g in coincident(ax, points):
+        by_names.setdefault(tuple(dict.fromkeys(n for n, _, _ in g)), []).append(int(g[0][1]))
+    note_below(ax, [f"Same point: {' = '.join(names)} at {', '.join(map(str, sorted(set(ts))))} thread(s)"
+                    for names, ts in by_names.items() if len(names) > 1])
+    return fig, {"x": "linear", "y": "log" if log_y else "linear",
+                 "coincident": [list(names) for names in by_names if len(names) > 1]}
 
 
 def write_plots(out: Path, entries: Sequence[VariantEntry], latency_rows: Sequence[dict], force: bool,

@@ -120,6 +120,7 @@ class VariantEntry:
     agreement: float | None = None
     delta_vs_float_pts: float | None = None
     name: str = ""  # the display name: label, plus the backend when one file ran on several
+    same_files: list[str] = field(default_factory=list)  # byte-identical copies measured as this one ("selected = ...")
 
     @classmethod
     def from_latency(cls, row: Mapping[str, Any], device: str) -> "VariantEntry":

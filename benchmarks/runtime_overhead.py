@@ -156,9 +156,11 @@ def measure(model: Path, repeats: int, iters: int, threads: int) -> dict:
     image = tmp / "input.jpg"
     Image.fromarray(np.random.default_rng(1).integers(0, 256, (240, 320, 3), dtype=np.uint8)).save(image, quality=90)
     py, env = sys.executable, _env()
+    from edgedeploy.core.environment import environment
+
     rep: dict = {"model": str(model), "repeats": repeats, "iters": iters, "threads": threads,
                  "machine": f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores".strip(),
-                 "python": platform.python_version(), "targets": TARGETS}
+                 "python": platform.python_version(), "environment": environment(), "targets": TARGETS}
     # (a) per-call overhead
     runs = [json.loads(_timed([py, "-c", OVERHEAD_CHILD, str(model), str(threads), str(iters), "40"], env)[1])
             for _ in range(repeats)]
@@ -200,6 +202,8 @@ def measure(model: Path, repeats: int, iters: int, threads: int) -> dict:
 
 def markdown(rep: dict) -> str:
     """The report as a markdown table."""
+    from edgedeploy.core.environment import describe_cpu
+
     o, c, r = rep["overhead"], rep["cold_start"], rep["peak_rss"]
 
     def ratio(d, k):
@@ -207,7 +211,8 @@ def markdown(rep: dict) -> str:
 
     lines = ["# edge_runtime overhead", "",
              f"Model `{Path(rep['model']).name}`, {rep['threads']} thread(s), {rep['repeats']} fresh processes each, medians. "
-             f"Machine: {rep['machine']}, Python {rep['python']}.", "",
+             f"Machine: {describe_cpu(rep['environment']) if rep.get('environment') else rep['machine']}, "
+             f"Python {rep['python']}.", "",
              "| measure | edge_runtime | reference | ratio | target |", "| --- | ---: | ---: | ---: | ---: |",
              f"| (a) per call, preprocessed tensor (thread CPU time) | {o['predict_tensor_us']} us | bare LiteRT loop {o['bare_us']} us | {ratio(o, 'ratio')} | <= {TARGETS['overhead']}x |",
              f"| (a') the same, wall clock | {o['wall_predict_tensor_us']} us | {o['wall_bare_us']} us | {o['ratio_wall']:.3f}x | |",
@@ -222,6 +227,18 @@ def markdown(rep: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def build_parser() -> ArgumentParser:
+    """The script's parser (flags anywhere: the shared ArgumentParser parses intermixed)."""
+    p = ArgumentParser(prog="benchmarks/runtime_overhead.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("model", help="a .tflite model exported by edgedeploy (the small CNN)")
+    p.add_argument("--repeats", type=int, default=5, help="fresh processes per measurement (default 5)")
+    p.add_argument("--iters", type=int, default=4000, help="calls per loop and process in (a) (default 4000)")
+    p.add_argument("--threads", type=int, default=1, help="runtime threads for (a) (default 1)")
+    p.add_argument("--out", default="reports", help="folder for the reports (default reports/)")
+    p.add_argument("--quick", action="store_true", help="3 repeats of 800 calls: a smoke run")
+    return p
+
+
 def _run(argv: list[str]) -> int:
     """Measure and write ``runtime_overhead.json`` and ``.md``.
 
@@ -231,14 +248,7 @@ def _run(argv: list[str]) -> int:
     Returns:
         0 when measured (targets are reported, not enforced), 2 on a usage error.
     """
-    p = ArgumentParser(prog="benchmarks/runtime_overhead.py", description=__doc__.split("\n\n")[0])
-    p.add_argument("model", help="a .tflite model exported by edgedeploy (the small CNN)")
-    p.add_argument("--repeats", type=int, default=5, help="fresh processes per measurement (default 5)")
-    p.add_argument("--iters", type=int, default=4000, help="calls per loop and process in (a) (default 4000)")
-    p.add_argument("--threads", type=int, default=1, help="runtime threads for (a) (default 1)")
-    p.add_argument("--out", default="reports", help="folder for the reports (default reports/)")
-    p.add_argument("--quick", action="store_true", help="3 repeats of 800 calls: a smoke run")
-    args = p.parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         model = Path(args.model)
         litert = BACKENDS.get("litert")  # (a) drives a bare LiteRT interpreter beside ImageClassifier

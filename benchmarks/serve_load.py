@@ -47,6 +47,7 @@ from edgedeploy.core.command import ArgumentParser, run_command
 from edgedeploy.core.errors import EdgeDeployError
 
 PROG = "serve_load.py"
+REQUIRES = C.Requires("serve", "starlette", "uvicorn")  # edge-bench lists it where the serve extra is installed
 # Warm-up requests before the measured load: the malloc arenas of the decode threads and the runtime's
 # buffers reach their working size (with 32 clients on the photo CNN RSS rose 2 MB over the first
 # 4,500 requests and then stayed within 0.1 MB to 9,000).

@@ -19,17 +19,23 @@ import subprocess
 import sys
 from typing import Sequence
 
+from edgedeploy.bench._common import Requires
 from edgedeploy.core.command import run_argv
+
+PROG = "train_throughput.py"
+REQUIRES = Requires("train", "tensorflow")  # edge-bench lists it only where TensorFlow is installed
 
 
 def _run(argv: list[str]) -> int:
+    if not any(a in ("-h", "--help") for a in argv):
+        REQUIRES.check(PROG)  # one line on an edge-only install, not the child's traceback
     env = dict(os.environ)
     return subprocess.call([sys.executable, "-m", "edgedeploy.train.throughput_cli", *argv], env=env)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point through edge_runtime.command (the child prints its own errors; Ctrl-C: 130)."""
-    return run_argv("train_throughput.py", _run, argv)
+    return run_argv(PROG, _run, argv)
 
 
 if __name__ == "__main__":

@@ -12,8 +12,12 @@ temporary folder, then renamed; never over an existing one without --force):
   ``edge-tflite`` or ``edge-onnx`` extra);
 - ``samples/``: a few test-split images, and in ``bundle.json`` the answers
   edge_runtime gave for them on this machine (install.sh's self-test);
-- ``install.sh``, ``run.sh``, a systemd unit and ``selftest.py`` (templates in
+- ``install.sh``, ``run.sh``, the systemd unit's template ``<bundle>.service.in`` (install.sh
+  writes ``PREFIX/<bundle>.service`` from it) and ``selftest.py`` (templates in
   ``bundle_templates/``), ``bundle.json``, ``README.md`` and ``SHA256SUMS``.
+
+``install.sh`` without a PREFIX installs in place, in the folder the tarball unpacked, so
+``tar xzf pi-bundle.tar.gz && pi-bundle/install.sh`` works as written for any user.
 
 No TensorFlow is needed here: the manifest, the sample answers and the hashes
 all come from edgedeploy.runtime. Only the digits-free sample path reads the run's
@@ -206,6 +210,16 @@ def write_samples(folder: Path, model: Path, manifest: Manifest, run: str | None
     return rows
 
 
+def standard_metadata(model: Path) -> str | None:
+    """What the file carries for tools other than edgedeploy (the standard TFLite metadata), or None."""
+    from edgedeploy.runtime.formats import format_for_path
+
+    try:
+        return format_for_path(model).standard_metadata(model.read_bytes())
+    except (ValueError, OSError):
+        return None
+
+
 def source_root() -> Path | None:
     root = Path(__file__).resolve().parents[1]
     return root if (root / "pyproject.toml").is_file() and (root / "edgedeploy").is_dir() else None
@@ -275,7 +289,7 @@ def download_wheels(dest: Path, requirement: str, target: Target, log: Callable[
 
 
 def gate_figures(manifest: Manifest, model: Path, report: dict[str, Any] | None) -> dict[str, Any]:
-    """The variant's gate figures (its manifest) and, when export_report.json has one, the selection."""
+    """The variant's gate figures (its manifest) and, when export_report.json chose this file, the selection."""
     keys = ("accuracy", "keras_accuracy", "accuracy_drop", "top1_agreement", "max_abs_prob_diff", "parity_samples",
             "parity_split", "worst_class", "worst_class_accuracy_drop", "gate")
     out: dict[str, Any] = {"metrics": {k: manifest.metrics[k] for k in keys if k in manifest.metrics}}
@@ -286,21 +300,34 @@ def gate_figures(manifest: Manifest, model: Path, report: dict[str, Any] | None)
         except (OSError, ValueError):
             report = None
     if isinstance(report, dict):
-        if isinstance(report.get("selection"), dict):
-            out["selection"] = report["selection"]
+        sel = report.get("selection")
+        if isinstance(sel, dict) and model.name in (_chosen_name(sel), sel.get("written")):
+            out["selection"] = sel  # only when this file is the one --select chose (not a sibling bundled by --model)
         keras = report.get("keras")
         if isinstance(keras, dict) and "test_accuracy" in keras:
             out["keras_test_accuracy"] = keras["test_accuracy"]
     return out
 
 
-def find_latency(figures: dict[str, Any]) -> Any:
+def _chosen_name(sel: dict[str, Any]) -> str | None:
+    chosen = sel.get("chosen")
+    if isinstance(chosen, dict):
+        chosen = chosen.get("file")
+    return chosen if isinstance(chosen, str) else None
+
+
+def find_latency(figures: dict[str, Any]) -> str | None:
+    """The chosen file's p50 as ``export-model --select`` measured it (or read it from --latency-report), if any."""
     sel = figures.get("selection") or {}
-    for key in ("latency_ms", "p50_ms", "latency"):
-        if key in sel:
-            return sel[key]
-    chosen = sel.get("chosen") if isinstance(sel.get("chosen"), dict) else {}
-    return next((chosen[k] for k in ("latency_ms", "p50_ms") if k in chosen), None)
+    name = _chosen_name(sel)
+    row = next((c for c in sel.get("candidates") or [] if isinstance(c, dict) and c.get("file") == name), None)
+    if not row and isinstance(sel.get("chosen"), dict):
+        row = sel["chosen"]
+    p50 = (row or {}).get("p50_ms", sel.get("p50_ms"))
+    if not isinstance(p50, (int, float)):
+        return None
+    where = (row or {}).get("latency_source") or sel.get("latency_source")
+    return f"p50 {p50:.3g} ms, batch 1" + (f" ({where})" if where else "") + ", measured by `export-model --select`"
 
 
 def render(name: str, values: dict[str, Any]) -> str:
@@ -358,7 +385,8 @@ def make_bundle(opts: BundleOptions, log: Callable[[str], None] | None = None) -
             "model": {"file": model.name, "sha256": digest, "size_bytes": model.stat().st_size,
                       "format": manifest.format, "quantize": manifest.quantize, "labels": manifest.labels,
                       "input": [manifest.input_height, manifest.input_width, manifest.input_channels],
-                      "model_name": manifest.model_name, "dataset": manifest.dataset},
+                      "model_name": manifest.model_name, "dataset": manifest.dataset,
+                      "standard_metadata": standard_metadata(model)},
             "runtime": runtime, "requirement": requirement, "offline": opts.wheels, "wheels": wheels,
             "service": opts.service, "gate": figures, "latency": find_latency(figures),
             "samples": samples, "made_on": {"machine": os.uname().machine, "python": sys.version.split()[0]},
@@ -371,7 +399,7 @@ def make_bundle(opts: BundleOptions, log: Callable[[str], None] | None = None) -
                   "REQUIREMENT": requirement, "MODEL": model.name, "SERVICE": opts.service,
                   "INSTALL_FROM": "offline from wheels/" if opts.wheels else "from the package index"}
         for src, dst, mode in (("install.sh", "install.sh", 0o755), ("run.sh", "run.sh", 0o755),
-                               ("service.unit", f"{name}.service", 0o644), ("selftest.py", "selftest.py", 0o644)):
+                               ("service.unit", f"{name}.service.in", 0o644), ("selftest.py", "selftest.py", 0o644)):
             (work / dst).write_text(render(src, values))
             os.chmod(work / dst, mode)
         (work / "bundle.json").write_text(json.dumps(info, indent=2) + "\n")

@@ -9,12 +9,21 @@ from edgedeploy.runtime.manifest import Manifest
 
 TEMPLATE = Path(__file__).with_name("bundle_templates") / "README.md.in"
 
-METADATA_NOTE = (
-    "This .tflite carries edgedeploy's manifest (labels, input size, normalization) as a TFLite metadata "
-    "entry named `edgedeploy.manifest`, read by edge_runtime. It does not carry the *standard* TFLite "
-    "model metadata (`NormalizationOptions` and a labels associated file) that MediaPipe Tasks and the "
-    "TFLite Task Library read: see `docs/raspberry-pi.md` in the edgedeploy repository for why."
-)
+MANIFEST_NOTE = ("This .tflite carries edgedeploy's manifest (labels, input size, normalization) as a TFLite "
+                 "metadata entry named `edgedeploy.manifest`, read by edgedeploy.runtime.")
+WITH_STANDARD = (" It also carries the standard TFLite metadata that MediaPipe Tasks and Android's TFLite Support "
+                 "library read: {what}.")
+WITHOUT_STANDARD = (" It does not carry the standard TFLite metadata (MediaPipe Tasks, Android's TFLite Support "
+                    "library): export-model leaves it out when the metadata cannot describe the model (BGR input, "
+                    "channels other than 1 or 3, or signed int8 input); the export report's notes say which.")
+
+
+def metadata_note(info: dict[str, Any], manifest: Manifest) -> str:
+    """What this bundle's model file carries, read from the file itself (bundle.json's model.standard_metadata)."""
+    if manifest.format != "tflite":
+        return "Not applicable: this is an ONNX model; it carries the manifest in `metadata_props`."
+    standard = info["model"].get("standard_metadata")
+    return MANIFEST_NOTE + (WITH_STANDARD.format(what=standard) if standard else WITHOUT_STANDARD)
 
 
 def _gate_lines(gate: dict[str, Any]) -> str:
@@ -30,15 +39,19 @@ def _gate_lines(gate: dict[str, Any]) -> str:
                    + (f", top-1 agreement with Keras {m['top1_agreement']:.2f}%" if "top1_agreement" in m else "")
                    + (f", max probability difference {m['max_abs_prob_diff']:.2g}" if "max_abs_prob_diff" in m else ""))
         g = m.get("gate") or {}
-        if "passed" in g:
-            out.append(f"- Gate verdict: {'passed' if g['passed'] else 'REJECTED'}"
+        verdict = g.get("verdict") or ({True: "passed", False: "REJECTED"}.get(g["passed"]) if "passed" in g else None)
+        if verdict:
+            out.append(f"- Gate verdict: {verdict}"
                        + (f" (max accuracy drop {g['max_accuracy_drop']} points)" if "max_accuracy_drop" in g else ""))
     else:
         out.append("- Parity gate figures: none in this file's manifest")
     if gate.get("selection"):
         sel = gate["selection"]
-        why = sel.get("reason") or sel.get("policy") or ""
-        out.append(f"- Chosen by `export-model --select`{': ' + str(why) if why else ''}")
+        why = sel.get("reason") or []
+        why = [why] if isinstance(why, str) else [str(w) for w in why]
+        crit = f" {sel['criterion']}" if sel.get("criterion") else ""
+        out.append(f"- Chosen by `export-model --select{crit}`" + (":" if why else ""))
+        out += [f"  - {w}" for w in why]
     return "\n".join(out)
 
 
@@ -61,13 +74,13 @@ def readme_text(info: dict[str, Any], manifest: Manifest, target: Any) -> str:
         "input_desc": f"{manifest.input_height}x{manifest.input_width}x{manifest.input_channels} {manifest.color_order}, "
                       f"{manifest.resize_method} resize, {norm}; tensor {manifest.input.dtype}",
         "runtime": info["runtime"], "gate_lines": _gate_lines(info.get("gate") or {}),
-        "latency_line": (f"- Latency: {lat}" if lat is not None else
-                         "- Latency: not measured for this bundle; run `edge-bench latency` on the device"),
+        "latency_line": (f"- Latency at export: {lat}; measure it on the device: `edge-bench latency`" if lat is not None else
+                         "- Latency: not measured for this bundle; measure it on the device: `edge-bench latency`"),
         "machine": target.machine,
-        "python_req": target.python if offline else ">= 3.10",
+        "python_req": target.python if offline else ">= 3.11",
         "install_from": "edgedeploy and its dependencies offline from `wheels/`" if offline
                         else "edgedeploy from `wheels/` and its dependencies from the package index",
         "service": info["service"],
-        "metadata_note": METADATA_NOTE if manifest.format == "tflite" else "Not applicable: this is an ONNX model.",
+        "metadata_note": metadata_note(info, manifest),
     }
     return Template(TEMPLATE.read_text()).safe_substitute(values)

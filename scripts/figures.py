@@ -16,7 +16,7 @@ A figure table sits in a Markdown file between two markers::
 ``render`` replaces what stands between them with what the figure's renderer
 makes from its report files in reports/, and the first line under the table
 says which file and which command. ``check`` (run by the test suite) proves
-that the README and benchmarks/README quote exactly what the reports hold.
+that every document in ``DOCS`` (the READMEs and docs/*.md) quotes exactly what the reports hold.
 Every report is one run on one machine: its environment is in the report and
 quoted under each table.
 
@@ -37,7 +37,11 @@ from typing import Callable, Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORTS = ROOT / "reports"
-DOCS = [ROOT / "README.md", ROOT / "benchmarks" / "README.md", ROOT / "export" / "README.md", ROOT / "reports" / "README.md"]
+# Every Markdown file that may hold a figure table; `check` (run by the suite) reads them all, and
+# tests/test_figures.py fails on a Markdown table in docs/figures.md that is not rendered.
+DOCS = [ROOT / "README.md", ROOT / "benchmarks" / "README.md", ROOT / "export" / "README.md", ROOT / "reports" / "README.md",
+        *sorted(p for p in (ROOT / "docs").glob("*.md") if not p.name.startswith("."))]
+LINK = "@REPORTS@"  # a figure's links to reports/, made relative to the document that shows it
 BUILD = ROOT / "build" / "figures"
 PHOTOS = ROOT.parent / "shared" / "data" / "cats_vs_dogs_small"
 MARK = re.compile(r"(<!-- figure:(?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /figure:(?P=name) -->)", re.S)
@@ -89,6 +93,7 @@ def md_tables(rel: str) -> list[str]:
 
 
 def env_line(env: dict | None) -> str:
+    """The machine a report ran on: CPU, cores, the CPU flags that decide int8 speed and the load, when recorded."""
     if not env:
         return "one run on one machine"
     if "text" in env:
@@ -96,12 +101,17 @@ def env_line(env: dict | None) -> str:
     cpu = env.get("cpu_model") or env.get("device") or env.get("machine") or "?"
     cores = env.get("cpu_cores_usable") or env.get("cpu_cores") or "?"
     py = env.get("python", "?")
-    return f"one run on one machine: {cpu}, {cores} cores, Python {py}"
+    flags = env.get("cpu_flags")
+    flags = ("CPU flags " + (" ".join(flags) if flags else "none of avx2/avx512_vnni/avx_vnni/amx_int8/asimddp")
+             if flags is not None else "CPU flags not recorded")
+    load = env.get("load_average")
+    load = f", load average {' / '.join(f'{x:g}' for x in load)}" if load else ""
+    return f"one run on one machine: {cpu}, {cores} cores, {flags}{load}, Python {py}"
 
 
 def source(rel: str | list[str], cmd: str, env: dict | None = None) -> str:
     rels = [rel] if isinstance(rel, str) else rel
-    links = ", ".join(f"[reports/{r}](reports/{r})" if not r.startswith("../") else r for r in rels)
+    links = ", ".join(f"[reports/{r}]({LINK}/{r})" if not r.startswith("../") else r for r in rels)
     return f"_From {links}, written by `{cmd}`; {env_line(env)}._"
 
 
@@ -207,7 +217,7 @@ def _overhead() -> str:
             f"| {c['tensorflow_import_s']:.1f} s | **{c['ratio']:.3f}x** | <= {t['cold_start']}x |",
             f"| peak RSS vs the same inference through TensorFlow | {m['edge_mb']:.0f} MB | {m['tensorflow_mb']:.0f} MB "
             f"| **{m['ratio']:.3f}x** | <= {t['peak_rss']}x |"]
-    env = {"text": f"{r.get('machine')}, Python {r.get('python')}"}
+    env = r.get("environment") or {"text": f"{r.get('machine')}, Python {r.get('python')}, CPU flags not recorded"}
     return "\n".join(rows) + "\n\n" + source("runtime_overhead.json", "make figures ONLY=runtime_overhead", env)
 
 
@@ -241,7 +251,8 @@ def _fuzz() -> str:
     rows = ["| cases | unacceptable outcomes | worker restarts | baseline: the same mutations straight to the runtime |",
             "|---:|---:|---:|---|",
             f"| {r['total_cases']:,} | **{r['unacceptable']}** | {r.get('worker_restarts', 0)} | {crashes} crash{'' if crashes == 1 else 'es'} in {base:,} cases |"]
-    return "\n".join(rows) + "\n\n" + source("fuzz.md", "make figures ONLY=fuzz", {"text": r.get("machine", "?")})
+    env = r.get("environment") or {"text": f"{r.get('machine', '?')}, CPU flags not recorded"}
+    return "\n".join(rows) + "\n\n" + source("fuzz.md", "make figures ONLY=fuzz", env)
 
 
 PHOTO_RUN = [
@@ -289,8 +300,10 @@ md_figure("gate_photo", "gate_photo_run.md", [
 
 
 # -- commands -------------------------------------------------------------------------
-def rendered(name: str) -> str:
-    return FIGURES[name].render().rstrip("\n") + "\n"
+def rendered(name: str, doc: Path | None = None) -> str:
+    """Figure ``name`` as ``doc`` shows it (its links to reports/ relative to ``doc``'s folder)."""
+    rel = os.path.relpath(REPORTS, (doc or ROOT / "README.md").resolve().parent)
+    return FIGURES[name].render().rstrip("\n").replace(LINK, Path(rel).as_posix()) + "\n"
 
 
 def update(check: bool, docs: Sequence[Path] | None = None) -> int:
@@ -307,7 +320,7 @@ def update(check: bool, docs: Sequence[Path] | None = None) -> int:
             if name not in FIGURES:
                 unknown.append(f"{doc.name}: {name}")
                 return m.group(0)
-            body = rendered(name)
+            body = rendered(name, doc)
             if body != m.group("body"):
                 stale.append(f"{doc.name}: {name}")
             return m.group(1) + body + m.group(4)

@@ -26,11 +26,12 @@
 #                    PI_PYTEST_ARGS overrides the selection.
 #   --keep-work      keep the per-run work folder (models, images, JSON outputs).
 #   --no-bundle      skip the device bundle: by default `export-model --bundle --target pi64`
-#                    makes one on x86 from the int8 model, and inside the Pi it is unpacked and
-#                    installed with NO package index (install.sh: SHA256SUMS, offline venv,
-#                    self-test), run.sh watch classifies the dropped samples (same answers as
-#                    x86), and a copy with one flipped model byte must be refused
-#                    (scripts/pi_guest_bundle.sh).
+#                    makes one on x86 from the int8 model, and inside the Pi the user `pi`
+#                    (HOME=/home/pi, no PREFIX) runs the README's own words with NO package
+#                    index: `tar xzf pi-bundle.tar.gz && pi-bundle/install.sh` (SHA256SUMS,
+#                    offline venv, self-test, in place), then `~/pi-bundle/run.sh watch`
+#                    classifies the dropped samples (same answers as x86), and a copy with one
+#                    flipped model byte must be refused (scripts/pi_guest_bundle.sh).
 #
 # Steps (each a function below): preflight -> host_tools -> binfmt -> rootfs -> wheel ->
 # fetch_wheels -> install_venv -> make_models -> x86_predictions -> run_in_pi -> compare.
@@ -64,8 +65,9 @@ if [[ -n ${EDGEDEPLOY_PI_PYTHON:-} ]]; then PYTHON=$EDGEDEPLOY_PI_PYTHON
 elif [[ -x $REPO/.venv/bin/python ]]; then PYTHON=$REPO/.venv/bin/python
 else PYTHON=$(command -v python3); fi
 SUITE=bookworm
-# base-files adds /etc/os-release and /etc/debian_version (a few KB): the guest can say what it is
-ROOTFS_PACKAGES=python3,python3-venv,libstdc++6,ca-certificates,dash,coreutils,base-files
+# base-files adds /etc/os-release and /etc/debian_version (a few KB): the guest can say what it is;
+# tar and gzip run the README's own `tar xzf pi-bundle.tar.gz && pi-bundle/install.sh` as on a Pi
+ROOTFS_PACKAGES=python3,python3-venv,libstdc++6,ca-certificates,dash,coreutils,base-files,tar,gzip
 QEMU_MIN=8.2
 # The TF-free tests run inside the Pi. Markers: tf needs TensorFlow (conftest also skips
 # those where TF is absent), slow is real photos / VGG16, pi is this script's own test.

@@ -1,16 +1,19 @@
 #!/bin/sh
 # Runs INSIDE the emulated Raspberry Pi userland, started by scripts/pi_emulation.sh (not by hand).
-# The device bundle (export-model --bundle, made on x86) the way a user installs it, with NO
-# package index: unpack it, install.sh (machine/Python/SHA256SUMS checks, venv, offline pip,
-# self-test), run.sh watch + drop the sample images into its inbox and compare the answers with
-# the ones recorded on x86, then check that a bundle with one flipped byte in the model is
-# refused by install.sh and that edge-infer refuses the changed file.
+# The device bundle (export-model --bundle, made on x86) the way the README tells a user to install
+# it, with NO package index: as the ordinary user `pi` (HOME=/home/pi, no PREFIX), in the home
+# folder, the README's own words `tar xzf pi-bundle.tar.gz && pi-bundle/install.sh` (machine/Python/
+# SHA256SUMS checks, venv, offline pip, self-test), then `~/pi-bundle/run.sh watch` + the sample
+# images dropped into its inbox, answers compared with the ones recorded on x86; then that a bundle
+# with one flipped byte in the model is refused by install.sh and that edge-infer refuses the file.
 #
 # Usage: pi_guest_bundle.sh WORK NAME [TAG]   (WORK/bundle/NAME.tar.gz in, WORK/arm/TAG-* out; TAG: bundle)
 # Prints "PI-CHECK <TAG>-<name> PASS|FAIL|SKIP <detail>"; exit status: the number of failed checks.
 WORK=$1 NAME=$2 TAG=${3:-bundle}
 export TAG
-PREFIX=/opt/$NAME
+PI_UID=1000
+HOME_PI=/home/pi
+PREFIX=$HOME_PI/$NAME   # where the README's command installs: in place, in the folder it unpacked
 fails=0
 check() { echo "PI-CHECK $1 $2 $3"; [ "$2" = FAIL ] && fails=$((fails + 1)); return 0; }
 indent() { while IFS= read -r line; do echo "  $line"; done; }
@@ -18,34 +21,49 @@ now() { date +%s; }
 
 # No package index: pip must take everything from the bundle's wheels/.
 printf '[global]\nindex-url = http://127.0.0.1:9/no-index-here\nno-index = true\n' > /tmp/pip-noindex.conf
+chmod 644 /tmp/pip-noindex.conf
 export PIP_CONFIG_FILE=/tmp/pip-noindex.conf PIP_NO_INDEX=1 PIP_INDEX_URL=http://127.0.0.1:9/no-index-here
 
-echo "==> [pi:bundle] unpack $NAME.tar.gz and run install.sh $PREFIX (no package index)"
-rm -rf "/tmp/$NAME" "$PREFIX"
-# Raspberry Pi OS has gzip; this minimal userland may not: then Python's tarfile unpacks it.
-if command -v gzip >/dev/null 2>&1; then
-    (cd /tmp && tar xzf "$WORK/bundle/$NAME.tar.gz")
-else
-    (cd /tmp && python3 -m tarfile -e "$WORK/bundle/$NAME.tar.gz" .)
-fi || { check "$TAG"-unpack FAIL "unpacking $NAME.tar.gz failed"; exit 1; }
+# The user `pi` of Raspberry Pi OS (this minimal userland has no adduser: the passwd lines by hand).
+has_entry() { while IFS=: read -r name _; do [ "$name" = "$1" ] && return 0; done < "$2"; return 1; }  # no grep here
+has_entry pi /etc/passwd || echo "pi:x:$PI_UID:$PI_UID:pi:$HOME_PI:/bin/sh" >> /etc/passwd
+has_entry pi /etc/group || echo "pi:x:$PI_UID:" >> /etc/group
+rm -rf "$HOME_PI" && mkdir -p "$HOME_PI" && cp "$WORK/bundle/$NAME.tar.gz" "$HOME_PI/" && chown -R "$PI_UID:$PI_UID" "$HOME_PI"
+# as_pi CMD: run CMD with sh as user pi in /home/pi, with a login's environment (no util-linux here:
+# python3 drops root the way su would)
+as_pi() {
+    python3 - "$1" <<'PYEOF'
+import os, sys
+env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/home/pi", "USER": "pi", "LOGNAME": "pi", "LANG": "C.UTF-8",
+       "TERM": "dumb", **{k: v for k, v in os.environ.items() if k.startswith(("PIP_", "QEMU_"))}}
+os.setgroups([])
+os.setgid(1000)
+os.setuid(1000)
+os.chdir("/home/pi")
+os.execve("/bin/sh", ["sh", "-c", sys.argv[1]], env)
+PYEOF
+}
+
+echo "==> [pi:bundle] as user pi in $HOME_PI, the README's words: tar xzf $NAME.tar.gz && $NAME/install.sh (no package index)"
 t0=$(now)
-sh "/tmp/$NAME/install.sh" "$PREFIX" > "$WORK/arm/$TAG-install.log" 2>&1
+as_pi "id && tar xzf $NAME.tar.gz && $NAME/install.sh" > "$WORK/arm/$TAG-install.log" 2>&1
 rc=$?
 indent < "$WORK/arm/$TAG-install.log" | tail -n 14
-if [ $rc = 0 ]; then
-    check "$TAG"-install PASS "install.sh exit 0: offline install + self-test ($(( $(now) - t0 )) s)"
+in_place=0
+while IFS= read -r line; do [ "$line" = "install.sh: installing in place, in $PREFIX" ] && in_place=1; done < "$WORK/arm/$TAG-install.log"
+if [ $rc = 0 ] && [ $in_place = 1 ]; then
+    check "$TAG"-install PASS "as pi, no PREFIX: installed in place in $PREFIX, offline + self-test ($(( $(now) - t0 )) s)"
 else
-    check "$TAG"-install FAIL "install.sh exit $rc"
+    check "$TAG"-install FAIL "as pi, no PREFIX: install.sh exit $rc"
 fi
 
-echo "==> [pi:bundle] the service: run.sh watch, drop the sample images into $PREFIX/inbox"
+echo "==> [pi:bundle] as pi, the README's service: ~/$NAME/run.sh watch, the sample images dropped into ~/$NAME/inbox"
 n=0
 for f in "$PREFIX"/samples/*.png; do [ -f "$f" ] && n=$((n + 1)); done
 if [ $rc != 0 ] || [ $n = 0 ]; then
     check "$TAG"-service SKIP "not installed"
 else
-    rm -rf "$PREFIX/inbox" && mkdir -p "$PREFIX/inbox"
-    "$PREFIX/run.sh" watch --max-images "$n" --duration 400 > "$WORK/arm/$TAG-watch.out" 2> "$WORK/arm/$TAG-watch.err" &
+    as_pi "~/$NAME/run.sh watch --max-images $n --duration 400" > "$WORK/arm/$TAG-watch.out" 2> "$WORK/arm/$TAG-watch.err" &
     pid=$!
     i=0
     while [ $i -lt 300 ]; do  # wait for "watching ..." (a process start costs seconds under qemu)
@@ -53,7 +71,7 @@ else
         if ! kill -0 $pid 2>/dev/null; then break; fi
         sleep 1; i=$((i + 1))
     done
-    cp "$PREFIX"/samples/*.png "$PREFIX/inbox/"
+    as_pi "cp ~/$NAME/samples/*.png ~/$NAME/inbox/"
     wait $pid
     wrc=$?
     indent < "$WORK/arm/$TAG-watch.err" | tail -n 3
@@ -127,8 +145,9 @@ PYEOF
 then :; else fails=$((fails + 1)); indent < "$WORK/arm/$TAG-serve.err" | tail -n 5; fi
 
 echo "==> [pi:bundle] one flipped byte in the model: install.sh and edge-infer must refuse it"
-rm -rf "/tmp/$NAME-bad" && cp -r "/tmp/$NAME" "/tmp/$NAME-bad"
-model=$("$PREFIX/venv/bin/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["model"]["file"])' "/tmp/$NAME/bundle.json" 2>/dev/null)
+rm -rf "/tmp/$NAME-bad" && mkdir -p "/tmp/$NAME-bad.unpack"
+(cd "/tmp/$NAME-bad.unpack" && python3 -m tarfile -e "$WORK/bundle/$NAME.tar.gz" .) && mv "/tmp/$NAME-bad.unpack/$NAME" "/tmp/$NAME-bad"
+model=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["model"]["file"])' "/tmp/$NAME-bad/bundle.json" 2>/dev/null)
 flip='import sys; p = sys.argv[1]; b = bytearray(open(p, "rb").read()); b[len(b) // 2] ^= 0xFF; open(p, "wb").write(b)'
 python3 -c "$flip" "/tmp/$NAME-bad/$model"
 sh "/tmp/$NAME-bad/install.sh" /tmp/prefix-bad > "$WORK/arm/$TAG-bad-install.log" 2>&1

@@ -77,3 +77,40 @@ def test_edge_runtime_runs_on_an_emulated_pi_like_on_x86():
     assert {v for v, *_ in same} >= {"litert", "legacy"}, tail
     assert all(a == b and int(a) > 0 for *_, a, b in same), same
     assert any(m.endswith(".onnx") for _, m, *_ in same) and any(m.endswith(".tflite") for _, m, *_ in same)
+
+
+def _ci_tree(tmp_path: Path, check_exit: int) -> Path:
+    """A copy of .ci/run beside a stub pi_emulation.sh whose --check exits ``check_exit``, and a `make` that passes."""
+    import shutil
+
+    (tmp_path / ".ci").mkdir()
+    shutil.copy(ROOT / ".ci" / "run", tmp_path / ".ci" / "run")
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "pi_emulation.sh").write_text(
+        "#!/bin/bash\n"
+        'if [ "${1:-}" = --check ]; then\n'
+        f'  [ {check_exit} = 0 ] && echo "pi_emulation: emulation is possible here" && exit 0\n'
+        '  echo "pi_emulation: emulation is not possible here: not root (uid 1000)"; exit 3\n'
+        "fi\n"
+        'echo "EMULATION RAN"\n')
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "make").write_text('#!/bin/sh\necho "make $*" > "$(dirname "$0")/../make.log"\n')
+    (bin_dir / "make").chmod(0o755)
+    return bin_dir
+
+
+@pytest.mark.parametrize("ci, check_exit, want_rc, want", [
+    ("true", 3, 1, "FAILED Raspberry Pi emulation: it cannot run on this CI machine, and CI=true needs it: "
+                   "pi_emulation: emulation is not possible here: not root (uid 1000)"),
+    ("", 3, 0, "SKIPPED Raspberry Pi emulation (not CI; with CI=true this fails): "
+               "pi_emulation: emulation is not possible here: not root (uid 1000)"),
+    ("true", 0, 0, "EMULATION RAN"),
+])
+def test_ci_cannot_pass_without_the_emulation(tmp_path, ci, check_exit, want_rc, want):
+    bin_dir = _ci_tree(tmp_path, check_exit)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "CI": ci}
+    out = subprocess.run(["bash", str(tmp_path / ".ci" / "run")], capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == want_rc, out.stdout + out.stderr
+    assert want in (out.stdout + out.stderr)
+    assert (tmp_path / "make.log").read_text().strip() == "make test"  # the README's test command, first

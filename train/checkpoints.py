@@ -111,8 +111,13 @@ class TrainState:
     def save(self, path: Path) -> None:
         atomic_write_json(path, self.to_dict(), force=True)
 
-    def record_epoch(self, row: dict[str, Any], val_loss: float, patience: int) -> bool:
-        """Add one finished epoch; return whether val_loss improved. Sets ``phase_stopped`` on early stop."""
+    def record_epoch(self, row: dict[str, Any], val_loss: float, patience: int, phase_epochs: int | None = None) -> bool:
+        """Add one finished epoch; return whether val_loss improved.
+
+        Sets ``phase_stopped`` on an early stop: patience ran out with epochs of the phase
+        (``phase_epochs``, when given) still to go. Running out on the phase's last epoch is
+        the planned end, not an early stop.
+        """
         improved = self.best is None or val_loss < self.best
         self.history.append(row)
         self.epoch = row["epoch"]
@@ -121,7 +126,7 @@ class TrainState:
             self.best, self.best_epoch, self.wait = val_loss, self.epoch, 0
         else:
             self.wait += 1
-        if patience and self.wait >= patience:
+        if patience and self.wait >= patience and (phase_epochs is None or self.phase_epochs_done < phase_epochs):
             self.phase_stopped = True
         return improved
 
@@ -197,7 +202,7 @@ def make_callback(run: Path, state: TrainState, phase: Phase, patience: int, tot
                 "seconds": round(time.perf_counter() - self._t0, 3),
                 **{k: logs[k] for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in logs},
             }
-            improved = state.record_epoch(row, val_loss, patience)
+            improved = state.record_epoch(row, val_loss, patience, phase.epochs)
             if state.phase_stopped:
                 self.model.stop_training = True
             if chief:

@@ -203,6 +203,8 @@ def resolve(config: TrainConfig) -> TrainConfig:
         if dspec.needs_data_dir and not d.is_dir():
             raise EdgeDeployError(f"--data expects a folder with one subfolder per class, got a file: {d}")
         cfg.data_dir = str(d.resolve()) if d.exists() else str(d)
+        if dspec.check_data_dir is not None:
+            dspec.check_data_dir(d)  # no class subfolders, one class: refused before TensorFlow loads
 
     if cfg.image_size is None:
         cfg.image_size = dspec.default_image_size

@@ -20,7 +20,9 @@ from typing import Sequence
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="train_throughput.py", description=__doc__.split("\n\n")[0])
+    from edgedeploy.core.command import ArgumentParser  # flags anywhere; a mistake is one line, exit 2
+
+    p = ArgumentParser(prog="train_throughput.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="small_cnn")
     p.add_argument("--dataset", default=None, help="digits (default), folder, cats_vs_dogs, tf_flowers")
     p.add_argument("--data", dest="data_dir", metavar="DIR", help="image folder, one subfolder per class")
@@ -35,7 +37,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    from edgedeploy.core.errors import EdgeDeployError
+
+    try:
+        args = _parser().parse_args(argv)
+    except EdgeDeployError as exc:
+        print(f"train_throughput.py: error: {exc}", file=sys.stderr)
+        return 2
     if not args.debug:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from edgedeploy.core.errors import EdgeDeployError
@@ -54,11 +62,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                                   batch_size=args.batch_size, weights="none", output="unused"))
         variants = [False] + ([True] if (args.augment if args.augment is not None else cfg.augment) else [])
         results = [measure(cfg, args.epochs, aug) for aug in variants]
+    except ImportError as exc:  # TensorFlow missing or broken: one line, not the traceback from deep inside
+        if args.debug:
+            raise
+        print(f"train_throughput.py: error: needs the train extra (pip install 'edgedeploy[train]'): {exc}", file=sys.stderr)
+        return 2
     except EdgeDeployError as exc:
         if args.debug:
             raise
         print(f"train_throughput.py: error: {exc}", file=sys.stderr)
         return 2
+    from edgedeploy.core.environment import environment
+
     report = {
         "benchmark": "train_throughput",
         "model": cfg.model, "dataset": cfg.dataset, "data_dir": cfg.data_dir, "image_size": cfg.image_size,
@@ -66,6 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": {"cpu_count": os.cpu_count(), "machine": platform.machine(), "processor": platform.processor(),
                     "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None},
         "versions": package_versions(),
+        "environment": environment(),
         "results": results,
     }
     print(f"{cfg.model} on {cfg.dataset} at {cfg.image_size}px, batch {cfg.batch_size}, {results[0]['train_images']} images")

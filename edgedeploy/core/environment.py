@@ -6,7 +6,9 @@
   default everywhere (ImageClassifier, edge-infer, the benchmarks).
 - ``package_versions(names)``: installed versions (train-model's config.json,
   export-model's report, the benchmark reports all call it).
-- ``environment(device_name)``: the full record the benchmark reports carry.
+- ``environment(device_name)``: the full record every performance report carries: CPU model,
+  the CPU flags that decide int8 speed (``cpu_flags``), the load average while it ran, cores,
+  board, clock, heat, versions.
 
 Standard library only (works on a Pi with just the ``edge`` extra); /proc and
 /sys are read when present, ``vcgencmd`` is asked on a Pi.
@@ -27,6 +29,40 @@ _ARM_PARTS = {"0xd03": "Cortex-A53", "0xd04": "Cortex-A35", "0xd05": "Cortex-A55
               "0xd08": "Cortex-A72", "0xd09": "Cortex-A73", "0xd0a": "Cortex-A75", "0xd0b": "Cortex-A76",
               "0xd0c": "Neoverse-N1", "0xd0d": "Cortex-A77", "0xd41": "Cortex-A78", "0xd46": "Cortex-A510",
               "0xd47": "Cortex-A710", "0xd4b": "Cortex-A78C", "0xb76": "ARM1176", "0xc07": "Cortex-A7"}
+
+
+# The CPU features that decide how fast int8 (and float) inference can be: x86 AVX2 and the int8
+# dot-product extensions (AVX-512 VNNI, AVX-VNNI), AMX; Arm's dot product (asimddp, the Pi 5's
+# Cortex-A76 has it, the Pi 4's A72 does not) and int8 matrix multiply.
+CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16",
+             "asimd", "asimddp", "i8mm", "sve")
+
+
+def cpu_flags() -> list[str]:
+    """Which of ``CPU_FLAGS`` this CPU reports (/proc/cpuinfo's ``flags`` on x86, ``Features`` on Arm); [] elsewhere."""
+    have: set[str] = set()
+    for line in (_read("/proc/cpuinfo") or "").splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features"):
+            have.update(value.split())
+    return [f for f in CPU_FLAGS if f in have]
+
+
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages (other jobs on a shared machine), or None where unknown."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
+def describe_cpu(env: dict[str, Any]) -> str:
+    """One line for a report: ``AMD EPYC, 2 cores, flags avx2 avx512_vnni ..., load 3.1 / 2.8 / 2.5``."""
+    flags = env.get("cpu_flags")
+    load = env.get("load_average")
+    return (f"{env.get('cpu_model', '?')}, {env.get('cpu_cores_usable') or env.get('cpu_cores', '?')} cores"
+            + (f", flags {' '.join(flags) if flags else 'none of ' + '/'.join(CPU_FLAGS[:6])}" if flags is not None else "")
+            + (f", load average {' / '.join(f'{x:g}' for x in load)}" if load else ""))
 
 
 def default_threads() -> int:
@@ -115,6 +151,8 @@ def environment(device_name: str | None = None, packages: Iterable[str] = EDGE_P
     """What the figures were measured on: CPU, cores, arch; the Pi's board, clock, heat, throttling; versions."""
     env: dict[str, Any] = {
         "cpu_model": cpu_model(),
+        "cpu_flags": cpu_flags(),
+        "load_average": load_average(),
         "cpu_cores": os.cpu_count(),
         "cpu_cores_usable": default_threads(),
         "arch": platform.machine(),

@@ -151,3 +151,39 @@ def test_merge_same_device_twice_and_a_changed_file(compared, tmp_path):
     m = json.loads((tmp_path / "m" / "merged.json").read_text())
     assert m["devices"][1]["device"].endswith("#2")
     assert len(m["warnings"]) == 1 and report["variants"][0]["variant"] in m["warnings"][0]
+
+
+def test_selected_is_measured_once_and_labelled_as_the_file_it_copies(tmp_path):
+    """export-model --select writes selected.<ext>, a copy of a sibling: compare.py timed it as an 11th variant
+    ("Fastest: selected.tflite (0.330 ms)" while the same bytes as model_dynamic.tflite showed 0.463 ms)."""
+    import shutil
+
+    d = copy_export_dir(tmp_path / "models")
+    shutil.copy(d / "model_int8.tflite", d / "selected.tflite")
+    shutil.copy(d / "model_int8.tflite.json", d / "selected.tflite.json")
+    out = tmp_path / "rep"
+    proc = run_script("compare", d, "--dataset", "digits", "--quick", "--threads", "1", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    rep = json.loads((out / "report.json").read_text())
+    timed = {os.path.basename(r["path"]) for r in rep["latency"]}
+    assert timed == set(VARIANTS)  # each distinct file once; selected.tflite is not timed
+    assert {os.path.basename(r["path"]) for r in rep["accuracy"]} == set(VARIANTS)
+    [int8] = [v for v in rep["variants"] if v["variant"] == "model_int8.tflite"]
+    assert int8["same_files"] == ["selected = model_int8.tflite"]
+    assert int8["name"] == "TFLite int8 (selected = model_int8.tflite)"
+    assert rep["summary"]["same_files"][0]["file"] == "selected.tflite"
+    assert "selected.tflite" not in " ".join(rep["verdict"]).replace("selected = model_int8.tflite", "")
+    md = (out / "report.md").read_text()
+    assert "selected.tflite is the same file as model_int8.tflite" in md and "| TFLite int8 (selected = model_int8.tflite) |" in md
+    # merge: an older report (or latency.py's) that timed both gives one row, named after the original
+    lat = tmp_path / "lat.json"
+    assert run_script("latency", d / "model_int8.tflite", d / "selected.tflite", "--quick", "--threads", "1",
+                      "--json", lat).returncode == 0
+    merged = run_script("merge", lat, out / "report.json", "--out", tmp_path / "merged")
+    assert merged.returncode == 0, merged.stderr
+    rows = json.loads((tmp_path / "merged" / "merged.json").read_text())["rows"]
+    int8_rows = [r for r in rows if r["sha256"] == int8["sha256"]]
+    assert len(int8_rows) == 2 and {r["variant"] for r in int8_rows} == {"model_int8.tflite"}  # one per device
+    assert all("selected = model_int8.tflite" in r["label"] for r in int8_rows)
+    assert not [r for r in rows if r["variant"] == "selected.tflite"]
+    assert "selected.tflite is the same file as model_int8.tflite" in merged.stdout

@@ -75,3 +75,35 @@ def test_compare_without_matplotlib_writes_tables_and_says_how_to_get_plots(tmp_
     merged = run_script("merge", out / "report.json", "--out", tmp_path / "m", env=_env(blocked), cwd=tmp_path)
     assert merged.returncode == 0 and "pip install matplotlib" in merged.stdout
     assert (tmp_path / "m" / "merged.md").is_file() and not (tmp_path / "m" / "merged_latency.png").exists()
+
+
+def test_edge_bench_lists_what_runs_here_and_refuses_the_rest_in_one_line(tmp_path):
+    """On an edge-only install train-throughput printed an 18-line traceback (No module named 'tensorflow')."""
+    code = ("import sys\nsys.modules['tensorflow'] = None  # as on a Pi: not installed\n"
+            "from edgedeploy.bench.cli import main\nsys.exit(main(sys.argv[1:]))")
+    listed = subprocess.run([sys.executable, "-c", code, "list"], capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    names = listed.stdout.split()
+    assert {"latency", "accuracy", "compare", "merge", "soak"} <= set(names) and "train-throughput" not in names
+    assert listed.stderr.strip().splitlines() == [
+        "edge-bench: not on this install: train-throughput needs the train extra (tensorflow is not installed here): "
+        "pip install 'edgedeploy[train]'"]
+    refused = subprocess.run([sys.executable, "-c", code, "train-throughput", "--dataset", "digits"],
+                             capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip().splitlines() == [
+        "edge-bench: error: train-throughput needs the train extra (tensorflow is not installed here): "
+        "pip install 'edgedeploy[train]'"]
+    here = subprocess.run([sys.executable, "-m", "edgedeploy.bench.cli", "list"], capture_output=True, text=True, timeout=120)
+    import importlib.util
+
+    has_tf = importlib.util.find_spec("tensorflow") is not None
+    assert ("train-throughput" in here.stdout.split()) is has_tf  # listed where TensorFlow is installed
+
+
+def test_train_throughput_where_tensorflow_fails_to_import_is_one_line(tmp_path):
+    blocked, _ = blocker_dir(tmp_path)  # tensorflow is found but raises ImportError: the child must say so in one line
+    proc = run_script("train_throughput", "--dataset", "digits", "--epochs", "2", env=_env(blocked), cwd=tmp_path)
+    err = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(err) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "needs the train extra" in err[0] and "pip install 'edgedeploy[train]'" in err[0]

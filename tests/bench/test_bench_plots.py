@@ -92,3 +92,30 @@ def test_records_keep_the_report_field_names():
     assert dict(zip(CSV_FIELDS, c.values()))["macro_f1"] == 0.4 and c.min_ms == 1.0
     m = MergedRow.build({**row, "label": None}, "pi")
     assert m.device == "pi" and m.display_name == "v" and m.to_dict()["threads"] == 2
+
+
+# The photo run: float32 hidden behind float16 near 1-2 ms / 58.75%, the other files apart.
+COINCIDE = [("TFLite float32", "litert", 2.0723, 0.5875), ("TFLite float16", "litert", 2.0641, 0.5875),
+            ("TFLite dynamic", "litert", 0.8854, 0.5812), ("TFLite int8", "litert", 1.3194, 0.5875),
+            ("ONNX float32", "onnxruntime", 1.6484, 0.5875), ("ONNX int8", "onnxruntime", 1.1133, 0.5750)]
+
+
+def test_coinciding_points_are_named_under_the_plot_without_collisions(tmp_path):
+    entries, rows = _entries(COINCIDE)
+    fig, axes = P.latency_accuracy_figure(plt, entries, 0.5875, 1.0)
+    assert axes["coincident"] == [["TFLite float32", "TFLite float16"]]
+    texts = [t for t, _ in P.text_boxes(fig)]
+    note = [t for t in texts if t.startswith("Same point:")]
+    assert note == ["Same point: TFLite float32 = TFLite float16 (2.07 / 2.06 ms, 58.75%)"]
+    assert _overlaps(fig) == []
+    fig.savefig(tmp_path / "lat_acc.png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    fig2, axes2 = P.threads_figure(plt, entries, rows)
+    assert ["TFLite float32", "TFLite float16"] in axes2["coincident"]
+    assert any(t.startswith("Same point: TFLite float32 = TFLite float16 at 1, 2 thread(s)") for t, _ in P.text_boxes(fig2))
+    assert _overlaps(fig2) == []
+    plt.close(fig2)
+    apart, _ = _entries(SPECS[:1] + SPECS[4:5])  # two points far apart: no note
+    fig3, axes3 = P.latency_accuracy_figure(plt, apart, 0.9926, 1.0)
+    assert axes3["coincident"] == [] and not [t for t, _ in P.text_boxes(fig3) if t.startswith("Same point")]
+    plt.close(fig3)

@@ -123,3 +123,35 @@ def test_an_unreadable_image_is_reported_and_left_out(capsys, edge_models, truth
     assert code == 1 and "broken.png" in err
     got = json.loads(out)
     assert got["n_failed"] == 1 and got["num_samples"] == len(truth)
+
+
+@pytest.mark.parametrize("classes, shown", [(2, False), (5, False), (6, True)])
+def test_top5_accuracy_only_when_the_model_has_more_than_5_classes(tmp_path, classes, shown):
+    """--labels-from-folders printed top-5 accuracy for a 2-class model (always 100%): text and JSON leave it out."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from edgedeploy.runtime.evaluate import evaluate_folder, format_evaluation
+
+    labels = [f"c{i}" for i in range(classes)]
+    for lab in labels[:2]:
+        (tmp_path / lab).mkdir()
+        for k in range(3):
+            (tmp_path / lab / f"{k}.png").write_bytes(b"x")
+
+    def preprocess(path):
+        return np.array([labels.index(path.parent.name)], dtype=np.float32)
+
+    def predict_tensor(xs, batch_size=8):  # right on c0, top-2 on c1
+        out = np.full((len(xs), classes), 0.01, dtype=np.float32)
+        out[:, 0], out[:, 1] = 0.9, 0.5
+        return out
+
+    clf = SimpleNamespace(manifest=SimpleNamespace(labels=labels), preprocess=preprocess, predict_tensor=predict_tensor,
+                          path=tmp_path / "m.tflite")
+    ev = evaluate_folder(clf, tmp_path, lambda d: sorted(d.glob("*.png")))
+    text, as_json = format_evaluation(ev), json.loads(format_evaluation(ev, as_json=True))
+    assert ("top-5" in text) is shown and ("top5_accuracy" in as_json) is shown
+    if shown:
+        assert as_json["top5_accuracy"] == 1.0 and as_json["accuracy"] == 0.5

@@ -38,7 +38,9 @@ def test_resolve_defaults(tmp_path):
     assert (c.image_size, c.augment, c.weights, c.finetune, c.fine_tune_lr) == (160, True, "imagenet", "two-phase", 1e-5)
     c = resolve(TrainConfig(model="vgg16", dataset="digits", finetune="partial", weights="none", output="x"))
     assert c.unfreeze_from == "block5_conv1"
-    c = resolve(TrainConfig(data_dir=str(tmp_path), output="x"))
+    for cls in ("cat", "dog"):
+        (tmp_path / "photos" / cls).mkdir(parents=True)
+    c = resolve(TrainConfig(data_dir=str(tmp_path / "photos"), output="x"))
     assert c.dataset == "folder" and c.image_size == 160
 
 
@@ -124,6 +126,27 @@ def test_cli_user_errors_exit_2_with_one_line(args, needle):
     assert "Traceback" not in r.stderr
 
 
+@pytest.mark.parametrize("layout, needle", [
+    ({"cat/a.jpg": b"x", "cat/b.jpg": b"x"}, "has no class subfolders"),  # --data .../cat: images, no class folders
+    ({"cat/a/a.jpg": b"x"}, "has only one class folder ('a')"),
+    ({}, "is empty"),
+])
+def test_data_without_class_folders_is_refused_before_tensorflow_loads(tmp_path, layout, needle):
+    """It took 10.5 s (TensorFlow's import) to refuse `--data photos/cat`; the folder is now looked at first."""
+    (tmp_path / "cat").mkdir()
+    for rel, data in layout.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(data)
+    code = ("import sys\nfrom edgedeploy.train.cli import main\n"
+            "rc = main(['--data', sys.argv[1], '--output', sys.argv[2]])\n"
+            "print(rc, sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "cat"), str(tmp_path / "run")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "2 []", out.stdout + out.stderr  # exit 2, and neither was imported
+    assert out.stderr.count("\n") == 1 and needle in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "run").exists()
+
+
 def test_interrupt_during_checkpoint_write_is_deferred():
     from edgedeploy.train.checkpoints import InterruptGuard
 
@@ -153,3 +176,39 @@ def test_train_state_round_trip_and_early_stopping(tmp_path):
     assert back == state and back.history_columns()["epoch"] == [1, 2, 3]
     back.enter_phase(1, fine_tune=True)
     assert (back.phase_index, back.wait, back.phase_stopped, back.fine_tune_start_epoch) == (1, 0, False, 4)
+
+
+def test_patience_running_out_on_the_last_epoch_is_no_early_stop():
+    """The demo's 15/15 was marked "(early stop)": patience ran out on the phase's planned last epoch."""
+    from edgedeploy.train.checkpoints import TrainState
+
+    last = TrainState()
+    for epoch, loss in enumerate((0.5, 0.6, 0.7), start=1):
+        last.record_epoch({"epoch": epoch}, val_loss=loss, patience=2, phase_epochs=3)
+    assert last.wait == 2 and not last.phase_stopped  # the run ended as planned
+    early = TrainState()
+    for epoch, loss in enumerate((0.5, 0.6, 0.7), start=1):
+        early.record_epoch({"epoch": epoch}, val_loss=loss, patience=2, phase_epochs=5)
+    assert early.phase_stopped  # two epochs were left: a real early stop
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize("epochs, marked", [(3, False), (5, True)])
+def test_the_epoch_line_says_early_stop_only_when_epochs_were_left(tmp_path, capsys, epochs, marked):
+    from types import SimpleNamespace
+
+    from edgedeploy.train.checkpoints import InterruptGuard, TrainState, make_callback
+    from edgedeploy.train.finetune import Phase
+
+    state = TrainState()
+    cb = make_callback(tmp_path, state, Phase("train", "full", epochs, 1e-3), patience=2, total_epochs=epochs,
+                       chief=False, guard=InterruptGuard())
+    model = SimpleNamespace(stop_training=False)
+    cb.set_model(model)
+    for epoch, val_loss in enumerate((0.5, 0.6, 0.7)):
+        cb.on_epoch_begin(epoch)
+        cb.on_epoch_end(epoch, {"loss": 1.0, "val_loss": val_loss})
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1].startswith(f"epoch   3/{epochs}")
+    assert ("(early stop)" in lines[-1]) is marked and model.stop_training is marked
+    assert not any("(early stop)" in line for line in lines[:-1])

@@ -62,6 +62,8 @@ class DataSpec:
     default_epochs: int = 15
     needs_data_dir: bool = False  # --data is required (folder)
     accepts_data_dir: bool = False  # --data is allowed (folder; TFDS data_dir)
+    # A cheap look at --data before training starts (no TensorFlow): raises EdgeDeployError, one line.
+    check_data_dir: Callable[[Path], Any] | None = None
 
 
 DATASETS: Registry[DataSpec] = Registry("dataset", package=__package__)  # every public module here registers itself: one new file adds one

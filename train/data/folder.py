@@ -75,8 +75,13 @@ def _check(path: str) -> str | None:
     return None
 
 
-def scan_folder(root: str | os.PathLike, workers: int = 2) -> Scan:
-    """List the classes and readable images of ``root``; see the module docstring."""
+def class_folders(root: str | os.PathLike) -> tuple[list[str], list[dict[str, str]]]:
+    """The class subfolders of ``root`` and the entries skipped at its top level; raises on a folder
+    that cannot be a dataset (missing, a file, no class subfolders, one class).
+
+    Reads one directory listing and imports no TensorFlow: ``train-model`` calls it before training
+    starts (``DataSpec.check_data_dir``), so a wrong ``--data`` is refused in well under a second.
+    """
     base = Path(root).expanduser()
     if not base.exists():
         raise EdgeDeployError(f"data folder not found: {base}")
@@ -102,6 +107,14 @@ def scan_folder(root: str | os.PathLike, workers: int = 2) -> Scan:
         raise EdgeDeployError(f"data folder {base} {what}; expected one subfolder per class, e.g. {base}/cat/ and {base}/dog/")
     if len(classes) == 1:
         raise EdgeDeployError(f"data folder {base} has only one class folder ({classes[0]!r}); a classifier needs at least 2")
+    return classes, skipped
+
+
+def scan_folder(root: str | os.PathLike, workers: int = 2) -> Scan:
+    """List the classes and readable images of ``root``; see the module docstring."""
+    base = Path(root).expanduser()
+    classes, skipped = class_folders(base)
+    real_root = os.path.realpath(base)
 
     candidates: list[tuple[str, str]] = []  # (class, relative path)
     for cls in classes:
@@ -254,5 +267,6 @@ DATASETS.register("folder")(
         default_epochs=20,
         needs_data_dir=True,
         accepts_data_dir=True,
+        check_data_dir=class_folders,
     )
 )
