@@ -26,13 +26,21 @@ from edgedeploy.core.command import ArgumentParser, UsageError, run_command
 
 PROG = "edge-bench"
 HERE = Path(__file__).resolve().parent
-NOT_COMMANDS = {"cli", "fuzzing", "plots", "records"}
+NOT_COMMANDS = {"cli"}
+
+
+def _has_main(name: str) -> bool:
+    """A script defines ``main`` (read from its source: listing the commands imports none of them)."""
+    try:
+        return "\ndef main(" in (HERE / f"{name}.py").read_text(encoding="utf-8")
+    except OSError:
+        return False
 
 
 def command_names() -> list[str]:
-    """The benchmark scripts in this package, as edge-bench commands (underscores as dashes)."""
+    """The benchmark scripts in this package (modules with a ``main``), as edge-bench commands (underscores as dashes)."""
     return sorted(m.name.replace("_", "-") for m in pkgutil.iter_modules([str(HERE)])
-                  if not m.name.startswith("_") and m.name not in NOT_COMMANDS and not m.ispkg)
+                  if not m.name.startswith("_") and m.name not in NOT_COMMANDS and not m.ispkg and _has_main(m.name))
 
 
 def requirement_message(name: str) -> str | None:

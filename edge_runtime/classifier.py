@@ -285,7 +285,7 @@ class ImageClassifier:
         thread); fixed-batch models get float32, which ``predict_tensor`` pads
         and quantizes per chunk.
         """
-        x = preprocess(image, self.manifest, self.max_pixels)  # a fresh float32 array
+        x = self.to_model_layout(preprocess(image, self.manifest, self.max_pixels))  # a fresh float32 array
         return self.quantize_input(x, owned=True) if self.backend.dynamic_batch else x
 
     def predict_prepared(self, xs: np.ndarray) -> np.ndarray:

@@ -54,7 +54,7 @@ BENCH = [
     ("soak", ["m.tflite"], [["--predictions", "10"], ["--quick"]], {"model": "m.tflite", "predictions": 10}),
     ("fuzz", ["d1", "d2"], [["--cases", "5"], ["--seed", "1"]], {"models": ["d1", "d2"], "cases": 5, "seed": 1}),
     ("runtime_overhead", ["m.tflite"], [["--repeats", "2"], ["--quick"]], {"model": "m.tflite", "repeats": 2}),
-    ("throughput", ["m.tflite", "photos"], [["--threads", "1,2"], ["--repeats", "2"]], {"model": "m.tflite", "folder": "photos"}),
+    ("throughput", ["m.tflite", "photos"], [["--grid-threads", "1,2"], ["--repeats", "2"]], {"model": "m.tflite", "folder": "photos"}),
     ("batching", ["a.tflite", "b.tflite"], [["--batch-sizes", "1,4"], ["--images", "8"]], {"models": ["a.tflite", "b.tflite"]}),
     ("preprocess_speed", ["photos"], [["--size", "96"], ["--images", "5"]], {"folder": "photos", "size": 96}),
     ("serve_load", ["m.tflite"], [["--requests", "5"], ["--clients", "2"]], {"model": "m.tflite", "requests": 5}),
