@@ -53,13 +53,16 @@ class InterruptGuard:
     which is never cleared, so a stop cannot be lost. Outside ``deferred()``
     (our own set-up and finishing code) it then raises KeyboardInterrupt at
     once, so a long import or download stops quickly. Inside ``deferred()``
-    (``model.fit`` and checkpoint writes) it only records: an exception raised
-    asynchronously inside Keras can be swallowed (Keras 3.15's
-    ``pythonify_logs``, run after every batch, wraps its tensor conversion in a
-    bare ``except: pass``, which lost SIGTERMs; issue 23), so there the run's
-    callback calls ``check()`` at every batch and epoch boundary and after each
-    checkpoint instead. A KeyboardInterrupt that a library swallowed outside
-    ``deferred()`` is caught up by the next ``check()`` the same way.
+    (``model.fit``) it only records: an exception raised asynchronously inside
+    Keras can be swallowed (Keras 3.15's ``pythonify_logs``, run after every
+    batch, wraps its tensor conversion in a bare ``except: pass``, which lost
+    SIGTERMs; issue 23), so there the run's callback calls ``check()`` at every
+    batch and epoch boundary and after each checkpoint instead. Two exceptions:
+    inside ``critical()`` (a checkpoint write) it never raises, and during a
+    step that may trace and compile the model (``raising(True)``, the first of
+    each loop; seconds for a big model) it raises as outside. A
+    KeyboardInterrupt that a library swallowed is caught up by the next
+    ``check()``.
 
     ``pending``/``raise_pending`` keep the older one-shot interface: a signal
     recorded inside ``critical()`` (= ``deferred()``) is raised once by
@@ -70,14 +73,20 @@ class InterruptGuard:
         self.requested: int | None = None
         self.pending = False
         self._deferred = 0
+        self._critical = 0
+        self._raising = False
         self._installed = False
 
     def on_signal(self, signum: int, frame: Any) -> None:
         self.requested = self.requested or signum
-        if self._deferred:
+        if self._critical or (self._deferred and not self._raising):
             self.pending = True
             return
         raise KeyboardInterrupt
+
+    def raising(self, on: bool) -> None:
+        """Inside ``deferred()``: raise at once again (a library call that cannot be polled, e.g. a trace)."""
+        self._raising = on
 
     def check(self) -> None:
         """Raise ``StopRequested`` if SIGINT or SIGTERM came at any time since ``installed()``."""
@@ -114,8 +123,8 @@ class InterruptGuard:
             yield
         finally:
             self._installed = False
-            self._deferred = 0
-            self.pending = False
+            self._deferred = self._critical = 0
+            self._raising = self.pending = False
             for sig, old in handlers.items():
                 signal.signal(sig, old)
             if mask is not None:
@@ -146,11 +155,11 @@ class InterruptGuard:
     @contextlib.contextmanager
     def critical(self) -> Iterator[None]:
         """A checkpoint write: signals are recorded, never raised inside it."""
-        self._deferred += 1
+        self._critical += 1
         try:
             yield
         finally:
-            self._deferred -= 1
+            self._critical -= 1
 
     def raise_pending(self) -> None:
         if self.pending:
@@ -247,15 +256,29 @@ def make_callback(run: Path, state: TrainState, phase: Phase, patience: int, tot
     keras = import_keras()
     ckpt = run / CHECKPOINT_DIR
     tty = sys.stderr.isatty()
+    traced = {"train": False, "test": False}  # the first step of each loop has run (this fit call)
 
     class RunCallback(keras.callbacks.Callback):
         """Checkpoints, early stopping, history and the progress display.
 
         Also where a Ctrl-C/SIGTERM recorded by ``guard`` stops ``fit``: at every batch (training and
         validation) and epoch boundary, and after each checkpoint. A stop before an epoch's checkpoint
-        drops that epoch (``--resume`` runs it again). The batch hooks run in the main thread: Keras
-        runs ``on_*_batch_begin`` there always, and ``on_train_batch_end`` because it is overridden.
+        drops that epoch (``--resume`` runs it again). The first step of the training and of the
+        validation loop may trace and compile for seconds, so a signal there raises at once
+        (``guard.raising``). The batch hooks run in the main thread: Keras runs ``on_*_batch_begin``
+        there always, and ``on_*_batch_end`` because they are overridden.
         """
+
+        def _begin(self, loop: str) -> None:
+            guard.check()
+            if not traced[loop]:
+                guard.raising(True)
+
+        def _end(self, loop: str) -> None:
+            if not traced[loop]:
+                traced[loop] = True
+                guard.raising(False)
+            guard.check()
 
         def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
             guard.reassert()
@@ -264,13 +287,16 @@ def make_callback(run: Path, state: TrainState, phase: Phase, patience: int, tot
             self._steps = self.params.get("steps") if isinstance(self.params, dict) else None
 
         def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
-            guard.check()
+            self._begin("train")
 
         def on_test_batch_begin(self, batch: int, logs: Any = None) -> None:
-            guard.check()
+            self._begin("test")
+
+        def on_test_batch_end(self, batch: int, logs: Any = None) -> None:
+            self._end("test")
 
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
-            guard.check()
+            self._end("train")
             if tty:
                 total = f"/{self._steps}" if self._steps else ""
                 print(f"\r  epoch {state.epoch + 1}/{total_epochs}  batch {batch + 1}{total}  loss {float((logs or {}).get('loss', 0)):.4f}",
