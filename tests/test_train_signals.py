@@ -64,6 +64,8 @@ LATENCY_LIMIT = 15.0  # seconds from the signal to the command's return, at most
 LATENCY_MEDIAN = 2.0  # ... and typically
 EXIT_LIMIT = 30.0  # a real process: to its exit (TensorFlow's teardown of a VGG16 process takes seconds more when starved)
 LOST_AFTER = 40.0  # the worker gives up on a trial whose signal changed nothing for this long
+UNSENT_AFTER = 120.0  # ... or whose signal never went off (its anchor never came)
+WORKER_LIMIT = 600.0
 HERE = Path(__file__).resolve().parent
 SIGNALS = {"SIGTERM": signal.SIGTERM, "SIGINT": signal.SIGINT}
 HOG = "import os\np = os.getppid()\nwhile os.getppid() == p: pass\n"  # a busy loop that ends with its parent
@@ -198,11 +200,12 @@ def _install_hooks(sender: _Sender) -> None:
         cb.on_train_batch_begin, cb.on_test_batch_begin = on_train_batch_begin, on_test_batch_begin
         return cb
 
-    enter_phase = trainer._Session._enter_phase
+    train_phase = trainer._Session._train_phase
 
-    def enter_phase_hooked(self: Any, *args: Any) -> None:
-        sender.anchor("phase2")
-        enter_phase(self, *args)
+    def train_phase_hooked(self: Any, plan: Any, index: int) -> None:  # entering or resuming the second phase
+        if index >= 1:
+            sender.anchor("phase2")
+        train_phase(self, plan, index)
 
     is_tensor = keras_backend.is_tensor
 
@@ -214,7 +217,7 @@ def _install_hooks(sender: _Sender) -> None:
     checkpoints.save_model_atomic = save_model_atomic
     checkpoints.AFTER_EPOCH_HOOK = lambda epoch: sender.anchor("after_ckpt")
     trainer.make_callback = make_callback_hooked
-    trainer._Session._enter_phase = enter_phase_hooked
+    trainer._Session._train_phase = train_phase_hooked
     keras_backend.is_tensor = is_tensor_hooked
 
 
@@ -254,10 +257,15 @@ def _watchdog(sender: _Sender, state: dict[str, Any], out: Any) -> None:
     """A signal that changed nothing (the bug) would leave the run training for 1000 epochs: report it and stop."""
     while True:
         time.sleep(0.5)
-        sent, trial = sender.sent_at, state.get("trial")
-        if sent and trial is not None and state.get("running") and time.monotonic() - sent > LOST_AFTER:
-            print(json.dumps({**trial, "lost": True, "offset": state.get("offset")}), file=out, flush=True)
+        sent, trial, now = sender.sent_at, state.get("trial"), time.monotonic()
+        if trial is None or not state.get("running"):
+            continue
+        if sent and now - sent > LOST_AFTER:
+            print(json.dumps({**trial, "lost": True}), file=out, flush=True)
             os._exit(3)
+        if not sent and not trial.get("final") and now - state["t0"] > UNSENT_AFTER:
+            print(json.dumps({**trial, "unsent": True}), file=out, flush=True)
+            os._exit(4)
 
 
 LATE: list[int] = []
@@ -293,8 +301,8 @@ def worker(plan_file: str) -> None:
         argv = _argv(chain, bool(trial.get("final")))
         err = io.StringIO()
         LATE.clear()
-        state.update(trial=trial, running=True)
         t0 = time.monotonic()
+        state.update(trial=trial, running=True, t0=t0)
         sender.arm(None if trial.get("final") else trial)
         try:
             with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
@@ -361,6 +369,8 @@ def _problems(r: dict[str, Any]) -> list[str]:
     run = Path(r["run"]) if "run" in r else None
     if r.get("lost"):
         return [f"signal lost: still training {LOST_AFTER:.0f} s after it"]
+    if r.get("unsent"):
+        return [f"its anchor never came in {UNSENT_AFTER:.0f} s (the run trained on without the signal)"]
     if r.get("final"):
         want = list(range(1, r.get("epoch", 0) + 1))
         ok = r["rc"] == 0 and r.get("history_epochs") == want and r["model"] and r.get("status") == "complete"
@@ -417,7 +427,8 @@ def test_signals_at_seeded_points_exit_130_and_resume_finishes(tmp_path):
                                    cwd=str(ROOT), env=_env(), stdout=log, stderr=subprocess.DEVNULL)
     try:
         blocked = _signal_blocked_runs(tmp_path, rng, folder)
-        worker_proc.wait(timeout=600)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            worker_proc.wait(timeout=WORKER_LIMIT)
     finally:
         if worker_proc.poll() is None:
             worker_proc.kill()
@@ -427,7 +438,7 @@ def test_signals_at_seeded_points_exit_130_and_resume_finishes(tmp_path):
     signalled = [r for r in records if not r.get("final")]
     table = _table(records)
     used = resource.getrusage(resource.RUSAGE_CHILDREN)
-    latencies = sorted(r["latency"] or 0.0 for r in signalled)
+    latencies = sorted(r.get("latency") or 0.0 for r in signalled)
     summary = (f"{len(signalled)} signals ({sum(r.get('signal') == 'SIGTERM' for r in signalled)} SIGTERM, "
                f"{sum(bool(r.get('hog')) for r in signalled)} beside a CPU hog), seed {SEED}: "
                f"{time.monotonic() - started:.0f} s wall, {used.ru_utime + used.ru_stime - cpu.ru_utime - cpu.ru_stime:.0f} s CPU "
