@@ -41,6 +41,7 @@ machine whose 2 cores other jobs kept 70-85% busy.
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import json
@@ -454,3 +455,96 @@ def test_signals_at_seeded_points_exit_130_and_resume_finishes(tmp_path):
     for r in blocked:
         assert "parent mask: [2, 15]" in r["stderr"], r["stderr"]  # the parent really blocked both (and they were exec'd)
     assert [r["phases"] for r in records if r.get("final") and r["chain"] == "two_phase"][0][:2] == ["head", "fine_tune"]
+
+
+# -- the guard and the runner, without TensorFlow ------------------------------------------------------
+def test_guard_records_every_signal_and_raises_only_where_nothing_can_swallow_it():
+    from train.checkpoints import InterruptGuard, StopRequested
+
+    guard = InterruptGuard()
+    with pytest.raises(StopRequested):
+        with guard.deferred():  # inside fit: recorded only
+            guard.on_signal(signal.SIGTERM, None)
+            assert guard.requested == signal.SIGTERM
+            guard.raising(True)  # the first step's trace: raised at once
+            with pytest.raises(KeyboardInterrupt):
+                guard.on_signal(signal.SIGINT, None)
+            with guard.critical():  # a checkpoint write: never raised, not even while tracing
+                guard.on_signal(signal.SIGINT, None)
+            guard.raising(False)
+    for _ in range(2):  # the record is never cleared: every later check raises
+        with pytest.raises(StopRequested):
+            guard.check()
+    assert guard.requested == signal.SIGTERM  # the first signal is the one reported
+    with pytest.raises(KeyboardInterrupt):
+        guard.on_signal(signal.SIGTERM, None)  # outside fit: at once
+
+
+@pytest.fixture()
+def saved_signal_state():
+    """Restore the mask, SIGINT/SIGTERM handlers and unraisablehook of this (pytest's main) thread."""
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    hook = sys.unraisablehook
+    yield
+    for s, h in handlers.items():
+        signal.signal(s, h)
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    sys.unraisablehook = hook
+
+
+def test_guard_unblocks_reasserts_and_restores(saved_signal_state):
+    from train.checkpoints import InterruptGuard
+
+    stop = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop)  # as a parent's mask would leave them
+    guard = InterruptGuard()
+    with guard.installed():
+        assert not stop & signal.pthread_sigmask(signal.SIG_BLOCK, [])
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a library replaces the handler and blocks the signal
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+        guard.reassert()  # at every epoch begin
+        assert signal.getsignal(signal.SIGTERM) == guard.on_signal == signal.getsignal(signal.SIGINT)
+        assert not stop & signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    assert stop <= signal.pthread_sigmask(signal.SIG_BLOCK, [])  # the caller's mask and handlers come back
+    assert signal.getsignal(signal.SIGTERM) != guard.on_signal
+
+
+def test_guard_hides_only_its_own_interrupt_raised_in_a_finalizer(saved_signal_state):
+    from train.checkpoints import InterruptGuard
+
+    class Finalized:
+        def __init__(self, exc: BaseException) -> None:
+            self.exc = exc
+
+        def __del__(self) -> None:
+            raise self.exc
+
+    seen: list[BaseException] = []
+    sys.unraisablehook = lambda info: seen.append(info.exc_value)
+    guard = InterruptGuard()
+    with guard.installed():
+        Finalized(KeyboardInterrupt())  # no signal came: reported
+        guard.requested = signal.SIGTERM
+        Finalized(KeyboardInterrupt())  # ours, and the record stops the run anyway: hidden
+        Finalized(ValueError("a real bug"))  # still reported
+    assert [type(e) for e in seen] == [KeyboardInterrupt, ValueError]
+
+
+def test_run_command_unblocks_and_unignores_stop_signals_for_the_command(saved_signal_state):
+    from edge_runtime.command import _on_sigterm, run_command
+
+    stop = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop)  # what a parent's mask and `cmd &` leave behind
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    seen = {}
+
+    def body(args: Any) -> int:
+        seen.update(blocked=stop & signal.pthread_sigmask(signal.SIG_BLOCK, []), sigint=signal.getsignal(signal.SIGINT),
+                    sigterm=signal.getsignal(signal.SIGTERM))
+        return 0
+
+    assert run_command("prog", argparse.ArgumentParser, body, []) == 0
+    assert seen == {"blocked": set(), "sigint": signal.default_int_handler, "sigterm": _on_sigterm}
+    assert stop <= signal.pthread_sigmask(signal.SIG_BLOCK, [])  # an in-process caller gets its state back
+    assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
