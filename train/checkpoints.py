@@ -65,8 +65,8 @@ class InterruptGuard:
     ``check()``.
 
     ``pending``/``raise_pending`` keep the older one-shot interface: a signal
-    recorded inside ``critical()`` (= ``deferred()``) is raised once by
-    ``raise_pending``.
+    recorded and not raised (in ``critical()`` or ``deferred()``) is raised
+    once by ``raise_pending``.
     """
 
     def __init__(self) -> None:
