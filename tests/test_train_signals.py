@@ -561,3 +561,29 @@ def test_run_command_unblocks_and_unignores_stop_signals_for_the_command(saved_s
     assert seen == {"blocked": set(), "sigint": signal.default_int_handler, "sigterm": _on_sigterm}
     assert stop <= signal.pthread_sigmask(signal.SIG_BLOCK, [])  # an in-process caller gets its state back
     assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+
+
+@pytest.mark.parametrize("where", ["prepare_run_dir", "import_keras"])
+def test_an_interrupt_before_a_resumed_run_is_loaded_names_the_checkpoint_on_disk(tmp_path, monkeypatch, where):
+    """Found by the stress test: a signal early in a --resume (while TensorFlow is imported, or before the
+    folder is checked) said "nothing was kept ... start over" although epoch 7's checkpoint was there."""
+    from train import trainer
+    from train.checkpoints import TrainState
+    from train_fixtures import tiny_config
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    TrainState(epoch=7, phase_epochs_done=7, history=[{"epoch": e} for e in range(1, 8)]).save(run / "checkpoints/state.json")
+    (run / "config.json").write_text(json.dumps({"config": {}, "status": "interrupted", "epochs_done": 7}))
+
+    def signalled(*args: Any) -> None:
+        raise KeyboardInterrupt  # what the handler raises there
+
+    monkeypatch.setattr(trainer, where, signalled)
+    with pytest.raises(trainer.TrainingInterrupted) as e:
+        trainer.train(tiny_config(tmp_path, resume=True))
+    assert e.value.epoch == 7, e.value.message()
+    assert e.value.message() == (f"interrupted after epoch 7; the last good checkpoint is in {run / 'checkpoints'}; "
+                                 f"continue with: train-model --resume --output {run}")
+    assert json.loads((run / "config.json").read_text())["epochs_done"] == 7
+    assert (run / "checkpoints/state.json").is_file()

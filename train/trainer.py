@@ -239,13 +239,25 @@ def train_here(cfg: TrainConfig, run: Path | None, chief: bool = True, created: 
                 discard_failed_run(run, created)
             raise
     # Ctrl-C or SIGTERM, or an error after one (a library may turn the KeyboardInterrupt into another exception)
-    if run is None:
-        raise TrainingInterrupted(Path(cfg.output).expanduser(), 0) from None
-    if chief and has_checkpoint(run):
-        _mark_interrupted(run, state.epoch)
-    elif chief:
-        discard_failed_run(run, created)
-    raise TrainingInterrupted(run, state.epoch if not chief or has_checkpoint(run) else 0) from None
+    if run is None:  # stopped before the run folder was looked at: nothing in it was touched
+        run = Path(cfg.output).expanduser()
+        raise TrainingInterrupted(run, _saved_epoch(run, 0) if cfg.resume and has_checkpoint(run) else 0) from None
+    if not chief:
+        raise TrainingInterrupted(run, state.epoch) from None
+    if has_checkpoint(run):
+        epoch = _saved_epoch(run, state.epoch)  # a resumed run's state may not be loaded yet
+        _mark_interrupted(run, epoch)
+        raise TrainingInterrupted(run, epoch) from None
+    discard_failed_run(run, created)
+    raise TrainingInterrupted(run, 0) from None
+
+
+def _saved_epoch(run: Path, default: int) -> int:
+    """The epoch of the checkpoint on disk."""
+    try:
+        return TrainState.load(run / CHECKPOINT_DIR / STATE).epoch
+    except (OSError, ValueError, TypeError):
+        return default
 
 
 def _mark_interrupted(run: Path, epoch: int) -> None:
