@@ -36,8 +36,9 @@ through 32 process starts plus their resumes would take 5 minutes or more. So:
 - The delays are small after well-defined anchors (hooks in the worker), so
   each trial ends in 1-3 s instead of waiting out a random point of a long
   run; a CPU hog runs beside 8 of them.
-Measured: about 65 CPU-seconds plus the hog's 15; 170 s of wall time on a
-machine whose 2 cores other jobs kept 70-85% busy.
+Measured on 2 cores shared with other jobs (load 3): 71-80 s of wall time and
+73-80 CPU-seconds (the hog's included); 111 s beside a second, test-long CPU
+hog. At load 5-8 from other jobs it took 136-350 s.
 """
 from __future__ import annotations
 
