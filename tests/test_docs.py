@@ -97,7 +97,7 @@ def test_install_sh_default_prefix_is_the_one_the_docs_give():
 
 
 def test_no_doc_imports_the_bare_folder_names():
-    """`from edge_runtime import ...` works only from a checkout; the installed name is edgedeploy.runtime."""
+    """`from edgedeploy.runtime import ...` works only from a checkout; the installed name is edgedeploy.runtime."""
     for doc in DOCS:
         assert not re.search(r"^\s*from (edge_runtime|train|export|benchmarks)(\.| import)", doc.read_text(), re.M), doc
 

@@ -1,7 +1,6 @@
 """``edgedeploy.train.train(config) -> run folder``: the one entry point of training.
 
-It resolves the config, prints its warnings, prepares the run folder (``RunFolder.prepare``) and
-trains in this process (trainer.py), or hands a multi-worker run to its supervisor (cluster.py),
+It resolves the config, prints its warnings, and trains in this process (trainer.py), or hands a multi-worker run to its supervisor (cluster.py),
 whose child process trains through trainer.py too. So the dependencies point one way:
 api -> cluster -> trainer, and api -> trainer.
 """
@@ -11,7 +10,6 @@ import sys
 from pathlib import Path
 
 from edgedeploy.core.errors import EdgeDeployError
-from edgedeploy.core.runfolder import RunFolder
 
 from .config import TrainConfig, config_warnings, resolve
 
@@ -37,6 +35,4 @@ def train(config: TrainConfig) -> Path:
         return train_multi_worker(cfg)
     from .trainer import train_here
 
-    folder = RunFolder(cfg.output)
-    owned = folder.prepare(force=bool(cfg.force), resume=bool(cfg.resume))
-    return train_here(cfg, folder.path, chief=True, created=owned)
+    return train_here(cfg, None, chief=True)  # it prepares the run folder inside its interrupt guard

@@ -8,8 +8,7 @@
   the history so far.
 
 Each file is written atomically (temporary file, then rename), and Ctrl-C or
-SIGTERM arriving while the three are written waits until all three agree
-(``InterruptGuard``), so
+SIGTERM never cuts into the writing of the three (``InterruptGuard``), so
 an interrupt leaves a consistent checkpoint. (A hard kill between two renames
 can leave ``best``/``last`` one epoch ahead of ``state.json``; resuming then
 repeats that epoch.)
@@ -38,45 +37,127 @@ from .finetune import Phase
 AFTER_EPOCH_HOOK: Callable[[int], None] | None = None
 
 
-class InterruptGuard:
-    """Ctrl-C/SIGTERM during training, held back while a checkpoint is written.
+class StopRequested(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM, raised by our own code at a safe point (``InterruptGuard.check``)."""
 
-    ``on_signal`` is the signal handler: outside a checkpoint write it raises
-    KeyboardInterrupt at once; during one it only sets ``pending``, and the
-    interrupt is raised once best, last and state agree.
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class InterruptGuard:
+    """Ctrl-C/SIGTERM during training: recorded first, raised only where nothing can swallow it.
+
+    ``on_signal`` is the handler. It always records the signal in ``requested``,
+    which is never cleared, so a stop cannot be lost. Outside ``deferred()``
+    (our own set-up and finishing code) it then raises KeyboardInterrupt at
+    once, so a long import or download stops quickly. Inside ``deferred()``
+    (``model.fit``) it only records: an exception raised asynchronously inside
+    Keras can be swallowed (Keras 3.15's ``pythonify_logs``, run after every
+    batch, wraps its tensor conversion in a bare ``except: pass``, which lost
+    SIGTERMs; issue 23), so there the run's callback calls ``check()`` at every
+    batch and epoch boundary and after each checkpoint instead. Two exceptions:
+    inside ``critical()`` (a checkpoint write) it never raises, and during a
+    step that may trace and compile the model (``raising(True)``, the first of
+    each loop; seconds for a big model) it raises as outside. A
+    KeyboardInterrupt that a library swallowed is caught up by the next
+    ``check()``.
+
+    ``pending``/``raise_pending`` keep the older one-shot interface: a signal
+    recorded and not raised (in ``critical()`` or ``deferred()``) is raised
+    once by ``raise_pending``.
     """
 
     def __init__(self) -> None:
-        self.active = False
+        self.requested: int | None = None
         self.pending = False
+        self._deferred = 0
+        self._critical = 0
+        self._raising = False
+        self._installed = False
 
     def on_signal(self, signum: int, frame: Any) -> None:
-        if self.active:
+        self.requested = self.requested or signum
+        if self._critical or (self._deferred and not self._raising):
             self.pending = True
             return
         raise KeyboardInterrupt
 
+    def raising(self, on: bool) -> None:
+        """Inside ``deferred()``: raise at once again (a library call that cannot be polled, e.g. a trace)."""
+        self._raising = on
+
+    def check(self) -> None:
+        """Raise ``StopRequested`` if SIGINT or SIGTERM came at any time since ``installed()``."""
+        if self.requested:
+            self.pending = False
+            raise StopRequested(self.requested)
+
+    def reassert(self) -> None:
+        """Our handler for SIGINT and SIGTERM, and both unblocked (main thread only).
+
+        Called at every epoch begin, in case a library replaced the handler or blocked the signals.
+        """
+        if self._installed and threading.current_thread() is threading.main_thread():
+            for sig in STOP_SIGNALS:
+                signal.signal(sig, self.on_signal)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
-        """SIGINT and SIGTERM go to ``on_signal`` (main thread only) until the block ends."""
+        """SIGINT and SIGTERM go to ``on_signal`` (main thread only) until the block ends; re-entrant."""
+        if self._installed:
+            yield
+            return
         handlers: dict[int, Any] = {}
+        mask = None
+        unraisable = sys.unraisablehook
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in STOP_SIGNALS:
                 handlers[sig] = signal.signal(sig, self.on_signal)
+            mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+            sys.unraisablehook = self._unraisable(unraisable)
+        self._installed = True
         try:
             yield
         finally:
-            self.active = self.pending = False
+            self._installed = False
+            self._deferred = self._critical = 0
+            self._raising = self.pending = False
             for sig, old in handlers.items():
                 signal.signal(sig, old)
+            if mask is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+                sys.unraisablehook = unraisable
+
+    def _unraisable(self, previous: Callable[[Any], None]) -> Callable[[Any], None]:
+        """Python drops an exception raised in a finalizer (``__del__``) and prints it; our own
+        KeyboardInterrupt there is noise: the recorded request stops the run at the next check."""
+
+        def hook(info: Any) -> None:
+            if not (self.requested and isinstance(info.exc_value, KeyboardInterrupt)):
+                previous(info)
+
+        return hook
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Signals are only recorded in the block; ``check()`` at its end raises a recorded one."""
+        self._deferred += 1
+        try:
+            yield
+        finally:
+            self._deferred -= 1
+        if not self._deferred:
+            self.check()
 
     @contextlib.contextmanager
     def critical(self) -> Iterator[None]:
-        self.active = True
+        """A checkpoint write: signals are recorded, never raised inside it."""
+        self._critical += 1
         try:
             yield
         finally:
-            self.active = False
+            self._critical -= 1
 
     def raise_pending(self) -> None:
         if self.pending:
@@ -178,15 +259,47 @@ def make_callback(run: Path, state: TrainState, phase: Phase, patience: int, tot
     keras = import_keras()
     ckpt = run / CHECKPOINTS
     tty = sys.stderr.isatty()
+    traced = {"train": False, "test": False}  # the first step of each loop has run (this fit call)
 
     class RunCallback(keras.callbacks.Callback):
-        """Checkpoints, early stopping, history and the progress display."""
+        """Checkpoints, early stopping, history and the progress display.
+
+        Also where a Ctrl-C/SIGTERM recorded by ``guard`` stops ``fit``: at every batch (training and
+        validation) and epoch boundary, and after each checkpoint. A stop before an epoch's checkpoint
+        drops that epoch (``--resume`` runs it again). The first step of the training and of the
+        validation loop may trace and compile for seconds, so a signal there raises at once
+        (``guard.raising``). The batch hooks run in the main thread: Keras runs ``on_*_batch_begin``
+        there always, and ``on_*_batch_end`` because they are overridden.
+        """
+
+        def _begin(self, loop: str) -> None:
+            guard.check()
+            if not traced[loop]:
+                guard.raising(True)
+
+        def _end(self, loop: str) -> None:
+            if not traced[loop]:
+                traced[loop] = True
+                guard.raising(False)
+            guard.check()
 
         def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            guard.reassert()
+            guard.check()
             self._t0 = time.perf_counter()
             self._steps = self.params.get("steps") if isinstance(self.params, dict) else None
 
+        def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
+            self._begin("train")
+
+        def on_test_batch_begin(self, batch: int, logs: Any = None) -> None:
+            self._begin("test")
+
+        def on_test_batch_end(self, batch: int, logs: Any = None) -> None:
+            self._end("test")
+
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            self._end("train")
             if tty:
                 total = f"/{self._steps}" if self._steps else ""
                 print(f"\r  epoch {state.epoch + 1}/{total_epochs}  batch {batch + 1}{total}  loss {float((logs or {}).get('loss', 0)):.4f}",
@@ -216,7 +329,7 @@ def make_callback(run: Path, state: TrainState, phase: Phase, patience: int, tot
             _say(f"epoch {epoch + 1:>3}/{total_epochs}  loss {logs.get('loss', float('nan')):.4f}  {acc}"
                  f"val_loss {val_loss:.4f}  {vacc}{row['seconds']:.1f}s" + ("  *best" if improved else "")
                  + ("  (early stop)" if state.phase_stopped else ""))
-            guard.raise_pending()
+            guard.check()
             if AFTER_EPOCH_HOOK is not None:
                 AFTER_EPOCH_HOOK(state.epoch)
 

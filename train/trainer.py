@@ -18,9 +18,15 @@ The run folder (``config.output``)::
 Every file is written atomically. A run that fails or is interrupted before
 its first checkpoint removes what it wrote, so the same command can simply be
 run again. Checkpoints are saved at the end of every
-epoch, so Ctrl-C or SIGTERM (turned into KeyboardInterrupt) leaves the last
-good one; ``resume=True`` continues from it with the epoch counter, history,
-early-stopping state and optimizer state restored.
+epoch, so Ctrl-C or SIGTERM leaves the last good one; ``resume=True``
+continues from it with the epoch counter, history, early-stopping state and
+optimizer state restored.
+
+Ctrl-C and SIGTERM are recorded by ``checkpoints.InterruptGuard`` and never
+lost: inside ``model.fit`` the run's callback stops at the next batch or epoch
+boundary; outside it a KeyboardInterrupt is raised at once, and every step of
+``_Session.execute`` checks the record again, in case a library swallowed it.
+Any error that ends a run after a stop was requested counts as the interruption.
 """
 from __future__ import annotations
 
@@ -131,29 +137,54 @@ class _NoReporter:
 
 
 # -- the entry point (edgedeploy.train.api.train dispatches here or to cluster.py) ----
-def train_here(cfg: TrainConfig, run: Path, chief: bool = True, created: str | None = None, reporter: Any = None) -> Path:
-    """Train in this process into ``run``.
+def train_here(cfg: TrainConfig, run: Path | None, chief: bool = True, created: str | None = None,
+               reporter: Any = None) -> Path:
+    """Train in this process into ``run`` (None: the run folder ``cfg.output``, checked or created here,
+    inside the interrupt guard, so a signal right after it is created removes it again).
 
     ``created`` (from ``RunFolder.prepare``): what to remove if the run fails before its first checkpoint.
     """
     state = TrainState()
     guard = InterruptGuard()
-    folder = RunFolder(run)
     try:
-        if cfg.resume:
-            cfg = _resumed_config(cfg, run)
         with guard.installed():
-            return _Session(cfg, run, chief, state, guard, reporter or _NoReporter()).execute()
-    except KeyboardInterrupt:
-        if chief and folder.has_checkpoint():
-            folder.update_config(status="interrupted", epochs_done=state.epoch)
-        elif chief:
-            folder.discard_failed(created)
-        raise TrainingInterrupted(run, state.epoch if not chief or folder.has_checkpoint() else 0) from None
-    except BaseException:
-        if chief and not folder.has_checkpoint():
-            folder.discard_failed(created)
-        raise
+            if run is None:
+                with guard.critical():  # made whole before a signal is acted on
+                    folder = RunFolder(cfg.output)
+                    created = folder.prepare(force=bool(cfg.force), resume=bool(cfg.resume))
+                    run = folder.path
+            guard.check()
+            if cfg.resume:
+                cfg = _resumed_config(cfg, run)
+            out = _Session(cfg, run, chief, state, guard, reporter or _NoReporter()).execute()
+            guard.check()
+            return out
+    except BaseException as exc:
+        if not (isinstance(exc, KeyboardInterrupt) or guard.requested):
+            if run is not None and chief and not RunFolder(run).has_checkpoint():
+                RunFolder(run).discard_failed(created)
+            raise
+    # Ctrl-C or SIGTERM, or an error after one (a library may turn the KeyboardInterrupt into another exception)
+    if run is None:  # stopped before the run folder was looked at: nothing in it was touched
+        folder = RunFolder(cfg.output)
+        raise TrainingInterrupted(folder.path, _saved_epoch(folder, 0) if cfg.resume and folder.has_checkpoint() else 0) from None
+    folder = RunFolder(run)
+    if not chief:
+        raise TrainingInterrupted(run, state.epoch) from None
+    if folder.has_checkpoint():
+        epoch = _saved_epoch(folder, state.epoch)  # a resumed run's state may not be loaded yet
+        folder.update_config(status="interrupted", epochs_done=epoch)
+        raise TrainingInterrupted(run, epoch) from None
+    folder.discard_failed(created)
+    raise TrainingInterrupted(run, 0) from None
+
+
+def _saved_epoch(folder: RunFolder, default: int) -> int:
+    """The epoch of the checkpoint on disk."""
+    try:
+        return TrainState.load(folder.state_path).epoch
+    except (OSError, ValueError, TypeError):
+        return default
 
 
 @dataclass
@@ -178,19 +209,24 @@ class _Session:
         return self.run / CHECKPOINTS
 
     def execute(self) -> Path:
+        check = self.guard.check  # a Ctrl-C/SIGTERM that a library swallowed is caught up here
         import_keras().utils.set_random_seed(self.cfg.seed)
+        check()
         self.reporter.stage("cluster")
         self.strategy = make_strategy(self.cfg.distribute)
         self.reporter.stage("prepare")
         if self.cfg.resume:
             self.state = _adopt(self.state, TrainState.load(self.ckpt / STATE))
         self._load_data()
+        check()
         self._write_start_files()
         self.reporter.stage("train")
         plan = phases(self.cfg)
         self._build_model(plan[0])
         for index in range(self.state.phase_index, len(plan)):
+            check()
             self._train_phase(plan, index)
+        check()
         if (self.ckpt / BEST).is_file():
             load_weights(self.model, self.ckpt / BEST)
         self.reporter.stage("finish")
@@ -277,24 +313,27 @@ class _Session:
         phase, state = plan[index], self.state
         if index != state.phase_index:
             self._enter_phase(phase, index)
+            self.guard.check()
         remaining = phase.epochs - state.phase_epochs_done
         if state.phase_stopped or remaining <= 0:
             return
         total = state.epoch + remaining + sum(p.epochs for p in plan[index + 1:])
         callback = make_callback(self.run, state, phase, self.cfg.patience, total, self.chief, self.guard)
         end = state.epoch + remaining
-        if self.cfg.distribute == "multi-worker":
-            from .distributed_fit import fit_distributed
+        # Inside fit a signal is only recorded; the callback acts on it at the next batch or epoch boundary.
+        with self.guard.deferred():
+            if self.cfg.distribute == "multi-worker":
+                from .distributed_fit import fit_distributed
 
-            fit_distributed(self.model, self.strategy, self.datasets["train"], self.datasets["validation"],
-                            state.epoch, end, callback, self.reporter)
-            return
-        with warnings.catch_warnings():
-            # Keras warns at the end of every dataset of unknown length (a folder's, after
-            # filtering unreadable files); it is the normal end of an epoch here.
-            warnings.filterwarnings("ignore", message="Your input ran out of data")
-            self.model.fit(self.datasets["train"], validation_data=self.datasets["validation"], initial_epoch=state.epoch,
-                           epochs=end, verbose=0, shuffle=False, callbacks=[callback])
+                fit_distributed(self.model, self.strategy, self.datasets["train"], self.datasets["validation"],
+                                state.epoch, end, callback, self.reporter)
+                return
+            with warnings.catch_warnings():
+                # Keras warns at the end of every dataset of unknown length (a folder's, after
+                # filtering unreadable files); it is the normal end of an epoch here.
+                warnings.filterwarnings("ignore", message="Your input ran out of data")
+                self.model.fit(self.datasets["train"], validation_data=self.datasets["validation"],
+                               initial_epoch=state.epoch, epochs=end, verbose=0, shuffle=False, callbacks=[callback])
 
 
 def _adopt(state: TrainState, saved: TrainState) -> TrainState:

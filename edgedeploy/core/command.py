@@ -27,6 +27,7 @@ import argparse
 import os
 import signal
 import sys
+import threading
 from typing import Any, Callable, Sequence
 
 from .errors import EdgeDeployError
@@ -73,6 +74,34 @@ def _on_sigterm(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _enable_stop_signals() -> tuple[Any, dict[int, Any]]:
+    """Let SIGINT and SIGTERM reach this command whatever the parent left (main thread only).
+
+    A blocked signal mask survives exec, so a parent that blocks SIGTERM (a
+    thread of a supervisor, a job runner) would make it wait forever; an
+    ignored SIGINT (``cmd &`` in a script) would make Ctrl-C do nothing. So both
+    are unblocked, and an ignored one gets Python's default back (SIGINT: raise
+    KeyboardInterrupt; SIGTERM: ``_on_sigterm`` replaces it next). Returns the
+    old mask and the replaced dispositions, for ``_restore_stop_signals``.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None, {}
+    stop = {signal.SIGINT, signal.SIGTERM}
+    mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, stop)
+    ignored = {sig: signal.SIG_IGN for sig in stop if signal.getsignal(sig) == signal.SIG_IGN}
+    for sig in ignored:
+        signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL)
+    return mask, ignored
+
+
+def _restore_stop_signals(mask: Any, ignored: dict[int, Any]) -> None:
+    """Undo ``_enable_stop_signals`` (for an in-process caller)."""
+    for sig, old in ignored.items():
+        signal.signal(sig, old)
+    if mask is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
 def run_command(prog: str, build_parser: Callable[[], argparse.ArgumentParser],
                 body: Callable[[argparse.Namespace], int | None], argv: Sequence[str] | None = None,
                 stderr: Any = None) -> int:
@@ -93,6 +122,7 @@ def run_command(prog: str, build_parser: Callable[[], argparse.ArgumentParser],
     err = stderr or sys.stderr
     previous = None
     debug_env = os.environ.get("EDGEDEPLOY_DEBUG")  # --debug sets it for this call only (subprocesses inherit it)
+    mask, ignored = _enable_stop_signals()
     try:
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
     except ValueError:  # not the main thread: leave signals alone
@@ -132,6 +162,7 @@ def run_command(prog: str, build_parser: Callable[[], argparse.ArgumentParser],
                 signal.signal(signal.SIGTERM, previous)
             except ValueError:
                 pass
+        _restore_stop_signals(mask, ignored)
 
 
 class _ArgvOnly:
