@@ -437,7 +437,7 @@ def test_signals_at_seeded_points_exit_130_and_resume_finishes(tmp_path):
     (tmp_path / "plan.json").write_text(json.dumps(plan))
     started, cpu = time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
     log = (tmp_path / "worker.out").open("w")
-    worker_proc = subprocess.Popen([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(HERE)!r}); "
+    worker_proc = subprocess.Popen([sys.executable, "-c", f"import sys; sys.path[:0] = [{str(HERE)!r}, {str(HERE.parent)!r}]; "
                                     f"import test_train_signals as t; t.worker({str(tmp_path / 'plan.json')!r})"],
                                    cwd=str(ROOT), env=_env(), stdout=log, stderr=subprocess.DEVNULL)
     try:
