@@ -22,6 +22,8 @@ import numpy as np
 from edgedeploy.core.errors import EdgeDeployError, ManifestError, ModelError
 
 from .backends import Backend, backend_for
+from .formats import format_for_path
+from .integrity import verify_model_hash
 from .manifest import Manifest, default_manifest, guess_layout
 from .options import ClassifierOptions
 from .preprocess import ImageSource, preprocess
@@ -64,7 +66,6 @@ def load_manifest_for(model_path: str | os.PathLike, backend: Backend | None = N
     its format reads the file and damaged metadata is an error; without one,
     damaged metadata is skipped for the sidecar (loading reports it later).
     """
-    from .formats import format_for_path
 
     if backend is not None:
         return backend.model_format().read_manifest(model_path, strict=True)
@@ -115,7 +116,6 @@ class ImageClassifier:
         self.path = Path(model_path)
         self.sha256 = None
         if options.verify_hash:  # before any runtime sees the bytes
-            from .integrity import verify_model_hash
 
             self.sha256 = verify_model_hash(self.path)
         self.backend = backend_for(self.path, options.backend, threads=options.threads, xnnpack=options.xnnpack,

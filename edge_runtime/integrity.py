@@ -18,6 +18,8 @@ from pathlib import Path
 
 from edgedeploy.core.errors import ModelError
 
+from .manifest import sha256_file
+
 __all__ = ["IntegrityError", "hash_sidecar", "recorded_sha256", "verify_model_hash"]
 
 
@@ -67,7 +69,6 @@ def verify_model_hash(model_path: str | os.PathLike) -> str | None:
     if found is None:
         return None
     expected, sidecar = found
-    from .manifest import sha256_file
 
     actual = sha256_file(path)
     if actual != expected:

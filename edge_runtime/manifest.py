@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from edgedeploy.core.errors import ManifestError
+from edgedeploy.core.io import atomic_write_text
 from edgedeploy.core.runfolder import MANIFEST
 
 SCHEMA_VERSION = 1
@@ -200,7 +201,6 @@ class Manifest:
         return cls.from_json(p.read_bytes(), source=str(p))
 
     def save(self, path: str | os.PathLike, force: bool = True) -> Path:
-        from edgedeploy.core.io import atomic_write_text
 
         return atomic_write_text(path, self.to_json() + "\n", force=force)
 

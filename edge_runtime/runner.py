@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from edgedeploy.core.errors import EdgeDeployError
 
-from .pipeline import PipelineOptions
+from .pipeline import Pipeline, PipelineOptions
 
 if TYPE_CHECKING:
     from edgedeploy.core.progress import Progress
@@ -70,7 +70,6 @@ class Runner:
 
     def run(self, paths: Sequence[Path]) -> None:
         """Classify ``paths``; failures are reported and counted, never raised."""
-        from .pipeline import Pipeline
 
         if self._pipeline is None:  # kept across calls: --watch hands over one file at a time
             self._pipeline = Pipeline(self.clf, self.options)

@@ -11,7 +11,9 @@ from pathlib import Path
 
 from edgedeploy.core.errors import EdgeDeployError
 
+from .cluster import train_multi_worker
 from .config import TrainConfig, config_warnings, resolve
+from .trainer import train_here
 
 __all__ = ["train"]
 
@@ -30,9 +32,7 @@ def train(config: TrainConfig) -> Path:
     for note in config_warnings(cfg):
         print(f"warning: {note}", file=sys.stderr, flush=True)
     if cfg.distribute == "multi-worker":  # a supervised child process per worker
-        from .cluster import train_multi_worker
 
         return train_multi_worker(cfg)
-    from .trainer import train_here
 
     return train_here(cfg, None, chief=True)  # it prepares the run folder inside its interrupt guard

@@ -15,7 +15,12 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from edgedeploy.core.environment import package_versions as versions
+from edgedeploy.core.environment import python_version
 from edgedeploy.core.errors import EdgeDeployError
+
+from .data import DATASETS
+from .models import MODELS
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 FINETUNE = ("head", "partial", "full", "two-phase")
@@ -183,8 +188,6 @@ def resolve(config: TrainConfig) -> TrainConfig:
 
     Also checks names and combinations that need no TensorFlow (fast errors).
     """
-    from .data import DATASETS
-    from .models import MODELS
 
     cfg = dataclasses.replace(config).checked()
     spec = MODELS.get(cfg.model)
@@ -271,7 +274,6 @@ LR_HELP = ("learning rate (default: 1e-4 for --finetune partial, and for full on
 
 def config_warnings(cfg: TrainConfig) -> list[str]:
     """Settings of a resolved config that are legal but probably not meant (printed as warnings)."""
-    from .models import MODELS
 
     out: list[str] = []
     if MODELS.get(cfg.model).pretrained and cfg.weights == "none" and cfg.finetune in ("head", "partial", "two-phase"):
@@ -287,8 +289,6 @@ def package_versions() -> dict[str, str]:
     """Versions of the packages a run depends on (recorded in config.json)."""
     import platform
 
-    from edgedeploy.core.environment import package_versions as versions
-    from edgedeploy.core.environment import python_version
 
     return {"python": python_version(), "platform": platform.platform(),
             **versions(("edgedeploy", "tensorflow", "keras", "numpy", "pillow", "tensorflow-datasets", "matplotlib"),

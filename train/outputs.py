@@ -12,12 +12,16 @@ from pathlib import Path
 from typing import Any
 
 from edgedeploy.core.io import atomic_write_json
+from edgedeploy.core.metrics import classification_metrics
 from edgedeploy.core.runfolder import CONFIG, HISTORY, MANIFEST, MODEL
 from edgedeploy.runtime.manifest import sha256_file
 
+from . import plots
 from ._tf import import_keras
 from .checkpoints import CHECKPOINTS, STATE, save_model_atomic
+from .evaluate import predict_dataset, write_metrics
 from .finetune import trainable_report
+from .macs import count_macs
 
 
 def _say(msg: str) -> None:
@@ -28,9 +32,7 @@ def finish(session: Any) -> Path:
     """Evaluate, then (chief) save model, manifest, metrics, history, plots; mark the run complete."""
     import numpy as np
 
-    from edgedeploy.core.metrics import classification_metrics
 
-    from .evaluate import predict_dataset
 
     keras = import_keras()
     cfg, state, run, data = session.cfg, session.state, session.run, session.data
@@ -61,7 +63,6 @@ def finish(session: Any) -> Path:
 
 
 def _write_model(session: Any, final: Any, metrics: dict[str, Any]) -> None:
-    from .macs import count_macs
 
     run, manifest = session.run, session.manifest
     save_model_atomic(final, run / MODEL)
@@ -73,8 +74,6 @@ def _write_model(session: Any, final: Any, metrics: dict[str, Any]) -> None:
 
 
 def _write_reports(session: Any, metrics: dict[str, Any], y_true: Any, y_pred: Any, probs: Any) -> None:
-    from . import plots
-    from .evaluate import write_metrics
 
     run, state = session.run, session.state
     write_metrics(run, metrics)
@@ -88,7 +87,6 @@ def _write_reports(session: Any, metrics: dict[str, Any], y_true: Any, y_pred: A
 
 def _plot_examples(run: Path, data: Any, y_true: Any, y_pred: Any, probs: Any, count: int = 16, window: int = 200) -> None:
     """predictions.png: up to 4 mistakes and the rest right, from the first ``window`` test images."""
-    from . import plots
 
     n = min(len(y_true), window)
     if n == 0:

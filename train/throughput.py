@@ -19,6 +19,13 @@ import statistics
 import time
 from typing import Any
 
+from edgedeploy.runtime.manifest import Manifest
+
+from ._tf import import_keras, import_tf
+from .data import DATASETS
+from .models import MODELS, build_model
+from .pipeline import build_dataset
+
 TARGET = 0.9
 
 
@@ -35,12 +42,7 @@ def _fit_epoch(model: Any, *args: Any, **kw: Any) -> float:
 def measure(cfg: Any, epochs: int, augment: bool) -> dict[str, Any]:
     import numpy as np
 
-    from edgedeploy.runtime.manifest import Manifest
 
-    from ._tf import import_keras, import_tf
-    from .data import DATASETS
-    from .models import MODELS, build_model
-    from .pipeline import build_dataset
 
     tf = import_tf()
     keras = import_keras()

@@ -47,8 +47,11 @@ from ._tf import import_keras, import_tf
 from .checkpoints import BEST, CHECKPOINTS, LAST, STATE, InterruptGuard, TrainState, load_weights, make_callback
 from .config import TrainConfig, package_versions
 from .data import DATASETS
+from .distributed_fit import fit_distributed
 from .finetune import Phase, apply_strategy, describe, phases
-from .models import MODELS, build_model
+from .models import MODELS, build_model, quiet_keras_warnings
+from .outputs import finish
+from .pipeline import build_dataset
 
 # Settings that define what a run is; a resumed run must keep them.
 IDENTITY = ("model", "dataset", "data_dir", "image_size", "weights", "finetune", "unfreeze_from", "dropout")
@@ -230,7 +233,6 @@ class _Session:
         if (self.ckpt / BEST).is_file():
             load_weights(self.model, self.ckpt / BEST)
         self.reporter.stage("finish")
-        from .outputs import finish
 
         return finish(self)
 
@@ -246,7 +248,6 @@ class _Session:
             color_order=spec.color_order, resize_method="bilinear", normalization=spec.normalization(),
             model_name=cfg.model, dataset=data.name, format="keras",
         )
-        from .pipeline import build_dataset
 
         common = dict(manifest=self.manifest, batch_size=cfg.batch_size, cache_dir=self.run / "cache")
         self.datasets = {
@@ -277,7 +278,6 @@ class _Session:
             if cfg.resume:
                 self.model = import_keras().models.load_model(self.ckpt / LAST, compile=True)  # safe_mode: no Lambda layers
             else:
-                from .models import quiet_keras_warnings
 
                 with quiet_keras_warnings():
                     self.model = build_model(cfg.model, len(self.data.label_names), cfg.image_size, cfg.weights, cfg.dropout)
@@ -323,7 +323,6 @@ class _Session:
         # Inside fit a signal is only recorded; the callback acts on it at the next batch or epoch boundary.
         with self.guard.deferred():
             if self.cfg.distribute == "multi-worker":
-                from .distributed_fit import fit_distributed
 
                 fit_distributed(self.model, self.strategy, self.datasets["train"], self.datasets["validation"],
                                 state.epoch, end, callback, self.reporter)

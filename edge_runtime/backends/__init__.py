@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgedeploy.core.errors import BackendError
+from edgedeploy.core.errors import BackendError, ModelError
 
+from ..formats import describe_suffixes, format_for_path
 from .base import BACKENDS, PLUGIN_ENV, Backend, TensorInfo
 
 __all__ = ["BACKENDS", "PLUGIN_ENV", "Backend", "TensorInfo", "backend_for", "backend_names", "register_backend_module",
@@ -56,9 +57,7 @@ def resolve_backend(model_path: str | Path, name: str = "auto") -> type[Backend]
         ModelError: missing file, a directory, or an unknown file type.
         BackendError: unknown name, wrong file type, or nothing installed.
     """
-    from edgedeploy.core.errors import ModelError
 
-    from ..formats import describe_suffixes, format_for_path
 
     path = Path(model_path)
     if not path.exists():

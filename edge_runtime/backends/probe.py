@@ -33,6 +33,8 @@ from pathlib import Path
 
 from edgedeploy.core.errors import EdgeDeployError, ModelError
 
+from . import BACKENDS
+
 PROBE_MODES = ("auto", "always", "never")
 PROBE_TIMEOUT_S = 300.0
 _EXIT_USER_ERROR = 3
@@ -196,7 +198,6 @@ def _child(argv: list[str]) -> int:
         os.kill(os.getpid(), signal.SIGSEGV)
     import numpy as np
 
-    from . import BACKENDS
 
     try:
         b = BACKENDS.get(backend)(path, threads=threads, xnnpack=xnnpack, probe="never")

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from edgedeploy.core.errors import ModelError
 from edgedeploy.core.registry import Registry
 
+from ..manifest import EMBED_KEY, Manifest
+
 if TYPE_CHECKING:
     from ..manifest import Manifest
 
@@ -109,13 +111,11 @@ class ModelFormat:
 
     def manifest_text(self, data: bytes) -> str | None:
         """The manifest JSON embedded in model bytes, or None."""
-        from ..manifest import EMBED_KEY
 
         return self.metadata_from_bytes(data).get(EMBED_KEY)
 
     def write_manifest(self, data: bytes, manifest: "Manifest | str") -> bytes:
         """Model bytes with the manifest embedded (compact JSON; the sidecar keeps the indented form)."""
-        from ..manifest import EMBED_KEY
 
         text = manifest if isinstance(manifest, str) else json.dumps(manifest.to_dict(), sort_keys=True, separators=(",", ":"))
         return self.write_metadata(data, EMBED_KEY, text)
@@ -125,7 +125,6 @@ class ModelFormat:
 
         Tests make "no manifest" models from real exports this way.
         """
-        from ..manifest import EMBED_KEY
 
         return self.write_metadata(data, EMBED_KEY, None)
 
@@ -137,7 +136,6 @@ class ModelFormat:
             strict: raise on damaged metadata; False skips to the sidecar (a
                 runtime's load reports the damage later).
         """
-        from ..manifest import EMBED_KEY, Manifest
 
         p = Path(path)
         try:

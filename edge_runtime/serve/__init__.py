@@ -55,6 +55,8 @@ from typing import TYPE_CHECKING, Any
 from edgedeploy.core.errors import EdgeDeployError
 from edgedeploy.core.flags import flag, int_at_least, non_negative_float, positive_float
 
+from .server import serve_forever
+
 if TYPE_CHECKING:
     from ..classifier import ImageClassifier
 
@@ -165,6 +167,5 @@ def serve(clf: "ImageClassifier", options: ServeOptions, *, model_load_s: float 
         EdgeDeployError: the serve extra is missing, or the address cannot be bound.
     """
     require_serve_extra()
-    from .server import serve_forever
 
     return serve_forever(clf, options, model_load_s)

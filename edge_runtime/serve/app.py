@@ -31,8 +31,10 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from edgedeploy import __version__
 from edgedeploy.core.errors import EdgeDeployError
 
+from .batcher import Admission, Batcher, Job
 from .errors import HTTPError, error_response
 
 if TYPE_CHECKING:
@@ -158,7 +160,6 @@ class Predictor:
     """
 
     def __init__(self, clf: "ImageClassifier", options: "ServeOptions", metrics: "ServeMetrics"):
-        from .batcher import Admission, Batcher
 
         self.clf = clf
         self.default_top_k = int(getattr(clf, "top_k", 5))
@@ -171,7 +172,6 @@ class Predictor:
 
     def _decode(self, name: str, data: bytes, deadline: float) -> Future:
         """Decode-pool thread: one image -> the batcher; its future gives the row of probabilities."""
-        from .batcher import Job
 
         try:
             if time.monotonic() > deadline:
@@ -227,7 +227,6 @@ def make_app(clf: "ImageClassifier", options: "ServeOptions", metrics: "ServeMet
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
-    from edgedeploy import __version__
 
     predictor = Predictor(clf, options, metrics)
     started = time.time()

@@ -22,6 +22,8 @@ import subprocess
 import sys
 from typing import Any, Iterable
 
+from edgedeploy import __version__
+
 # The packages the edge side reports; train/ and export/ pass their own lists.
 EDGE_PACKAGES = ("edgedeploy", "numpy", "pillow", "ai-edge-litert", "tflite-runtime", "onnxruntime", "matplotlib", "tqdm")
 
@@ -93,7 +95,6 @@ def package_versions(names: Iterable[str] = EDGE_PACKAGES, missing: str | None =
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             if name == "edgedeploy":
-                from edgedeploy import __version__
 
                 out[name] = f"{__version__} (source checkout)"
             elif not skip_missing:

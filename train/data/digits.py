@@ -12,11 +12,11 @@ import numpy as np
 
 from edgedeploy.runtime.datasets import DIGITS_LABELS, SPLIT_FRACTIONS, SPLIT_SEED, load_digits
 
+from .._tf import import_tf
 from . import DATASETS, SPLITS, DataSpec, Prepared, SplitSource
 
 
 def prepare(cfg: Any, record: dict[str, Any] | None = None) -> Prepared:
-    from .._tf import import_tf
 
     sets = {s: load_digits(s) for s in SPLITS}
     counts = {s: len(sets[s]) for s in SPLITS}

@@ -28,6 +28,7 @@ import numpy as np
 from edgedeploy.core.errors import EdgeDeployError, ImageError
 from edgedeploy.runtime.preprocess import load_image
 
+from .._tf import import_tf
 from . import DATASETS, SPLITS, DataSpec, Prepared, SplitSource
 
 SPLIT_SEED = 1234
@@ -199,7 +200,6 @@ def _load_for_tf(path: Any) -> tuple[np.ndarray, np.bool_]:
 
 
 def prepare(cfg: Any, record: dict[str, Any] | None = None) -> Prepared:
-    from .._tf import import_tf
 
     if record is None:
         scan = scan_folder(cfg.data_dir)

@@ -24,6 +24,8 @@ import numpy as np
 
 from edgedeploy.core.errors import EdgeDeployError
 
+from .._tf import import_tf
+from ..preprocess_tf import tf_decode
 from . import DATASETS, SPLITS, DataSpec, Prepared, SplitSource
 
 FRACTIONS = {"train": 0.8, "validation": 0.1, "test": 0.1}
@@ -32,7 +34,6 @@ FRACTIONS = {"train": 0.8, "validation": 0.1, "test": 0.1}
 def _builder(name: str, data_dir: str | None) -> Any:
     import tensorflow_datasets as tfds
 
-    from .._tf import import_tf
 
     import_tf()
     try:
@@ -70,7 +71,6 @@ def _encoded(builder: Any) -> tuple[Any, int]:
     """The whole ``train`` split as (encoded bytes, label), in file order, and its size."""
     import tensorflow_datasets as tfds
 
-    from .._tf import import_tf
 
     tf = import_tf()
     ds = builder.as_dataset(split="train", shuffle_files=False, decoders={"image": tfds.decode.SkipDecoding()})
@@ -96,8 +96,6 @@ def _take_skip(ds: Any, n: int, split: str) -> Any:
 
 def _make(name: str) -> tuple[Any, Any]:
     def prepare(cfg: Any, record: dict[str, Any] | None = None) -> Prepared:
-        from .._tf import import_tf
-        from ..preprocess_tf import tf_decode
 
         tf = import_tf()
         data_dir = cfg.data_dir
@@ -127,7 +125,6 @@ def _make(name: str) -> tuple[Any, Any]:
         return Prepared(name, labels, counts, rec, raw, augment_flip=True)
 
     def split_source(record: dict[str, Any], split: str) -> SplitSource:
-        from ..preprocess_tf import tf_decode
 
         builder = _builder(name, record.get("data_dir"))
         encoded, n = _encoded(builder)
